@@ -1,0 +1,337 @@
+//! Apps (tenants): their credentials, limits and switches, the operations on them that every
+//! surface and the CLI share, and the in-memory cache the hot path reads.
+
+mod cache;
+pub mod origin;
+
+use std::sync::Arc;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DefaultAppConfig, Secret};
+use crate::store::{self, Store, apps::AppRecord, apps::NewApp};
+
+pub use cache::{AppCache, AppChanges};
+pub use origin::OriginPattern;
+
+/// Per-app limits (SPEC §3, §10). Stored in the app's settings; absent fields take these
+/// defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppLimits {
+    /// Concurrent connections; 0 means unlimited. Default 0.
+    pub max_connections: u64,
+    /// Largest event `data` (and client message), in bytes. Default 10 240.
+    pub max_message_bytes: usize,
+    /// Client events a connection may send per second. Default 10.
+    pub client_events_per_second: u32,
+    /// Members of one presence channel. Default 100.
+    pub max_presence_members: usize,
+    /// Channels one connection may hold. Default 100.
+    pub max_channels_per_connection: usize,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 0,
+            max_message_bytes: 10 * 1024,
+            client_events_per_second: 10,
+            max_presence_members: 100,
+            max_channels_per_connection: 100,
+        }
+    }
+}
+
+/// Per-app switches, all off by default (SPEC §1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Switches {
+    pub subscription_count: bool,
+    pub watchlist_events: bool,
+    pub legacy_key_publish: bool,
+    pub legacy_open_emit: bool,
+}
+
+/// The JSON kept in the `settings` column.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AppSettings {
+    pub allowed_origins: Vec<String>,
+    pub limits: AppLimits,
+    pub switches: Switches,
+}
+
+/// An app as the hot path sees it: immutable, shared through `Arc`.
+#[derive(Debug)]
+pub struct App {
+    pub id: Arc<str>,
+    pub number: i64,
+    pub key: Arc<str>,
+    pub secret: Secret,
+    pub name: String,
+    pub enabled: bool,
+    pub owner_id: Option<i64>,
+    pub origins: Vec<OriginPattern>,
+    pub settings: AppSettings,
+}
+
+impl App {
+    pub fn limits(&self) -> &AppLimits {
+        &self.settings.limits
+    }
+
+    pub fn switches(&self) -> &Switches {
+        &self.settings.switches
+    }
+
+    /// Whether an upgrade or handshake from `origin` may proceed (SPEC §1).
+    pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        origin::allowed(&self.origins, origin)
+    }
+
+    fn from_record(r: AppRecord) -> Self {
+        // Settings are written only by this module; a row edited by hand into something
+        // unreadable falls back to defaults rather than taking the app down.
+        let settings: AppSettings = serde_json::from_str(&r.settings).unwrap_or_else(|e| {
+            tracing::warn!(app_id = %r.id, error = %e, "unreadable app settings, using defaults");
+            AppSettings::default()
+        });
+        let origins = settings
+            .allowed_origins
+            .iter()
+            .filter_map(|o| OriginPattern::parse(o).ok())
+            .collect();
+        Self {
+            id: r.id.into(),
+            number: r.number,
+            key: r.key.into(),
+            secret: Secret(r.secret),
+            name: r.name,
+            enabled: r.enabled,
+            owner_id: r.owner_id,
+            origins,
+            settings,
+        }
+    }
+}
+
+/// Why an app operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// Fields for a new app; `None` means generate.
+#[derive(Debug, Clone, Default)]
+pub struct CreateApp {
+    pub id: Option<String>,
+    pub key: Option<String>,
+    pub secret: Option<String>,
+    pub name: String,
+    pub owner_id: Option<i64>,
+    pub settings: AppSettings,
+}
+
+/// Creates an app, generating what was not given.
+pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
+    let id = match req.id {
+        Some(id) => validate_token("id", id, 64)?,
+        None => random_digits(7),
+    };
+    let key = match req.key {
+        Some(key) => validate_token("key", key, 128)?,
+        None => random_hex(10),
+    };
+    let secret = match req.secret {
+        Some(s) if s.len() >= 8 && s.len() <= 255 => s,
+        Some(_) => {
+            return Err(Error::Invalid {
+                field: "secret",
+                reason: "must be 8–255 characters".into(),
+            });
+        }
+        None => random_hex(16),
+    };
+    validate_settings(&req.settings)?;
+    let name = if req.name.trim().is_empty() {
+        format!("app {id}")
+    } else {
+        req.name.trim().chars().take(255).collect()
+    };
+    let record = store
+        .insert_app(NewApp {
+            id,
+            key,
+            secret,
+            name,
+            enabled: true,
+            owner_id: req.owner_id,
+            settings: settings_json(&req.settings),
+        })
+        .await?;
+    Ok(App::from_record(record))
+}
+
+/// Replaces an app's secret with a fresh random one.
+pub async fn rotate_secret(store: &Store, id: &str) -> Result<App, Error> {
+    let mut record = store.get_app(id).await?;
+    record.secret = random_hex(16);
+    Ok(App::from_record(store.update_app(&record).await?))
+}
+
+/// Enables or disables an app.
+pub async fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<App, Error> {
+    let mut record = store.get_app(id).await?;
+    record.enabled = enabled;
+    Ok(App::from_record(store.update_app(&record).await?))
+}
+
+/// Replaces an app's settings.
+pub async fn set_settings(store: &Store, id: &str, settings: &AppSettings) -> Result<App, Error> {
+    validate_settings(settings)?;
+    let mut record = store.get_app(id).await?;
+    record.settings = settings_json(settings);
+    Ok(App::from_record(store.update_app(&record).await?))
+}
+
+/// Deletes an app.
+pub async fn delete(store: &Store, id: &str) -> Result<(), Error> {
+    Ok(store.delete_app(id).await?)
+}
+
+/// Every app.
+pub async fn list(store: &Store) -> Result<Vec<App>, Error> {
+    Ok(store
+        .list_apps()
+        .await?
+        .into_iter()
+        .map(App::from_record)
+        .collect())
+}
+
+/// Makes sure the default app exists (SPEC §2): on an empty database one is created; when
+/// configuration pins id, key or secret, the app is created or updated to match. Returns the
+/// app and whether it was created now.
+pub async fn ensure_default(
+    store: &Store,
+    pinned: &DefaultAppConfig,
+) -> Result<Option<(App, bool)>, Error> {
+    let existing = store.list_apps().await?;
+    if !pinned.is_pinned() {
+        if existing.is_empty() {
+            let app = create(
+                store,
+                CreateApp {
+                    name: pinned.name.clone().unwrap_or_else(|| "default".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            return Ok(Some((app, true)));
+        }
+        return Ok(None);
+    }
+    let found = existing
+        .into_iter()
+        .find(|r| match (&pinned.id, &pinned.key) {
+            (Some(id), _) => r.id == *id,
+            (None, Some(key)) => r.key == *key,
+            (None, None) => true,
+        });
+    match found {
+        None => {
+            let app = create(
+                store,
+                CreateApp {
+                    id: pinned.id.clone(),
+                    key: pinned.key.clone(),
+                    secret: pinned.secret.as_ref().map(|s| s.0.clone()),
+                    name: pinned.name.clone().unwrap_or_else(|| "default".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+            Ok(Some((app, true)))
+        }
+        Some(mut record) => {
+            let before = record.clone();
+            if let Some(key) = &pinned.key {
+                record.key = validate_token("key", key.clone(), 128)?;
+            }
+            if let Some(secret) = &pinned.secret {
+                record.secret = secret.0.clone();
+            }
+            if let Some(name) = &pinned.name {
+                record.name = name.clone();
+            }
+            if record != before {
+                record = store.update_app(&record).await?;
+            }
+            Ok(Some((App::from_record(record), false)))
+        }
+    }
+}
+
+fn settings_json(settings: &AppSettings) -> String {
+    serde_json::to_string(settings).unwrap_or_else(|_| "{}".into())
+}
+
+fn validate_settings(settings: &AppSettings) -> Result<(), Error> {
+    for o in &settings.allowed_origins {
+        OriginPattern::parse(o).map_err(|e| Error::Invalid {
+            field: "allowed_origins",
+            reason: e.to_string(),
+        })?;
+    }
+    let l = &settings.limits;
+    if l.max_message_bytes == 0 || l.max_message_bytes > 1024 * 1024 {
+        return Err(Error::Invalid {
+            field: "max_message_bytes",
+            reason: "must be 1–1048576".into(),
+        });
+    }
+    if l.max_channels_per_connection == 0 || l.max_presence_members == 0 {
+        return Err(Error::Invalid {
+            field: "limits",
+            reason: "channel and member limits must be at least 1".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Ids and keys travel in URLs: `[A-Za-z0-9_.-]`, 1 to `max` characters.
+fn validate_token(field: &'static str, value: String, max: usize) -> Result<String, Error> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok {
+        Ok(value)
+    } else {
+        Err(Error::Invalid {
+            field,
+            reason: format!("1–{max} characters of A-Z a-z 0-9 _ . -"),
+        })
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(buf.as_mut_slice());
+    hex::encode(buf)
+}
+
+fn random_digits(n: usize) -> String {
+    let mut rng = rand::rng();
+    let first = rng.random_range(1..=9u8);
+    std::iter::once(first)
+        .chain((1..n).map(|_| rng.random_range(0..=9u8)))
+        .map(|d| char::from(b'0' + d))
+        .collect()
+}

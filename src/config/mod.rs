@@ -1,0 +1,340 @@
+//! Configuration: typed sections with documented defaults, layered as SPEC §2 says:
+//! built-in defaults → `switchboard.toml` (or `--config FILE`) → environment → flags.
+//!
+//! Everything is validated once, before anything starts; an unknown key or an unparsable value is
+//! a [`ConfigError`] naming the setting (the binary exits with code 2). Only this module reads
+//! the process environment.
+
+mod env;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use env::ENV_VARS;
+
+/// A bad setting: one line naming it, for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// A secret that never shows up in logs or `Debug` output.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// The whole configuration, immutable after start.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub default_app: DefaultAppConfig,
+    pub pusher: PusherConfig,
+    pub connection: ConnectionConfig,
+}
+
+/// Listening socket, data directory and HTTP-level limits.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to bind. Default `0.0.0.0`. Env `SWITCHBOARD_BIND` (or Notif's `SERVER_ADDR`).
+    pub bind: IpAddr,
+    /// TCP port; 0 picks a free one (tests). Default 6001. Env `PORT`.
+    pub port: u16,
+    /// Where SQLite, uploads and generated secrets live. Default `./switchboard-data`.
+    pub data_dir: PathBuf,
+    /// Time a client gets to send its request headers (and finish a WebSocket upgrade), in
+    /// milliseconds. Default 10 000 (SPEC §10).
+    pub handshake_timeout_ms: u64,
+    /// Largest request head accepted, in bytes. Default 16 384 (SPEC §10).
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for in-flight requests, in milliseconds. Default 10 000.
+    pub shutdown_grace_ms: u64,
+    /// How often the app cache checks the database for changes made elsewhere (the CLI, another
+    /// node), in milliseconds. Default 500, so a change takes effect within a second.
+    pub app_refresh_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: IpAddr::from([0, 0, 0, 0]),
+            port: 6001,
+            data_dir: PathBuf::from("./switchboard-data"),
+            handshake_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            shutdown_grace_ms: 10_000,
+            app_refresh_ms: 500,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+    pub fn app_refresh(&self) -> Duration {
+        Duration::from_millis(self.app_refresh_ms)
+    }
+}
+
+/// Where data lives.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH`, `postgres://…` or `mysql://…`. Default: SQLite in the data dir.
+    /// Env `DATABASE_URL`.
+    pub url: Option<String>,
+}
+
+/// Logging.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `switchboard=debug`. Default `info`. Env `LOG_LEVEL`.
+    pub level: String,
+    /// `text` or `json`. Default `text`. Env `SWITCHBOARD_LOG_FORMAT`.
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The app created on first start. Setting id, key or secret pins it: it is created or updated
+/// to match at every start. Env `SWITCHBOARD_APP_{ID,KEY,SECRET,NAME}` (Notif's `APP_KEY`,
+/// `APP_SECRET` too).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DefaultAppConfig {
+    pub id: Option<String>,
+    pub key: Option<String>,
+    pub secret: Option<Secret>,
+    pub name: Option<String>,
+}
+
+impl DefaultAppConfig {
+    /// Whether configuration pins the default app.
+    pub fn is_pinned(&self) -> bool {
+        self.id.is_some() || self.key.is_some() || self.secret.is_some()
+    }
+}
+
+/// Pusher protocol timers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PusherConfig {
+    /// Seconds of silence before the server pings a connection; also announced to clients as
+    /// `activity_timeout`. Default 120. Env `SWITCHBOARD_ACTIVITY_TIMEOUT`.
+    pub activity_timeout_secs: u64,
+    /// Seconds a pinged connection has to answer before it is closed with 4201. Default 30.
+    /// Env `SWITCHBOARD_PONG_TIMEOUT`.
+    pub pong_timeout_secs: u64,
+}
+
+impl Default for PusherConfig {
+    fn default() -> Self {
+        Self {
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+        }
+    }
+}
+
+/// Per-connection resources.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionConfig {
+    /// Bytes of frames queued for one connection before it counts as a slow consumer and is
+    /// disconnected (Pusher 4100). Default 1 MiB. Env `SWITCHBOARD_OUTBOX_MAX_BYTES`.
+    pub outbox_max_bytes: usize,
+    /// Frames queued for one connection before the same happens. Default 4096.
+    pub outbox_max_frames: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            outbox_max_bytes: 1024 * 1024,
+            outbox_max_frames: 4096,
+        }
+    }
+}
+
+/// Command-line flags: the last layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub bind: Option<IpAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub log_level: Option<String>,
+}
+
+/// File looked for in the working directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "switchboard.toml";
+
+impl Config {
+    /// Builds the configuration from every layer and validates it.
+    pub fn load(file: Option<&Path>, flags: &Overrides) -> Result<Self, ConfigError> {
+        let mut config = match file {
+            Some(path) => Self::from_file(path)?,
+            None if Path::new(DEFAULT_FILE).exists() => Self::from_file(Path::new(DEFAULT_FILE))?,
+            None => Self::default(),
+        };
+        env::apply(&mut config, |name| std::env::var(name).ok())?;
+        config.apply_flags(flags);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses a TOML file; unknown keys are errors.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+            .map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.0)))
+    }
+
+    /// Parses TOML text; unknown keys are errors.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let one_line = e.message().replace('\n', " ");
+            match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].lines().count().max(1);
+                    ConfigError(format!("line {line}: {one_line}"))
+                }
+                None => ConfigError(one_line),
+            }
+        })
+    }
+
+    fn apply_flags(&mut self, flags: &Overrides) {
+        if let Some(port) = flags.port {
+            self.server.port = port;
+        }
+        if let Some(bind) = flags.bind {
+            self.server.bind = bind;
+        }
+        if let Some(dir) = &flags.data_dir {
+            self.server.data_dir = dir.clone();
+        }
+        if let Some(url) = &flags.database_url {
+            self.database.url = Some(url.clone());
+        }
+        if let Some(level) = &flags.log_level {
+            self.log.level = level.clone();
+        }
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError(
+                "SWITCHBOARD_DATA_DIR: must not be empty".into(),
+            ));
+        }
+        let url = self.database_url();
+        let scheme = url.split("://").next().unwrap_or_default();
+        match scheme {
+            "sqlite" => {}
+            "postgres" | "postgresql" if cfg!(feature = "postgres") => {}
+            "mysql" | "mariadb" if cfg!(feature = "mysql") => {}
+            "libsql" | "http" | "https" | "ws" | "wss" => {
+                return Err(ConfigError(format!(
+                    "DATABASE_URL: libSQL is not supported ({scheme}://); use sqlite://, postgres:// or mysql://"
+                )));
+            }
+            _ => {
+                return Err(ConfigError(format!(
+                    "DATABASE_URL: unsupported scheme {scheme:?}; use sqlite://, postgres:// or mysql://"
+                )));
+            }
+        }
+        if self.pusher.activity_timeout_secs == 0 {
+            return Err(ConfigError(
+                "SWITCHBOARD_ACTIVITY_TIMEOUT: must be at least 1 second".into(),
+            ));
+        }
+        if self.connection.outbox_max_bytes < 16 * 1024 {
+            return Err(ConfigError(
+                "SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into(),
+            ));
+        }
+        if let Some(app) = &self.default_app.key
+            && (app.is_empty() || app.len() > 128)
+        {
+            return Err(ConfigError(
+                "SWITCHBOARD_APP_KEY: must be 1–128 characters".into(),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| ConfigError(format!("LOG_LEVEL={:?}: {e}", self.log.level)))?;
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or SQLite in the data dir.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.server.data_dir.join("switchboard.db").display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_toml_key_is_an_error() {
+        let err = Config::from_toml("[server]\nprot = 1\n").unwrap_err();
+        assert!(err.0.contains("prot"), "{}", err.0);
+    }
+
+    #[test]
+    fn toml_overrides_defaults() {
+        let c = Config::from_toml("[server]\nport = 7000\n[pusher]\nactivity_timeout_secs = 5\n")
+            .unwrap();
+        assert_eq!(c.server.port, 7000);
+        assert_eq!(c.pusher.activity_timeout_secs, 5);
+        assert_eq!(c.pusher.pong_timeout_secs, 30);
+    }
+
+    #[test]
+    fn libsql_is_refused() {
+        let mut c = Config::default();
+        c.database.url = Some("libsql://db.example".into());
+        assert!(c.validate().unwrap_err().0.contains("libSQL"));
+    }
+}

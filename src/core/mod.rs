@@ -1,0 +1,758 @@
+//! The realtime core: the transport-neutral engine every surface calls. Channels,
+//! subscriptions, presence, cache channels, signed-in users and fan-out live here.
+//!
+//! The core knows a connection as a [`ConnHandle`] with a [`Transport`] id and encodes events
+//! with the encoder its surface registered. It imports no axum, socketioxide, sqlx or surface
+//! type, and gets app limits as values ([`ChannelRules`]). Every publish goes through the
+//! [`Broker`]; what the broker hands back is delivered to local subscribers.
+
+pub mod channel;
+pub mod conn;
+mod fanout;
+mod presence;
+mod registry;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{RwLock, RwLockWriteGuard};
+
+pub use crate::broker::wire::Data;
+use crate::broker::{self, Broker, Envelope, wire};
+use crate::metrics;
+pub use channel::{ChannelKind, ChannelName, ChannelNameError};
+pub use conn::{Conn, ConnHandle, Disconnect, OutboxLimits, SocketId, Transport};
+pub use fanout::Encoder;
+use fanout::Encoders;
+pub use presence::PresenceSnapshot;
+use registry::{AppSpace, Cached, Channel, Subscriber};
+
+/// Longest user id (SPEC §3).
+pub const MAX_USER_ID_LEN: usize = 128;
+/// How long a cache channel keeps its last event (as Pusher: 30 minutes).
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Most users one watchlist may hold (SPEC §3).
+pub const MAX_WATCHLIST: usize = 100;
+
+/// Internal event names the core raises.
+pub mod events {
+    pub const MEMBER_ADDED: &str = "pusher_internal:member_added";
+    pub const MEMBER_REMOVED: &str = "pusher_internal:member_removed";
+    pub const SUBSCRIPTION_COUNT: &str = "pusher_internal:subscription_count";
+    pub const WATCHLIST_EVENTS: &str = "pusher_internal:watchlist_events";
+}
+
+/// An event on its way to subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `None` for messages addressed to one connection (watchlist events).
+    pub channel: Option<ChannelName>,
+    pub name: Arc<str>,
+    pub data: Data,
+    /// For client events on presence channels: the sender's user id.
+    pub user_id: Option<Arc<str>>,
+    /// A connection that must not get it (the publisher's own, as Pusher's `socket_id`).
+    pub except: Option<SocketId>,
+}
+
+impl Event {
+    /// Internal events (`pusher:`, `pusher_internal:`) are never cached or counted as messages.
+    pub fn is_internal(&self) -> bool {
+        self.name.starts_with("pusher_internal:") || self.name.starts_with("pusher:")
+    }
+}
+
+/// App limits and switches that matter to a subscription, passed as values.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelRules {
+    pub max_members: usize,
+    pub max_channels: usize,
+    pub subscription_count: bool,
+}
+
+/// A presence member as a subscriber declares it.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub user_id: Arc<str>,
+    /// `user_info` as compact JSON text.
+    pub user_info: Option<Arc<str>>,
+}
+
+/// What a new subscriber is told.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub presence: Option<PresenceSnapshot>,
+    pub cache: CacheReplay,
+}
+
+/// For cache channels: the event to replay, or a miss.
+#[derive(Debug, Clone)]
+pub enum CacheReplay {
+    NotCache,
+    Miss,
+    Hit(Event),
+}
+
+/// Why a subscription was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("connection is subscribed to too many channels")]
+    ChannelLimit,
+    #[error("presence channel has reached its member limit")]
+    MemberLimit,
+    #[error("presence channels need channel_data with a user_id")]
+    MemberRequired,
+    #[error("connection is closed")]
+    Closed,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("app is over its connection quota")]
+    OverQuota,
+}
+
+/// Occupancy of one channel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChannelStats {
+    pub subscription_count: usize,
+    /// Presence channels only.
+    pub user_count: Option<usize>,
+}
+
+/// The engine handle: cheap to clone.
+#[derive(Clone)]
+pub struct Realtime(Arc<Inner>);
+
+struct Inner {
+    node: u32,
+    seq: AtomicU64,
+    spaces: RwLock<HashMap<Arc<str>, Arc<AppSpace>>>,
+    broker: Arc<dyn Broker>,
+    encoders: Encoders,
+    outbox: OutboxLimits,
+}
+
+/// What the broker calls back into; weak so the broker does not keep the core alive.
+struct SinkRef(Weak<Inner>);
+
+impl broker::Sink for SinkRef {
+    fn deliver(&self, envelope: Envelope) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.deliver(envelope);
+        }
+    }
+}
+
+impl Realtime {
+    /// Builds the engine on a broker; each connection gets an outbox bounded by `outbox`.
+    pub fn new(broker: Arc<dyn Broker>, outbox: OutboxLimits) -> Self {
+        let node = loop {
+            let n: u32 = rand::random();
+            if n > 0 {
+                break n;
+            }
+        };
+        let inner = Arc::new(Inner {
+            node,
+            seq: AtomicU64::new(1),
+            spaces: RwLock::default(),
+            broker: broker.clone(),
+            encoders: Encoders::default(),
+            outbox,
+        });
+        broker.attach(Arc::new(SinkRef(Arc::downgrade(&inner))));
+        Self(inner)
+    }
+
+    /// Registers the frame encoder of a transport (once, at start).
+    pub fn register_encoder(&self, transport: Transport, encoder: Encoder) {
+        self.0.encoders.register(transport, encoder);
+    }
+
+    pub fn broker_healthy(&self) -> bool {
+        self.0.broker.healthy()
+    }
+
+    pub fn broker_name(&self) -> &'static str {
+        self.0.broker.name()
+    }
+
+    /// Opens a connection for `app`, counting it against `max_connections` (0 = unlimited).
+    pub fn connect(
+        &self,
+        app: &Arc<str>,
+        transport: Transport,
+        max_connections: u64,
+    ) -> Result<ConnHandle, ConnectError> {
+        let space = self.0.space(app);
+        let now = space.connection_count.fetch_add(1, Ordering::AcqRel) + 1;
+        if max_connections > 0 && now > max_connections {
+            space.connection_count.fetch_sub(1, Ordering::AcqRel);
+            return Err(ConnectError::OverQuota);
+        }
+        let socket_id = SocketId {
+            node: self.0.node,
+            seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
+        };
+        let conn = Conn::new(socket_id, transport, app.clone(), self.0.outbox);
+        space.conns.lock().insert(socket_id, conn.clone());
+        metrics::connection_opened(transport);
+        Ok(conn)
+    }
+
+    /// Removes a connection from everything it joined, announcing what that changes. Safe to
+    /// call twice.
+    pub fn disconnect(&self, conn: &ConnHandle, rules: &ChannelRules) {
+        if conn.mark_closed() {
+            return;
+        }
+        for channel in conn.channels() {
+            self.unsubscribe(conn, &channel, rules);
+        }
+        self.sign_out(conn);
+        let space = self.0.space(&conn.app);
+        space.conns.lock().remove(&conn.socket_id);
+        space.connection_count.fetch_sub(1, Ordering::AcqRel);
+        metrics::connection_closed(conn.transport);
+    }
+
+    /// Subscribes `conn` to `channel`. Presence channels need `member`.
+    pub fn subscribe(
+        &self,
+        conn: &ConnHandle,
+        channel: &ChannelName,
+        member: Option<Member>,
+        rules: &ChannelRules,
+    ) -> Result<Joined, SubscribeError> {
+        let presence = channel.kind() == ChannelKind::Presence;
+        let member = if presence {
+            Some(member.ok_or(SubscribeError::MemberRequired)?)
+        } else {
+            None
+        };
+        {
+            let m = conn.membership.lock();
+            if !m.channels.contains(channel) && m.channels.len() >= rules.max_channels {
+                return Err(SubscribeError::ChannelLimit);
+            }
+        }
+        if conn.closing().is_some() {
+            return Err(SubscribeError::Closed);
+        }
+        let space = self.0.space(&conn.app);
+        let mut shard = space.shard(channel).write();
+        let ch = shard.entry(channel.clone()).or_default();
+        if ch.subscribers.contains_key(&conn.socket_id) {
+            return Ok(Joined {
+                presence: ch.members.as_ref().map(|m| m.snapshot()),
+                cache: replay(channel, ch),
+            });
+        }
+        let mut new_member = None;
+        if let Some(member) = &member {
+            let members = ch.members.get_or_insert_with(Default::default);
+            if !members.contains(&member.user_id) && members.len() >= rules.max_members {
+                if !ch.occupied() && ch.cached.is_none() {
+                    shard.remove(channel);
+                }
+                return Err(SubscribeError::MemberLimit);
+            }
+            if members.join(&member.user_id, member.user_info.clone()) {
+                new_member = Some(member.clone());
+            }
+        }
+        ch.subscribers.insert(
+            conn.socket_id,
+            Subscriber {
+                conn: conn.clone(),
+                user: member.map(|m| m.user_id),
+            },
+        );
+        let joined = Joined {
+            presence: ch.members.as_ref().map(|m| m.snapshot()),
+            cache: replay(channel, ch),
+        };
+        let count = ch.subscribers.len();
+        drop(shard);
+        conn.membership.lock().channels.push(channel.clone());
+        metrics::subscriptions_changed(1);
+
+        if let Some(m) = new_member {
+            let data = serde_json::json!({ "user_id": &*m.user_id, "user_info": m.user_info.as_deref().map(raw_json) });
+            self.publish_internal(
+                &conn.app,
+                channel,
+                events::MEMBER_ADDED,
+                data,
+                Some(conn.socket_id),
+            );
+        }
+        if rules.subscription_count && !presence {
+            self.publish_count(&conn.app, channel, count);
+        }
+        Ok(joined)
+    }
+
+    /// Unsubscribes `conn` from `channel`; false when it was not subscribed.
+    pub fn unsubscribe(
+        &self,
+        conn: &ConnHandle,
+        channel: &ChannelName,
+        rules: &ChannelRules,
+    ) -> bool {
+        {
+            let mut m = conn.membership.lock();
+            let Some(pos) = m.channels.iter().position(|c| c == channel) else {
+                return false;
+            };
+            m.channels.swap_remove(pos);
+        }
+        let space = self.0.space(&conn.app);
+        let mut shard = space.shard(channel).write();
+        let Some(ch) = shard.get_mut(channel) else {
+            return false;
+        };
+        let Some(sub) = ch.subscribers.remove(&conn.socket_id) else {
+            return false;
+        };
+        let left = match (&mut ch.members, &sub.user) {
+            (Some(members), Some(user)) => members.leave(user).then(|| user.clone()),
+            _ => None,
+        };
+        let count = ch.subscribers.len();
+        if count == 0 && ch.cached.is_none() {
+            shard.remove(channel);
+        }
+        drop(shard);
+        metrics::subscriptions_changed(-1);
+        if let Some(user) = left {
+            self.publish_internal(
+                &conn.app,
+                channel,
+                events::MEMBER_REMOVED,
+                serde_json::json!({ "user_id": &*user }),
+                None,
+            );
+        }
+        if rules.subscription_count && channel.kind() != ChannelKind::Presence && count > 0 {
+            self.publish_count(&conn.app, channel, count);
+        }
+        true
+    }
+
+    /// Publishes an event to every subscriber of its channel, cluster-wide.
+    pub fn publish(&self, app: &Arc<str>, event: Event) -> Result<(), broker::Error> {
+        let Some(channel) = event.channel else {
+            return Ok(());
+        };
+        self.0.broker.publish(Envelope {
+            app: app.clone(),
+            message: wire::Message::Event {
+                channel: channel.as_arc().clone(),
+                name: event.name,
+                data: event.data,
+                user_id: event.user_id,
+                except: event.except.map(|s| s.to_string().into()),
+            },
+        })
+    }
+
+    /// Ends every connection of a signed-in user, cluster-wide.
+    pub fn terminate_user(&self, app: &Arc<str>, user_id: &str) -> Result<(), broker::Error> {
+        self.0.broker.publish(Envelope {
+            app: app.clone(),
+            message: wire::Message::TerminateUser {
+                user_id: user_id.into(),
+            },
+        })
+    }
+
+    /// Closes every local connection of an app (disabled or deleted).
+    pub fn close_app(&self, app: &str, reason: Disconnect) {
+        let space = self.0.spaces.read().get(app).cloned();
+        if let Some(space) = space {
+            let conns: Vec<_> = space.conns.lock().values().cloned().collect();
+            for conn in conns {
+                conn.close(reason);
+            }
+        }
+    }
+
+    /// Closes every local connection (shutdown).
+    pub fn close_all(&self, reason: Disconnect) {
+        let spaces: Vec<_> = self.0.spaces.read().values().cloned().collect();
+        for space in spaces {
+            let conns: Vec<_> = space.conns.lock().values().cloned().collect();
+            for conn in conns {
+                conn.close(reason);
+            }
+        }
+    }
+
+    /// Local connections of an app.
+    pub fn connection_count(&self, app: &str) -> u64 {
+        self.0
+            .spaces
+            .read()
+            .get(app)
+            .map_or(0, |s| s.connection_count.load(Ordering::Acquire))
+    }
+
+    /// Local connections across apps.
+    pub fn total_connections(&self) -> u64 {
+        self.0
+            .spaces
+            .read()
+            .values()
+            .map(|s| s.connection_count.load(Ordering::Acquire))
+            .sum()
+    }
+
+    /// Occupancy of one channel.
+    pub fn channel_stats(&self, app: &str, channel: &ChannelName) -> ChannelStats {
+        let Some(space) = self.0.spaces.read().get(app).cloned() else {
+            return ChannelStats::default();
+        };
+        let shard = space.shard(channel).read();
+        shard.get(channel).map(stats).unwrap_or_default()
+    }
+
+    /// Occupied channels whose name starts with `prefix`, sorted by name. Per-user channels
+    /// are internal and never listed.
+    pub fn occupied_channels(&self, app: &str, prefix: &str) -> Vec<(ChannelName, ChannelStats)> {
+        let Some(space) = self.0.spaces.read().get(app).cloned() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for shard in space.shards() {
+            let shard = shard.read();
+            out.extend(
+                shard
+                    .iter()
+                    .filter(|(name, ch)| {
+                        ch.occupied()
+                            && name.kind() != ChannelKind::User
+                            && name.as_str().starts_with(prefix)
+                    })
+                    .map(|(name, ch)| (name.clone(), stats(ch))),
+            );
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// User ids of a presence channel, in join order.
+    pub fn presence_users(&self, app: &str, channel: &ChannelName) -> Vec<Arc<str>> {
+        let Some(space) = self.0.spaces.read().get(app).cloned() else {
+            return Vec::new();
+        };
+        let shard = space.shard(channel).read();
+        shard
+            .get(channel)
+            .and_then(|c| c.members.as_ref())
+            .map(|m| m.user_ids())
+            .unwrap_or_default()
+    }
+
+    /// Signs a connection in as `user_id`: it joins the user's channel, and with a watchlist
+    /// it is told who of those users is online now (returned) and later as they come and go.
+    pub fn sign_in(
+        &self,
+        conn: &ConnHandle,
+        user_id: Arc<str>,
+        watchlist: Vec<Arc<str>>,
+    ) -> Vec<Arc<str>> {
+        self.sign_out(conn);
+        let space = self.0.space(&conn.app);
+        let first = {
+            let mut users = space.users.lock();
+            let list = users.entry(user_id.clone()).or_default();
+            list.push(conn.clone());
+            list.len() == 1
+        };
+        let user_channel = ChannelName::for_user(&user_id);
+        space
+            .shard(&user_channel)
+            .write()
+            .entry(user_channel)
+            .or_default()
+            .subscribers
+            .insert(
+                conn.socket_id,
+                Subscriber {
+                    conn: conn.clone(),
+                    user: Some(user_id.clone()),
+                },
+            );
+        let online = {
+            let users = space.users.lock();
+            watchlist
+                .iter()
+                .filter(|w| users.contains_key(*w))
+                .cloned()
+                .collect()
+        };
+        {
+            let mut watchers = space.watchers.lock();
+            for w in &watchlist {
+                watchers.entry(w.clone()).or_default().push(conn.clone());
+            }
+        }
+        {
+            let mut m = conn.membership.lock();
+            m.user = Some(user_id.clone());
+            m.watching = watchlist;
+        }
+        if first {
+            self.notify_watchers(&space, &user_id, "online");
+        }
+        online
+    }
+
+    fn sign_out(&self, conn: &ConnHandle) {
+        let (user, watching) = {
+            let mut m = conn.membership.lock();
+            (m.user.take(), std::mem::take(&mut m.watching))
+        };
+        let Some(user) = user else { return };
+        let space = self.0.space(&conn.app);
+        let last = {
+            let mut users = space.users.lock();
+            let mut last = false;
+            if let Some(list) = users.get_mut(&user) {
+                list.retain(|c| c.socket_id != conn.socket_id);
+                if list.is_empty() {
+                    users.remove(&user);
+                    last = true;
+                }
+            }
+            last
+        };
+        let user_channel = ChannelName::for_user(&user);
+        {
+            let mut shard = space.shard(&user_channel).write();
+            if let Some(ch) = shard.get_mut(&user_channel) {
+                ch.subscribers.remove(&conn.socket_id);
+                if ch.subscribers.is_empty() {
+                    shard.remove(&user_channel);
+                }
+            }
+        }
+        {
+            let mut watchers = space.watchers.lock();
+            for w in &watching {
+                if let Some(list) = watchers.get_mut(w) {
+                    list.retain(|c| c.socket_id != conn.socket_id);
+                    if list.is_empty() {
+                        watchers.remove(w);
+                    }
+                }
+            }
+        }
+        if last {
+            self.notify_watchers(&space, &user, "offline");
+        }
+    }
+
+    fn notify_watchers(&self, space: &AppSpace, user: &Arc<str>, what: &str) {
+        let watchers: Vec<_> = space.watchers.lock().get(user).cloned().unwrap_or_default();
+        if watchers.is_empty() {
+            return;
+        }
+        let event = Event {
+            channel: None,
+            name: events::WATCHLIST_EVENTS.into(),
+            data: json_data(
+                serde_json::json!({ "events": [{ "name": what, "user_ids": [&**user] }] }),
+            ),
+            user_id: None,
+            except: None,
+        };
+        for conn in watchers {
+            self.send_to(&conn, &event);
+        }
+    }
+
+    /// Queues an event for one connection only.
+    pub fn send_to(&self, conn: &ConnHandle, event: &Event) -> bool {
+        match self.0.encoders.encode_for(conn, event) {
+            Some(frame) => conn.try_send(frame),
+            None => false,
+        }
+    }
+
+    /// Encodes an event as one connection's transport would receive it.
+    pub fn encode_for(&self, conn: &ConnHandle, event: &Event) -> Option<Bytes> {
+        self.0.encoders.encode_for(conn, event)
+    }
+
+    /// Drops cache-channel events older than [`CACHE_TTL`] and the empty channels they kept.
+    pub fn sweep(&self) {
+        let spaces: Vec<_> = self.0.spaces.read().values().cloned().collect();
+        for space in spaces {
+            for shard in space.shards() {
+                let mut shard = shard.write();
+                shard.retain(|_, ch| {
+                    if ch
+                        .cached
+                        .as_ref()
+                        .is_some_and(|c| c.at.elapsed() > CACHE_TTL)
+                    {
+                        ch.cached = None;
+                    }
+                    ch.occupied() || ch.cached.is_some()
+                });
+            }
+        }
+    }
+
+    fn publish_internal(
+        &self,
+        app: &Arc<str>,
+        channel: &ChannelName,
+        name: &str,
+        data: serde_json::Value,
+        except: Option<SocketId>,
+    ) {
+        let event = Event {
+            channel: Some(channel.clone()),
+            name: name.into(),
+            data: json_data(data),
+            user_id: None,
+            except,
+        };
+        if let Err(e) = self.publish(app, event) {
+            tracing::debug!(error = %e, "internal event not published");
+        }
+    }
+
+    fn publish_count(&self, app: &Arc<str>, channel: &ChannelName, count: usize) {
+        self.publish_internal(
+            app,
+            channel,
+            events::SUBSCRIPTION_COUNT,
+            serde_json::json!({ "subscription_count": count }),
+            None,
+        );
+    }
+}
+
+impl Inner {
+    fn space(&self, app: &Arc<str>) -> Arc<AppSpace> {
+        if let Some(space) = self.spaces.read().get(app) {
+            return space.clone();
+        }
+        self.spaces
+            .write()
+            .entry(app.clone())
+            .or_insert_with(|| Arc::new(AppSpace::new()))
+            .clone()
+    }
+
+    fn deliver(&self, envelope: Envelope) {
+        match envelope.message {
+            wire::Message::Event {
+                channel,
+                name,
+                data,
+                user_id,
+                except,
+            } => {
+                let Ok(channel) = ChannelName::parse_for_publish(&channel) else {
+                    return;
+                };
+                let except = except.and_then(|s| s.parse().ok());
+                let event = Event {
+                    channel: Some(channel),
+                    name,
+                    data,
+                    user_id,
+                    except,
+                };
+                self.deliver_local(&envelope.app, &event);
+            }
+            wire::Message::TerminateUser { user_id } => {
+                let space = self.spaces.read().get(&envelope.app).cloned();
+                if let Some(space) = space {
+                    let conns = space
+                        .users
+                        .lock()
+                        .get(&user_id)
+                        .cloned()
+                        .unwrap_or_default();
+                    for conn in conns {
+                        conn.close(Disconnect::Terminated);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands an event to this node's subscribers; returns how many got it.
+    fn deliver_local(&self, app: &Arc<str>, event: &Event) -> usize {
+        let Some(channel) = &event.channel else {
+            return 0;
+        };
+        let started = Instant::now();
+        let cache = channel.is_cache() && !event.is_internal();
+        let delivered = if cache {
+            let space = self.space(app);
+            let mut shard = space.shard(channel).write();
+            let ch = shard.entry(channel.clone()).or_default();
+            ch.cached = Some(Cached {
+                event: Event {
+                    except: None,
+                    ..event.clone()
+                },
+                at: Instant::now(),
+            });
+            let shard = RwLockWriteGuard::downgrade(shard);
+            shard
+                .get(channel)
+                .map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+        } else {
+            let Some(space) = self.spaces.read().get(app).cloned() else {
+                return 0;
+            };
+            let shard = space.shard(channel).read();
+            shard
+                .get(channel)
+                .map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+        };
+        metrics::fanned_out(delivered, started.elapsed());
+        delivered
+    }
+}
+
+fn replay(channel: &ChannelName, ch: &Channel) -> CacheReplay {
+    if !channel.is_cache() {
+        return CacheReplay::NotCache;
+    }
+    match &ch.cached {
+        Some(c) if c.at.elapsed() <= CACHE_TTL => CacheReplay::Hit(c.event.clone()),
+        _ => CacheReplay::Miss,
+    }
+}
+
+fn stats(ch: &Channel) -> ChannelStats {
+    ChannelStats {
+        subscription_count: ch.subscribers.len(),
+        user_count: ch.members.as_ref().map(|m| m.len()),
+    }
+}
+
+/// Wraps a JSON value as event data.
+pub fn json_data(value: serde_json::Value) -> Data {
+    Data::Json(value.to_string().into())
+}
+
+/// Embeds stored JSON text in a `serde_json::Value` (it was produced by serde_json, so it
+/// parses; anything else becomes null rather than an error on the hot path).
+fn raw_json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}

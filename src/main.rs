@@ -1,0 +1,22 @@
+//! The `switchboard` binary: parse the command line, run it, map errors to exit codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A configuration problem is the operator's to fix: one line, exit code 2.
+            if let Some(cfg) = err.downcast_ref::<switchboard::config::ConfigError>() {
+                eprintln!("switchboard: {cfg}");
+                return ExitCode::from(2);
+            }
+            eprintln!("switchboard: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Wiring: build every subsystem once (store, apps, broker, core, routes), bind, serve, and
+//! drain on shutdown. No rules live here.
+
+mod router;
+pub mod shutdown;
+mod state;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
+use tower::Service;
+
+use crate::apps::{self, AppCache};
+use crate::broker::MemoryBroker;
+use crate::config::{Config, ConfigError};
+use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
+use crate::store::Store;
+use crate::surfaces::pusher;
+
+pub use shutdown::Shutdown;
+pub use state::{AppState, Shared};
+
+/// A built server, bound and ready to run.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+    router: Router,
+}
+
+impl Server {
+    /// Connects the store, migrates, makes sure the default app exists, builds the core and
+    /// binds. Configuration problems come back as [`ConfigError`].
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let url = config.database_url();
+        let store = Store::connect(&url)
+            .await
+            .map_err(|e| ConfigError(format!("DATABASE_URL: cannot open the database: {e}")))?;
+        store.migrate().await.context("running migrations")?;
+        if let Some((app, true)) = apps::ensure_default(&store, &config.default_app)
+            .await
+            .context("creating the default app")?
+        {
+            // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
+            println!(
+                "Default app created: id={} key={} secret={}",
+                app.id, app.key, app.secret.0
+            );
+        }
+        let apps = AppCache::load(store.clone())
+            .await
+            .context("loading apps")?;
+        let realtime = Realtime::new(
+            Arc::new(MemoryBroker::new()),
+            OutboxLimits {
+                max_bytes: config.connection.outbox_max_bytes,
+                max_frames: config.connection.outbox_max_frames,
+            },
+        );
+        realtime.register_encoder(Transport::Pusher, pusher::protocol::encode_event);
+        let listener = TcpListener::bind((config.server.bind, config.server.port))
+            .await
+            .map_err(|e| {
+                ConfigError(format!(
+                    "PORT={}: cannot listen on {}: {e}",
+                    config.server.port, config.server.bind
+                ))
+            })?;
+        let state = AppState::new(Shared {
+            config,
+            realtime,
+            apps,
+            store,
+            shutdown: Shutdown::default(),
+            metrics: crate::metrics::install(),
+        });
+        let router = router::build(state.clone());
+        Ok(Self {
+            listener,
+            state,
+            router,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `stop` resolves or [`Shutdown::trigger`] is called, then drains.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            state,
+            router,
+        } = self;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "listening on http://{addr}");
+        let tasks = TaskTracker::new();
+        tasks.spawn(refresh_apps(state.clone()));
+        tasks.spawn(sweep(state.clone()));
+        let token = state.shutdown.token();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(state.config.server.handshake_timeout())
+            .max_buf_size(state.config.server.max_header_bytes.max(8192))
+            .keep_alive(true);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                _ = token.cancelled() => break,
+                accepted = listener.accept() => {
+                    let (stream, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    tasks.spawn(serve_connection(http.clone(), stream, peer, router.clone(), token.clone()));
+                }
+            }
+        }
+        drop(listener);
+        tracing::info!("shutting down: closing connections");
+        state.shutdown.trigger();
+        state.realtime.close_all(Disconnect::Shutdown);
+        tasks.close();
+        let grace = state.config.server.shutdown_grace();
+        let drained = tokio::time::timeout(grace, async {
+            tasks.wait().await;
+            while state.realtime.total_connections() > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown grace period over; exiting with connections still open");
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn serve_connection(
+    http: http1::Builder,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    token: tokio_util::sync::CancellationToken,
+) {
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut router = router.clone();
+        async move { router.call(req).await }
+    });
+    let conn = http
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, %peer, "http connection ended with an error");
+            }
+        }
+        _ = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// Picks up app changes made elsewhere (CLI, API on another node) and closes the connections of
+/// apps that were disabled or deleted.
+async fn refresh_apps(state: AppState) {
+    let token = state.shutdown.token();
+    let mut tick = tokio::time::interval(state.config.server.app_refresh());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match state.apps.refresh().await {
+            Ok(changes) => {
+                for app in changes.gone {
+                    tracing::info!(app_id = %app, "app disabled or deleted: closing its connections");
+                    state.realtime.close_app(&app, Disconnect::AppDisabled);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "refreshing apps failed"),
+        }
+    }
+}
+
+/// Expires cache-channel events.
+async fn sweep(state: AppState) {
+    let token = state.shutdown.token();
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tick.tick() => state.realtime.sweep(),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! All routes in one table, and the request-metrics layer.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::metrics;
+use crate::surfaces::{ops, pusher};
+
+pub fn build(state: AppState) -> Router {
+    Router::new()
+        .merge(pusher::routes())
+        .merge(ops::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({ "error": "not found" })),
+    )
+        .into_response()
+}
+
+/// Counts requests by route template (never the raw path: labels stay bounded).
+async fn record(State(_state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics::http_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}

@@ -1,0 +1,79 @@
+//! Every difference between SQLite, PostgreSQL and MySQL/MariaDB that the store has to know,
+//! and nothing else. Queries are written once with `$1`-style placeholders.
+
+use std::borrow::Cow;
+
+/// The database family behind a [`super::Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Dialect {
+    /// Picks the dialect from a connection URL's scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split("://").next()?;
+        match scheme {
+            "sqlite" => Some(Self::Sqlite),
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            "mysql" | "mariadb" => Some(Self::MySql),
+            _ => None,
+        }
+    }
+
+    /// The URL sqlx understands (MariaDB speaks the MySQL protocol; SQLite files are created).
+    pub fn driver_url(self, url: &str) -> String {
+        match self {
+            Self::MySql => url.replacen("mariadb://", "mysql://", 1),
+            Self::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_owned(),
+        }
+    }
+
+    /// Rewrites `$1, $2, …` for MySQL, which only knows `?`. Every query binds its parameters
+    /// in order and uses each once, so the rewrite is positional.
+    pub fn sql<'a>(self, query: &'a str) -> Cow<'a, str> {
+        if self != Self::MySql || !query.contains('$') {
+            return Cow::Borrowed(query);
+        }
+        let mut out = String::with_capacity(query.len());
+        let mut chars = query.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+                out.push('?');
+            } else {
+                out.push(c);
+            }
+        }
+        Cow::Owned(out)
+    }
+
+    /// Whether an error is a unique-constraint violation, and on what (as far as the database
+    /// says).
+    pub fn unique_violation(self, err: &sqlx::Error) -> Option<String> {
+        let db = err.as_database_error()?;
+        let code = db.code().unwrap_or_default();
+        let unique = match self {
+            Self::Sqlite => code == "2067" || code == "1555",
+            Self::Postgres => code == "23505",
+            Self::MySql => code == "23000" || code == "1062",
+        };
+        unique.then(|| db.message().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mysql_placeholders() {
+        assert_eq!(Dialect::MySql.sql("a = $1 AND b = $12"), "a = ? AND b = ?");
+        assert_eq!(Dialect::Postgres.sql("a = $1"), "a = $1");
+    }
+}

@@ -1,0 +1,179 @@
+//! The Store: one sqlx pool over SQLite, PostgreSQL or MySQL/MariaDB, its migrations, and the
+//! SQL of each aggregate. Rows come back as plain records; services turn them into their types.
+//! Nothing here imports a service, a surface or the core.
+
+pub mod apps;
+mod dialect;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use dialect::Dialect;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("unsupported database URL (use sqlite://, postgres:// or mysql://)")]
+    UnsupportedUrl,
+    #[error("not found")]
+    NotFound,
+    #[error("already exists: {0}")]
+    Conflict(String),
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("creating the data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The migrations, embedded so the binary carries its schema.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "apps", include_str!("../../migrations/0001_apps.sql"))];
+
+/// Cheap to clone: the pool is reference-counted.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Store {
+    /// Connects (creating a SQLite file and its directory when needed).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url).ok_or(Error::UnsupportedUrl)?;
+        if dialect == Dialect::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .split('?')
+                .next()
+                .unwrap_or_default();
+            if let Some(parent) = Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let options: AnyConnectOptions = dialect.driver_url(url).parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets the CLI write while the server reads; busy_timeout makes the
+                        // two wait for each other instead of failing.
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool, dialect })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Applies every migration not applied yet, in order.
+    pub async fn migrate(&self) -> Result<(), Error> {
+        self.pool
+            .execute(
+                "CREATE TABLE IF NOT EXISTS switchboard_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+                 name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
+            )
+            .await?;
+        let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM switchboard_migrations")
+            .fetch_all(&self.pool)
+            .await?;
+        for (version, name, sql) in MIGRATIONS {
+            if applied.iter().any(|(v,)| v == version) {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for statement in statements(sql) {
+                tx.execute(statement)
+                    .await
+                    .map_err(|source| Error::Migration {
+                        version: *version,
+                        source,
+                    })?;
+            }
+            sqlx::query(&self.dialect.sql("INSERT INTO switchboard_migrations (version, name, applied_at) VALUES ($1, $2, $3)"))
+                .bind(*version)
+                .bind(*name)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// A round trip, for health checks.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Maps a unique violation to [`Error::Conflict`].
+    fn on_write(&self, err: sqlx::Error) -> Error {
+        match self.dialect.unique_violation(&err) {
+            Some(what) => Error::Conflict(what),
+            None => Error::Database(err),
+        }
+    }
+}
+
+/// Splits a migration file into statements: `;` at a line end closes one; `--` lines are
+/// comments.
+fn statements(sql: &str) -> impl Iterator<Item = &str> {
+    sql.split(";\n")
+        .map(|s| s.trim().trim_end_matches(';'))
+        .map(|s| {
+            let start = s
+                .lines()
+                .take_while(|l| l.trim_start().starts_with("--"))
+                .map(|l| l.len() + 1)
+                .sum::<usize>();
+            s[start.min(s.len())..].trim()
+        })
+        .filter(|s| !s.is_empty())
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migration_statements_split() {
+        let parts: Vec<_> = super::statements(super::MIGRATIONS[0].2).collect();
+        assert_eq!(parts.len(), 4);
+        assert!(parts[0].starts_with("CREATE TABLE switchboard_meta"));
+    }
+}
+
+impl Store {
+    /// Closes the pool (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,392 @@
+//! The signed HTTP API (https://pusher.com/docs/channels/library_auth_reference/rest-api/):
+//! publish events and batches, query channels and presence users, terminate a user's
+//! connections. Every request is signed; nothing is read before the signature checks out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{Method, Uri};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Map, Value, json};
+
+use super::ApiError;
+use super::ws::MAX_EVENT_NAME;
+use crate::apps::App;
+use crate::auth::pusher::{self as sig, SignedRequest};
+use crate::core::{ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_USER_ID_LEN, SocketId};
+use crate::metrics;
+use crate::server::AppState;
+
+/// Most channels one event may go to.
+pub const MAX_CHANNELS_PER_EVENT: usize = 100;
+/// Most events one batch may hold.
+pub const MAX_BATCH: usize = 10;
+/// Largest request body read (a full batch of maximal events fits).
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// Looks the app up by id, reads the body and checks the signature over all of it.
+async fn authenticate(
+    state: &AppState,
+    app_id: &str,
+    method: &Method,
+    uri: &Uri,
+    body: Body,
+) -> Result<(Arc<App>, Bytes), ApiError> {
+    let app = state.apps.by_id(app_id).ok_or(ApiError::UnknownApp)?;
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(ApiError::TooLarge(format!(
+                "Request body is larger than {MAX_BODY} bytes"
+            )));
+        }
+    };
+    let req = SignedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        query: uri.query().unwrap_or_default(),
+        body: &body,
+    };
+    sig::verify_request(&app.key, &app.secret.0, &req, unix_now())?;
+    if !app.enabled {
+        return Err(ApiError::Disabled);
+    }
+    Ok((app, body))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// One event of a trigger or batch, validated.
+struct Trigger {
+    name: Arc<str>,
+    data: Data,
+    channels: Vec<ChannelName>,
+    except: Option<SocketId>,
+    info: Info,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Info {
+    user_count: bool,
+    subscription_count: bool,
+}
+
+impl Info {
+    fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut info = Self::default();
+        for attr in raw
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match attr {
+                "user_count" => info.user_count = true,
+                "subscription_count" => info.subscription_count = true,
+                other => {
+                    return Err(ApiError::bad(format!(
+                        "Unknown info attribute {other:?}; use user_count, subscription_count"
+                    )));
+                }
+            }
+        }
+        Ok(info)
+    }
+
+    fn any(self) -> bool {
+        self.user_count || self.subscription_count
+    }
+
+    fn render(self, channel: &ChannelName, stats: ChannelStats) -> Value {
+        let mut out = Map::new();
+        if self.user_count && channel.kind() == ChannelKind::Presence {
+            out.insert("user_count".into(), stats.user_count.unwrap_or(0).into());
+        }
+        if self.subscription_count {
+            out.insert("subscription_count".into(), stats.subscription_count.into());
+        }
+        Value::Object(out)
+    }
+}
+
+fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError> {
+    let obj = v
+        .as_object()
+        .ok_or_else(|| ApiError::bad("Each event must be a JSON object"))?;
+    let name = match obj.get("name") {
+        Some(Value::String(n)) if !n.is_empty() && n.len() <= MAX_EVENT_NAME => n.as_str(),
+        Some(Value::String(_)) => return Err(ApiError::bad("Event name must be 1–200 characters")),
+        _ => return Err(ApiError::bad("Missing event name")),
+    };
+    let data = match obj.get("data") {
+        Some(Value::String(s)) => Data::Text(s.as_str().into()),
+        Some(Value::Null) | None => return Err(ApiError::bad("Missing data")),
+        Some(other) => Data::Json(other.to_string().into()),
+    };
+    let size = match &data {
+        Data::Text(s) | Data::Json(s) => s.len(),
+    };
+    let limit = app.limits().max_message_bytes;
+    if size > limit {
+        return Err(ApiError::TooLarge(format!(
+            "Event data is {size} bytes; the limit is {limit}"
+        )));
+    }
+    let raw_channels: Vec<&str> = match (obj.get("channels"), obj.get("channel")) {
+        (Some(Value::Array(list)), _) if !batch => list
+            .iter()
+            .map(|c| {
+                c.as_str()
+                    .ok_or_else(|| ApiError::bad("channels must be strings"))
+            })
+            .collect::<Result<_, _>>()?,
+        (Some(_), _) if !batch => {
+            return Err(ApiError::bad("channels must be an array of strings"));
+        }
+        (_, Some(Value::String(c))) => vec![c.as_str()],
+        (_, Some(_)) => return Err(ApiError::bad("channel must be a string")),
+        _ => return Err(ApiError::bad("Missing channel or channels")),
+    };
+    if raw_channels.is_empty() {
+        return Err(ApiError::bad("At least one channel is required"));
+    }
+    if raw_channels.len() > MAX_CHANNELS_PER_EVENT {
+        return Err(ApiError::bad(format!(
+            "An event may go to at most {MAX_CHANNELS_PER_EVENT} channels"
+        )));
+    }
+    let channels = raw_channels
+        .iter()
+        .map(|c| {
+            ChannelName::parse_for_publish(c)
+                .map_err(|e| ApiError::bad(format!("Invalid channel {c:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let except = match obj.get("socket_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            s.parse::<SocketId>()
+                .map_err(|_| ApiError::bad(format!("Invalid socket_id {s:?}")))?,
+        ),
+        Some(_) => return Err(ApiError::bad("socket_id must be a string")),
+    };
+    let info = Info::parse(obj.get("info").and_then(Value::as_str))?;
+    Ok(Trigger {
+        name: name.into(),
+        data,
+        channels,
+        except,
+        info,
+    })
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))
+}
+
+/// Publishes one validated event to each of its channels.
+fn publish(state: &AppState, app: &App, t: &Trigger) -> Result<(), ApiError> {
+    if !state.realtime.broker_healthy() {
+        return Err(ApiError::BrokerDown);
+    }
+    for channel in &t.channels {
+        let event = Event {
+            channel: Some(channel.clone()),
+            name: t.name.clone(),
+            data: t.data.clone(),
+            user_id: None,
+            except: t.except,
+        };
+        state
+            .realtime
+            .publish(&app.id, event)
+            .map_err(|_| ApiError::BrokerDown)?;
+        metrics::published("http");
+    }
+    Ok(())
+}
+
+fn channel_info(state: &AppState, app: &App, t: &Trigger) -> Value {
+    let channels: Map<String, Value> = t
+        .channels
+        .iter()
+        .map(|c| {
+            (
+                c.to_string(),
+                t.info.render(c, state.realtime.channel_stats(&app.id, c)),
+            )
+        })
+        .collect();
+    Value::Object(channels)
+}
+
+/// `POST /apps/{id}/events`.
+pub async fn trigger(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, body) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let t = parse_trigger(&parse_json(&body)?, &app, false)?;
+    publish(&state, &app, &t)?;
+    if t.info.any() {
+        return Ok(Json(json!({ "channels": channel_info(&state, &app, &t) })));
+    }
+    Ok(Json(json!({})))
+}
+
+/// `POST /apps/{id}/batch_events`.
+pub async fn trigger_batch(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, body) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let v = parse_json(&body)?;
+    let Some(Value::Array(items)) = v.get("batch") else {
+        return Err(ApiError::bad("Body must be {\"batch\": [events]}"));
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::bad(format!(
+            "A batch may hold at most {MAX_BATCH} events"
+        )));
+    }
+    // Validate all before publishing any, so a bad event does not half-apply a batch.
+    let triggers = items
+        .iter()
+        .map(|i| parse_trigger(i, &app, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    for t in &triggers {
+        publish(&state, &app, t)?;
+    }
+    if triggers.iter().any(|t| t.info.any()) {
+        let batch: Vec<Value> = triggers
+            .iter()
+            .map(|t| {
+                t.channels.first().map_or(json!({}), |c| {
+                    t.info.render(c, state.realtime.channel_stats(&app.id, c))
+                })
+            })
+            .collect();
+        return Ok(Json(json!({ "batch": batch })));
+    }
+    Ok(Json(json!({})))
+}
+
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    sig::query_pairs(uri.query().unwrap_or_default())
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// `GET /apps/{id}/channels?filter_by_prefix=&info=`.
+pub async fn channels(
+    State(state): State<AppState>,
+    Path(app_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let prefix = query_param(&uri, "filter_by_prefix").unwrap_or_default();
+    let info = Info::parse(query_param(&uri, "info").as_deref())?;
+    if info.user_count && !prefix.starts_with("presence-") {
+        return Err(ApiError::bad(
+            "user_count is only available with filter_by_prefix=presence-",
+        ));
+    }
+    let channels: BTreeMap<String, Value> = state
+        .realtime
+        .occupied_channels(&app.id, &prefix)
+        .into_iter()
+        .map(|(name, stats)| (name.to_string(), info.render(&name, stats)))
+        .collect();
+    Ok(Json(json!({ "channels": channels })))
+}
+
+fn path_channel(raw: &str) -> Result<ChannelName, ApiError> {
+    ChannelName::parse(raw).map_err(|e| ApiError::bad(format!("Invalid channel {raw:?}: {e}")))
+}
+
+/// `GET /apps/{id}/channels/{name}?info=`.
+pub async fn channel(
+    State(state): State<AppState>,
+    Path((app_id, channel)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let channel = path_channel(&channel)?;
+    let info = Info::parse(query_param(&uri, "info").as_deref())?;
+    if info.user_count && channel.kind() != ChannelKind::Presence {
+        return Err(ApiError::bad(
+            "user_count is only available for presence channels",
+        ));
+    }
+    let stats = state.realtime.channel_stats(&app.id, &channel);
+    let mut out = Map::new();
+    out.insert("occupied".into(), (stats.subscription_count > 0).into());
+    if let Value::Object(attrs) = info.render(&channel, stats) {
+        out.extend(attrs);
+    }
+    Ok(Json(Value::Object(out)))
+}
+
+/// `GET /apps/{id}/channels/{presence-name}/users`.
+pub async fn channel_users(
+    State(state): State<AppState>,
+    Path((app_id, channel)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let channel = path_channel(&channel)?;
+    if channel.kind() != ChannelKind::Presence {
+        return Err(ApiError::bad(
+            "Users are only available for presence channels",
+        ));
+    }
+    let users: Vec<Value> = state
+        .realtime
+        .presence_users(&app.id, &channel)
+        .iter()
+        .map(|u| json!({ "id": &**u }))
+        .collect();
+    Ok(Json(json!({ "users": users })))
+}
+
+/// `POST /apps/{id}/users/{user_id}/terminate_connections`.
+pub async fn terminate_connections(
+    State(state): State<AppState>,
+    Path((app_id, user_id)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+        return Err(ApiError::bad("user_id must be 1–128 characters"));
+    }
+    state
+        .realtime
+        .terminate_user(&app.id, &user_id)
+        .map_err(|_| ApiError::BrokerDown)?;
+    Ok(Json(json!({})))
+}

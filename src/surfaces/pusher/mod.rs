@@ -1,0 +1,36 @@
+//! Surface A, Pusher Channels (SPEC §3): the WebSocket protocol 7 at `/app/{key}` and the
+//! signed HTTP API under `/apps/{id}`.
+
+pub mod api;
+pub mod codes;
+mod error;
+pub mod protocol;
+pub mod ws;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::server::AppState;
+
+pub use error::ApiError;
+
+/// This surface's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/app/{key}", get(ws::upgrade))
+        .route("/app/{key}/{*rest}", get(ws::bad_path))
+        .route("/app", get(ws::bad_path))
+        .route("/app/", get(ws::bad_path))
+        .route("/apps/{app_id}/events", post(api::trigger))
+        .route("/apps/{app_id}/batch_events", post(api::trigger_batch))
+        .route("/apps/{app_id}/channels", get(api::channels))
+        .route("/apps/{app_id}/channels/{channel}", get(api::channel))
+        .route(
+            "/apps/{app_id}/channels/{channel}/users",
+            get(api::channel_users),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            post(api::terminate_connections),
+        )
+}

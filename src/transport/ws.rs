@@ -1,0 +1,223 @@
+//! The WebSocket connection loop shared by the Pusher and Notif surfaces.
+//!
+//! One task per connection, the only writer to its socket. Each turn it writes what the session
+//! answered and everything the fan-out queued, as one batch and one flush (so frames queued for
+//! a connection go out in one write), then waits for the next frame, wake-up, timer or
+//! shutdown. A connection marked slow is closed even while a write is stuck.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use tokio::time::{Instant, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::core::{ConnHandle, Disconnect};
+use crate::metrics;
+
+/// How long a closing connection waits for the client's close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// What the loop does after a session callback.
+#[derive(Debug)]
+pub enum Flow {
+    Continue,
+    Close(Closing),
+}
+
+/// How to end a connection: an optional last text frame (Pusher's `pusher:error`), then a
+/// close frame.
+#[derive(Debug, Clone)]
+pub struct Closing {
+    pub last_frame: Option<Bytes>,
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// Frames a session wants written, in order.
+#[derive(Default)]
+pub struct Replies {
+    frames: Vec<Out>,
+}
+
+enum Out {
+    Text(Bytes),
+    Ping,
+}
+
+impl Replies {
+    /// Queues a text frame (valid UTF-8 JSON built by the surface).
+    pub fn text(&mut self, frame: Bytes) {
+        self.frames.push(Out::Text(frame));
+    }
+
+    /// Queues a WebSocket Ping.
+    pub fn ping(&mut self) {
+        self.frames.push(Out::Ping);
+    }
+}
+
+/// A surface's protocol on one connection.
+pub trait Session: Send {
+    /// The connection, for the loop's outbox and close signal.
+    fn conn(&self) -> &ConnHandle;
+    /// Called once before the loop starts (e.g. `connection_established`).
+    fn on_open(&mut self, out: &mut Replies);
+    /// A text frame arrived.
+    fn on_text(&mut self, text: &str, out: &mut Replies) -> Flow;
+    /// A binary frame arrived (neither surface speaks binary).
+    fn on_binary(&mut self, out: &mut Replies) -> Flow;
+    /// Any frame arrived, control frames included.
+    fn on_activity(&mut self, now: Instant);
+    /// When [`Session::on_timer`] should run next.
+    fn deadline(&self) -> Instant;
+    /// The deadline passed.
+    fn on_timer(&mut self, now: Instant, out: &mut Replies) -> Flow;
+    /// How this surface closes for a reason the core gave.
+    fn closing_for(&self, reason: Disconnect) -> Closing;
+    /// Closing for a frame over the size cap (RFC 6455 1009).
+    fn closing_too_big(&self) -> Closing {
+        Closing {
+            last_frame: None,
+            code: 1009,
+            reason: "message too big",
+        }
+    }
+    /// The connection ended, however it ended: leave everything joined.
+    fn finish(&mut self);
+}
+
+/// Runs a session on a socket until either side ends it.
+pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: CancellationToken) {
+    let conn = session.conn().clone();
+    let mut replies = Replies::default();
+    let mut batch: Vec<Bytes> = Vec::new();
+    session.on_open(&mut replies);
+    let end: Option<Closing> = loop {
+        let closing = conn.drain(&mut batch);
+        let pending = !(replies.frames.is_empty() && batch.is_empty());
+        if pending && !write_batch(&mut socket, &conn, &mut replies, &mut batch).await {
+            break None;
+        }
+        if let Some(reason) = closing {
+            break Some(session.closing_for(reason));
+        }
+        let flow = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => Flow::Close(session.closing_for(Disconnect::Shutdown)),
+            _ = conn.woken() => Flow::Continue,
+            msg = socket.recv() => {
+                session.on_activity(Instant::now());
+                match msg {
+                    Some(Ok(Message::Text(text))) => {
+                        metrics::message_in(conn.transport);
+                        session.on_text(text.as_str(), &mut replies)
+                    }
+                    Some(Ok(Message::Binary(_))) => session.on_binary(&mut replies),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(err)) => {
+                        if is_capacity(&err) {
+                            break Some(session.closing_too_big());
+                        }
+                        tracing::debug!(error = %err, "websocket read failed");
+                        break None;
+                    }
+                }
+            }
+            _ = sleep_until(session.deadline()) => session.on_timer(Instant::now(), &mut replies),
+        };
+        if let Flow::Close(closing) = flow {
+            // Answers produced before the close still go out (e.g. a pusher:error).
+            if !replies.frames.is_empty() {
+                let _ = write_batch(&mut socket, &conn, &mut replies, &mut batch).await;
+            }
+            break Some(closing);
+        }
+    };
+    if let Some(closing) = end {
+        close(&mut socket, closing).await;
+    }
+    session.finish();
+}
+
+/// Writes replies then queued frames with one flush. False when the socket is gone or the
+/// connection was marked slow while the write was stuck.
+async fn write_batch(
+    socket: &mut WebSocket,
+    conn: &ConnHandle,
+    replies: &mut Replies,
+    batch: &mut Vec<Bytes>,
+) -> bool {
+    let frames = replies
+        .frames
+        .drain(..)
+        .chain(batch.drain(..).map(Out::Text));
+    for frame in frames {
+        let msg = match frame {
+            Out::Text(bytes) => match Utf8Bytes::try_from(bytes) {
+                Ok(text) => Message::Text(text),
+                Err(_) => continue,
+            },
+            Out::Ping => Message::Ping(Bytes::new()),
+        };
+        if socket.feed(msg).await.is_err() {
+            return false;
+        }
+    }
+    if batch.capacity() > 256 {
+        batch.shrink_to(16);
+    }
+    loop {
+        tokio::select! {
+            res = socket.flush() => return res.is_ok(),
+            _ = conn.woken() => {
+                // Woken mid-write: only a close matters here; new frames wait for the next turn.
+                if conn.closing().is_some() {
+                    metrics::disconnect("slow_consumer");
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+async fn close(socket: &mut WebSocket, closing: Closing) {
+    if let Some(frame) = closing.last_frame
+        && let Ok(text) = Utf8Bytes::try_from(frame)
+    {
+        let _ = timeout(CLOSE_GRACE, socket.feed(Message::Text(text))).await;
+    }
+    let frame = CloseFrame {
+        code: closing.code,
+        reason: Utf8Bytes::from_static(closing.reason),
+    };
+    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    // Wait briefly for the client's close so the socket ends cleanly rather than with a reset.
+    let _ = timeout(CLOSE_GRACE, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn is_capacity(err: &axum::Error) -> bool {
+    let text = err.to_string();
+    text.contains("Space limit exceeded")
+        || text.contains("too long")
+        || text.contains("Message too long")
+}
+
+/// Ends a socket that was never admitted (a refused upgrade): the last frame, then the close.
+pub async fn refuse(mut socket: WebSocket, closing: Closing) {
+    close(&mut socket, closing).await;
+}
