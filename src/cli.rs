@@ -13,11 +13,7 @@ use crate::server::{Server, shutdown};
 use crate::store::Store;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "switchboard",
-    version,
-    about = "Self-hosted real-time messaging server (Pusher Channels compatible)"
-)]
+#[command(name = "switchboard", version, about = "Self-hosted real-time messaging server (Pusher Channels compatible)")]
 pub struct Cli {
     /// Configuration file [default: ./switchboard.toml when it exists].
     #[arg(long, global = true, value_name = "FILE")]
@@ -91,19 +87,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { port, bind } => (*port, *bind),
         _ => (None, None),
     };
-    let flags = Overrides {
-        port,
-        bind,
-        data_dir: cli.data_dir,
-        database_url: cli.database_url,
-        log_level: cli.log_level,
-    };
+    let flags =
+        Overrides { port, bind, data_dir: cli.data_dir, database_url: cli.database_url, log_level: cli.log_level };
     let config = Config::load(cli.config.as_deref(), &flags)?;
     init_tracing(&config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve { .. } => serve(config).await,
@@ -128,9 +117,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::connect(&config.database_url()).await.map_err(|e| {
-        crate::config::ConfigError(format!("DATABASE_URL: cannot open the database: {e}")).into()
-    })
+    Store::connect(&config.database_url())
+        .await
+        .map_err(|e| crate::config::ConfigError(format!("DATABASE_URL: cannot open the database: {e}")).into())
 }
 
 async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
@@ -141,41 +130,15 @@ async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
                 let rows: Vec<_> = list.iter().map(app_json).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
-                println!(
-                    "{:<12} {:<24} {:<36} {:<8} NAME",
-                    "ID", "KEY", "SECRET", "ENABLED"
-                );
+                println!("{:<12} {:<24} {:<36} {:<8} NAME", "ID", "KEY", "SECRET", "ENABLED");
                 for a in &list {
-                    println!(
-                        "{:<12} {:<24} {:<36} {:<8} {}",
-                        a.id, a.key, a.secret.0, a.enabled, a.name
-                    );
+                    println!("{:<12} {:<24} {:<36} {:<8} {}", a.id, a.key, a.secret.0, a.enabled, a.name);
                 }
             }
         }
-        AppsCommand::Create {
-            name,
-            id,
-            key,
-            secret,
-            allowed_origins,
-        } => {
-            let settings = AppSettings {
-                allowed_origins,
-                ..Default::default()
-            };
-            let app = apps::create(
-                store,
-                CreateApp {
-                    id,
-                    key,
-                    secret,
-                    name,
-                    owner_id: None,
-                    settings,
-                },
-            )
-            .await?;
+        AppsCommand::Create { name, id, key, secret, allowed_origins } => {
+            let settings = AppSettings { allowed_origins, ..Default::default() };
+            let app = apps::create(store, CreateApp { id, key, secret, name, owner_id: None, settings }).await?;
             println!("{}", serde_json::to_string_pretty(&app_json(&app))?);
         }
         AppsCommand::Delete { id } => {
@@ -208,9 +171,8 @@ fn app_json(a: &apps::App) -> serde_json::Value {
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),

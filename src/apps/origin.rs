@@ -34,20 +34,11 @@ impl OriginPattern {
         let raw = entry.trim().to_ascii_lowercase();
         let bad = || OriginError(entry.to_owned());
         if raw == "*" {
-            return Ok(Self {
-                scheme: None,
-                host: Host::Any,
-                port: None,
-                raw,
-            });
+            return Ok(Self { scheme: None, host: Host::Any, port: None, raw });
         }
         let (scheme, rest) = match raw.split_once("://") {
             Some((s, rest)) => {
-                if s.is_empty()
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                {
+                if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
                     return Err(bad());
                 }
                 (Some(s.to_owned()), rest)
@@ -60,19 +51,12 @@ impl OriginPattern {
             return Err(bad());
         }
         let host = match host.strip_prefix("*.") {
-            Some(domain) if !domain.is_empty() && !domain.contains('*') => {
-                Host::Subdomains(domain.to_owned())
-            }
+            Some(domain) if !domain.is_empty() && !domain.contains('*') => Host::Subdomains(domain.to_owned()),
             Some(_) => return Err(bad()),
             None if host.contains('*') => return Err(bad()),
             None => Host::Exact(host.to_owned()),
         };
-        Ok(Self {
-            scheme,
-            host,
-            port,
-            raw,
-        })
+        Ok(Self { scheme, host, port, raw })
     }
 
     /// Whether an `Origin` header value matches this entry.
@@ -140,11 +124,7 @@ impl ParsedOrigin {
         if host.is_empty() {
             return None;
         }
-        Some(Self {
-            scheme: scheme.to_owned(),
-            host: host.to_owned(),
-            port,
-        })
+        Some(Self { scheme: scheme.to_owned(), host: host.to_owned(), port })
     }
 }
 
@@ -209,14 +189,7 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        for bad in [
-            "",
-            "https://",
-            "*.",
-            "a*.example.com",
-            "example.com:http",
-            "exa mple.com",
-        ] {
+        for bad in ["", "https://", "*.", "a*.example.com", "example.com:http", "exa mple.com"] {
             assert!(OriginPattern::parse(bad).is_err(), "{bad}");
         }
     }

@@ -17,8 +17,7 @@ pub fn hmac_hex(secret: &str, text: &str) -> String {
 fn hmac_bytes(secret: &str, text: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length, so this cannot fail; the fallback keeps clippy's
     // no-expect rule without a panic path.
-    let mut mac =
-        HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_mac());
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap_or_else(|_| unreachable_mac());
     mac.update(text);
     mac.finalize().into_bytes().into()
 }

@@ -40,11 +40,7 @@ pub fn verify_user(key: &str, secret: &str, socket_id: &str, user_data: &str, au
     if !secrets_equal(given_key, key) {
         return false;
     }
-    verify_hmac_hex(
-        secret,
-        format!("{socket_id}::user::{user_data}").as_bytes(),
-        signature,
-    )
+    verify_hmac_hex(secret, format!("{socket_id}::user::{user_data}").as_bytes(), signature)
 }
 
 /// Why a signed HTTP request was refused.
@@ -58,9 +54,7 @@ pub enum ApiAuthError {
     WrongVersion,
     #[error("auth_timestamp is not a number")]
     BadTimestamp,
-    #[error(
-        "timestamp expired: auth_timestamp must be within {MAX_CLOCK_SKEW_SECS} seconds of the server time"
-    )]
+    #[error("timestamp expired: auth_timestamp must be within {MAX_CLOCK_SKEW_SECS} seconds of the server time")]
     Stale,
     #[error("body_md5 does not match the body")]
     BodyMd5,
@@ -79,28 +73,16 @@ pub struct SignedRequest<'a> {
 
 /// The query parameters, decoded.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect()
+    form_urlencoded::parse(query.as_bytes()).into_owned().collect()
 }
 
 /// Verifies a signed API request for an app with `key` and `secret`, `now` being Unix seconds.
-pub fn verify_request(
-    key: &str,
-    secret: &str,
-    req: &SignedRequest<'_>,
-    now: i64,
-) -> Result<(), ApiAuthError> {
+pub fn verify_request(key: &str, secret: &str, req: &SignedRequest<'_>, now: i64) -> Result<(), ApiAuthError> {
     let mut params = query_pairs(req.query);
     for p in &mut params {
         p.0.make_ascii_lowercase();
     }
-    let get = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let auth_key = get("auth_key").ok_or(ApiAuthError::Missing("auth_key"))?;
     let signature = get("auth_signature").ok_or(ApiAuthError::Missing("auth_signature"))?;
     let timestamp = get("auth_timestamp").ok_or(ApiAuthError::Missing("auth_timestamp"))?;
@@ -111,10 +93,7 @@ pub fn verify_request(
     if version != "1.0" {
         return Err(ApiAuthError::WrongVersion);
     }
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| ApiAuthError::BadTimestamp)?;
+    let ts: i64 = timestamp.trim().parse().map_err(|_| ApiAuthError::BadTimestamp)?;
     if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(ApiAuthError::Stale);
     }
@@ -126,27 +105,15 @@ pub fn verify_request(
         }
     }
     let text = string_to_sign(req.method, req.path, &params);
-    if verify_hmac_hex(secret, text.as_bytes(), signature) {
-        Ok(())
-    } else {
-        Err(ApiAuthError::Signature)
-    }
+    if verify_hmac_hex(secret, text.as_bytes(), signature) { Ok(()) } else { Err(ApiAuthError::Signature) }
 }
 
 /// `METHOD\nPATH\nk=v&…` with keys lowercased and sorted, `auth_signature` left out.
 pub fn string_to_sign(method: &str, path: &str, params: &[(String, String)]) -> String {
-    let mut sorted: Vec<_> = params
-        .iter()
-        .filter(|(k, _)| k != "auth_signature")
-        .collect();
+    let mut sorted: Vec<_> = params.iter().filter(|(k, _)| k != "auth_signature").collect();
     sorted.sort();
     let query: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    format!(
-        "{}\n{}\n{}",
-        method.to_ascii_uppercase(),
-        path,
-        query.join("&")
-    )
+    format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, query.join("&"))
 }
 
 /// Signs a request as Pusher's server SDKs do (for the bench tool and tests): returns the
@@ -189,85 +156,32 @@ mod tests {
 
     #[test]
     fn private_channel_example() {
-        let auth =
-            "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
-        assert!(verify_channel(
-            KEY,
-            SECRET,
-            "1234.1234",
-            "private-foobar",
-            None,
-            auth
-        ));
-        assert!(!verify_channel(
-            KEY,
-            SECRET,
-            "1234.1235",
-            "private-foobar",
-            None,
-            auth
-        ));
-        assert!(!verify_channel(
-            KEY,
-            "other",
-            "1234.1234",
-            "private-foobar",
-            None,
-            auth
-        ));
+        let auth = "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4";
+        assert!(verify_channel(KEY, SECRET, "1234.1234", "private-foobar", None, auth));
+        assert!(!verify_channel(KEY, SECRET, "1234.1235", "private-foobar", None, auth));
+        assert!(!verify_channel(KEY, "other", "1234.1234", "private-foobar", None, auth));
     }
 
     #[test]
     fn api_example() {
         let body = br#"{"name":"foo","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#;
         let query = "auth_key=278d425bdf160c739803&auth_timestamp=1353088179&auth_version=1.0&body_md5=ec365a775a4cd0599faeb73354201b6f&auth_signature=da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c";
-        let req = SignedRequest {
-            method: "POST",
-            path: "/apps/3/events",
-            query,
-            body,
-        };
+        let req = SignedRequest { method: "POST", path: "/apps/3/events", query, body };
         assert_eq!(verify_request(KEY, SECRET, &req, 1353088179), Ok(()));
-        assert_eq!(
-            verify_request(KEY, SECRET, &req, 1353088179 + 601),
-            Err(ApiAuthError::Stale)
-        );
-        let tampered = SignedRequest {
-            body: br#"{"name":"fop","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#,
-            ..req
-        };
-        assert_eq!(
-            verify_request(KEY, SECRET, &tampered, 1353088179),
-            Err(ApiAuthError::BodyMd5)
-        );
+        assert_eq!(verify_request(KEY, SECRET, &req, 1353088179 + 601), Err(ApiAuthError::Stale));
+        let tampered =
+            SignedRequest { body: br#"{"name":"fop","channels":["project-3"],"data":"{\"some\":\"data\"}"}"#, ..req };
+        assert_eq!(verify_request(KEY, SECRET, &tampered, 1353088179), Err(ApiAuthError::BodyMd5));
     }
 
     #[test]
     fn sign_query_round_trips() {
-        let q = sign_query(
-            KEY,
-            SECRET,
-            "GET",
-            "/apps/3/channels",
-            b"",
-            &[("info", "user_count,subscription_count")],
-            100,
-        );
-        let req = SignedRequest {
-            method: "GET",
-            path: "/apps/3/channels",
-            query: &q,
-            body: b"",
-        };
+        let q =
+            sign_query(KEY, SECRET, "GET", "/apps/3/channels", b"", &[("info", "user_count,subscription_count")], 100);
+        let req = SignedRequest { method: "GET", path: "/apps/3/channels", query: &q, body: b"" };
         assert_eq!(verify_request(KEY, SECRET, &req, 100), Ok(()));
-        let req = SignedRequest {
-            path: "/apps/4/channels",
-            ..req
-        };
-        assert_eq!(
-            verify_request(KEY, SECRET, &req, 100),
-            Err(ApiAuthError::Signature)
-        );
+        let req = SignedRequest { path: "/apps/4/channels", ..req };
+        assert_eq!(verify_request(KEY, SECRET, &req, 100), Err(ApiAuthError::Signature));
     }
 
     proptest! {

@@ -16,13 +16,7 @@ pub struct Envelope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// An event for every subscriber of `channel` (but `except`).
-    Event {
-        channel: Arc<str>,
-        name: Arc<str>,
-        data: Data,
-        user_id: Option<Arc<str>>,
-        except: Option<Arc<str>>,
-    },
+    Event { channel: Arc<str>, name: Arc<str>, data: Data, user_id: Option<Arc<str>>, except: Option<Arc<str>> },
     /// End every connection of a signed-in user.
     TerminateUser { user_id: Arc<str> },
 }

@@ -27,18 +27,10 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
         c.server.data_dir = PathBuf::from(v);
         Ok(())
     }),
-    ("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", |c, v| {
-        parse_into(&mut c.server.handshake_timeout_ms, v)
-    }),
-    ("SWITCHBOARD_MAX_HEADER_BYTES", |c, v| {
-        parse_into(&mut c.server.max_header_bytes, v)
-    }),
-    ("SWITCHBOARD_SHUTDOWN_GRACE_MS", |c, v| {
-        parse_into(&mut c.server.shutdown_grace_ms, v)
-    }),
-    ("SWITCHBOARD_APP_REFRESH_MS", |c, v| {
-        parse_into(&mut c.server.app_refresh_ms, v)
-    }),
+    ("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", |c, v| parse_into(&mut c.server.handshake_timeout_ms, v)),
+    ("SWITCHBOARD_MAX_HEADER_BYTES", |c, v| parse_into(&mut c.server.max_header_bytes, v)),
+    ("SWITCHBOARD_SHUTDOWN_GRACE_MS", |c, v| parse_into(&mut c.server.shutdown_grace_ms, v)),
+    ("SWITCHBOARD_APP_REFRESH_MS", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
     ("DATABASE_URL", |c, v| {
         c.database.url = Some(v.to_owned());
         Ok(())
@@ -79,34 +71,19 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
         c.default_app.name = Some(v.to_owned());
         Ok(())
     }),
-    ("SWITCHBOARD_ACTIVITY_TIMEOUT", |c, v| {
-        parse_into(&mut c.pusher.activity_timeout_secs, v)
-    }),
-    ("SWITCHBOARD_PONG_TIMEOUT", |c, v| {
-        parse_into(&mut c.pusher.pong_timeout_secs, v)
-    }),
-    ("SWITCHBOARD_OUTBOX_MAX_BYTES", |c, v| {
-        parse_into(&mut c.connection.outbox_max_bytes, v)
-    }),
-    ("SWITCHBOARD_OUTBOX_MAX_FRAMES", |c, v| {
-        parse_into(&mut c.connection.outbox_max_frames, v)
-    }),
+    ("SWITCHBOARD_ACTIVITY_TIMEOUT", |c, v| parse_into(&mut c.pusher.activity_timeout_secs, v)),
+    ("SWITCHBOARD_PONG_TIMEOUT", |c, v| parse_into(&mut c.pusher.pong_timeout_secs, v)),
+    ("SWITCHBOARD_OUTBOX_MAX_BYTES", |c, v| parse_into(&mut c.connection.outbox_max_bytes, v)),
+    ("SWITCHBOARD_OUTBOX_MAX_FRAMES", |c, v| parse_into(&mut c.connection.outbox_max_frames, v)),
 ];
 
 /// Applies every variable `get` knows, naming the first bad one.
-pub(super) fn apply(
-    config: &mut Config,
-    get: impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
+pub(super) fn apply(config: &mut Config, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
     for (name, set) in ENV_VARS {
         if let Some(value) = get(name) {
             set(config, &value).map_err(|why| {
                 // Secrets are never echoed back.
-                let shown = if name.contains("SECRET") {
-                    "<redacted>".to_owned()
-                } else {
-                    format!("{value:?}")
-                };
+                let shown = if name.contains("SECRET") { "<redacted>".to_owned() } else { format!("{value:?}") };
                 ConfigError(format!("{name}={shown}: {why}"))
             })?;
         }
@@ -153,10 +130,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut c = Config::default();
         apply(&mut c, |n| map.get(n).cloned())?;
         Ok(c)

@@ -113,10 +113,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
+        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -160,10 +157,7 @@ pub struct PusherConfig {
 
 impl Default for PusherConfig {
     fn default() -> Self {
-        Self {
-            activity_timeout_secs: 120,
-            pong_timeout_secs: 30,
-        }
+        Self { activity_timeout_secs: 120, pong_timeout_secs: 30 }
     }
 }
 
@@ -180,10 +174,7 @@ pub struct ConnectionConfig {
 
 impl Default for ConnectionConfig {
     fn default() -> Self {
-        Self {
-            outbox_max_bytes: 1024 * 1024,
-            outbox_max_frames: 4096,
-        }
+        Self { outbox_max_bytes: 1024 * 1024, outbox_max_frames: 4096 }
     }
 }
 
@@ -216,10 +207,9 @@ impl Config {
 
     /// Parses a TOML file; unknown keys are errors.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
-        Self::from_toml(&text)
-            .map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.0)))
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
+        Self::from_toml(&text).map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.0)))
     }
 
     /// Parses TOML text; unknown keys are errors.
@@ -257,9 +247,7 @@ impl Config {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError(
-                "SWITCHBOARD_DATA_DIR: must not be empty".into(),
-            ));
+            return Err(ConfigError("SWITCHBOARD_DATA_DIR: must not be empty".into()));
         }
         let url = self.database_url();
         let scheme = url.split("://").next().unwrap_or_default();
@@ -279,21 +267,15 @@ impl Config {
             }
         }
         if self.pusher.activity_timeout_secs == 0 {
-            return Err(ConfigError(
-                "SWITCHBOARD_ACTIVITY_TIMEOUT: must be at least 1 second".into(),
-            ));
+            return Err(ConfigError("SWITCHBOARD_ACTIVITY_TIMEOUT: must be at least 1 second".into()));
         }
         if self.connection.outbox_max_bytes < 16 * 1024 {
-            return Err(ConfigError(
-                "SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into(),
-            ));
+            return Err(ConfigError("SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into()));
         }
         if let Some(app) = &self.default_app.key
             && (app.is_empty() || app.len() > 128)
         {
-            return Err(ConfigError(
-                "SWITCHBOARD_APP_KEY: must be 1–128 characters".into(),
-            ));
+            return Err(ConfigError("SWITCHBOARD_APP_KEY: must be 1–128 characters".into()));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| ConfigError(format!("LOG_LEVEL={:?}: {e}", self.log.level)))?;
@@ -304,10 +286,7 @@ impl Config {
     pub fn database_url(&self) -> String {
         match &self.database.url {
             Some(url) => url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.server.data_dir.join("switchboard.db").display()
-            ),
+            None => format!("sqlite://{}", self.server.data_dir.join("switchboard.db").display()),
         }
     }
 }
@@ -324,8 +303,7 @@ mod tests {
 
     #[test]
     fn toml_overrides_defaults() {
-        let c = Config::from_toml("[server]\nport = 7000\n[pusher]\nactivity_timeout_secs = 5\n")
-            .unwrap();
+        let c = Config::from_toml("[server]\nport = 7000\n[pusher]\nactivity_timeout_secs = 5\n").unwrap();
         assert_eq!(c.server.port, 7000);
         assert_eq!(c.pusher.activity_timeout_secs, 5);
         assert_eq!(c.pusher.pong_timeout_secs, 30);

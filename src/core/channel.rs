@@ -46,9 +46,7 @@ impl ChannelName {
     /// Parses a name the HTTP API may publish to: also `#server-to-user-{id}`.
     pub fn parse_for_publish(raw: &str) -> Result<Self, ChannelNameError> {
         match raw.strip_prefix(USER_PREFIX) {
-            Some(user) if !user.is_empty() && user.len() <= crate::core::MAX_USER_ID_LEN => {
-                Ok(Self(raw.into()))
-            }
+            Some(user) if !user.is_empty() && user.len() <= crate::core::MAX_USER_ID_LEN => Ok(Self(raw.into())),
             Some(_) => Err(ChannelNameError::TooLong),
             None => Self::parse(raw),
         }
@@ -66,10 +64,7 @@ impl ChannelName {
         if raw.len() > MAX_NAME_LEN {
             return Err(ChannelNameError::TooLong);
         }
-        if !raw
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
-        {
+        if !raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b)) {
             return Err(ChannelNameError::BadCharacter);
         }
         Ok(())
@@ -110,10 +105,7 @@ impl ChannelName {
 
     /// Whether subscribing needs a signature.
     pub fn needs_auth(&self) -> bool {
-        matches!(
-            self.kind(),
-            ChannelKind::Private | ChannelKind::Presence | ChannelKind::Encrypted
-        )
+        matches!(self.kind(), ChannelKind::Private | ChannelKind::Presence | ChannelKind::Encrypted)
     }
 }
 
@@ -142,11 +134,7 @@ mod tests {
         assert_eq!(k("presence-a"), ChannelKind::Presence);
         assert_eq!(k("private-encrypted-a"), ChannelKind::Encrypted);
         assert_eq!(k("cache-a"), ChannelKind::Public);
-        assert!(
-            ChannelName::parse("private-encrypted-cache-a")
-                .unwrap()
-                .is_cache()
-        );
+        assert!(ChannelName::parse("private-encrypted-cache-a").unwrap().is_cache());
         assert!(ChannelName::parse("presence-cache-a").unwrap().is_cache());
         assert!(!ChannelName::parse("cachex").unwrap().is_cache());
     }
@@ -155,18 +143,9 @@ mod tests {
     fn limits() {
         assert_eq!(ChannelName::parse(""), Err(ChannelNameError::Empty));
         assert!(ChannelName::parse(&"a".repeat(164)).is_ok());
-        assert_eq!(
-            ChannelName::parse(&"a".repeat(165)),
-            Err(ChannelNameError::TooLong)
-        );
-        assert_eq!(
-            ChannelName::parse("a b"),
-            Err(ChannelNameError::BadCharacter)
-        );
-        assert_eq!(
-            ChannelName::parse("#server-to-user-1"),
-            Err(ChannelNameError::BadCharacter)
-        );
+        assert_eq!(ChannelName::parse(&"a".repeat(165)), Err(ChannelNameError::TooLong));
+        assert_eq!(ChannelName::parse("a b"), Err(ChannelNameError::BadCharacter));
+        assert_eq!(ChannelName::parse("#server-to-user-1"), Err(ChannelNameError::BadCharacter));
         assert!(ChannelName::parse_for_publish("#server-to-user-1").is_ok());
         assert!(ChannelName::parse("a_-=@,.;Z9").is_ok());
     }

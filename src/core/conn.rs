@@ -41,15 +41,11 @@ impl FromStr for SocketId {
     type Err = SocketIdError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (node, seq) = s.split_once('.').ok_or(SocketIdError)?;
-        let digits =
-            |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
+        let digits = |p: &str| !p.is_empty() && p.len() <= 20 && p.bytes().all(|b| b.is_ascii_digit());
         if !digits(node) || !digits(seq) {
             return Err(SocketIdError);
         }
-        Ok(Self {
-            node: node.parse().map_err(|_| SocketIdError)?,
-            seq: seq.parse().map_err(|_| SocketIdError)?,
-        })
+        Ok(Self { node: node.parse().map_err(|_| SocketIdError)?, seq: seq.parse().map_err(|_| SocketIdError)? })
     }
 }
 
@@ -123,22 +119,13 @@ pub struct Conn {
 pub type ConnHandle = Arc<Conn>;
 
 impl Conn {
-    pub(crate) fn new(
-        socket_id: SocketId,
-        transport: Transport,
-        app: Arc<str>,
-        limits: OutboxLimits,
-    ) -> ConnHandle {
+    pub(crate) fn new(socket_id: SocketId, transport: Transport, app: Arc<str>, limits: OutboxLimits) -> ConnHandle {
         Arc::new(Self {
             socket_id,
             transport,
             app,
             limits,
-            outbox: Mutex::new(Outbox {
-                frames: VecDeque::new(),
-                bytes: 0,
-                closing: None,
-            }),
+            outbox: Mutex::new(Outbox { frames: VecDeque::new(), bytes: 0, closing: None }),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             membership: Mutex::default(),
@@ -152,9 +139,7 @@ impl Conn {
         if out.closing.is_some() {
             return false;
         }
-        if out.frames.len() >= self.limits.max_frames
-            || out.bytes + frame.len() > self.limits.max_bytes
-        {
+        if out.frames.len() >= self.limits.max_frames || out.bytes + frame.len() > self.limits.max_bytes {
             out.closing = Some(Disconnect::SlowConsumer);
             drop(out);
             self.wake.notify_one();
@@ -239,10 +224,7 @@ mod tests {
             SocketId { node: 1, seq: 1 },
             Transport::Pusher,
             "a".into(),
-            OutboxLimits {
-                max_bytes: 10,
-                max_frames: 2,
-            },
+            OutboxLimits { max_bytes: 10, max_frames: 2 },
         );
         assert!(c.try_send(Bytes::from_static(b"12345")));
         assert!(c.try_send(Bytes::from_static(b"12345")));

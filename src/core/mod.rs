@@ -195,10 +195,7 @@ impl Realtime {
             space.connection_count.fetch_sub(1, Ordering::AcqRel);
             return Err(ConnectError::OverQuota);
         }
-        let socket_id = SocketId {
-            node: self.0.node,
-            seq: self.0.seq.fetch_add(1, Ordering::Relaxed),
-        };
+        let socket_id = SocketId { node: self.0.node, seq: self.0.seq.fetch_add(1, Ordering::Relaxed) };
         let conn = Conn::new(socket_id, transport, app.clone(), self.0.outbox);
         space.conns.lock().insert(socket_id, conn.clone());
         metrics::connection_opened(transport);
@@ -230,11 +227,7 @@ impl Realtime {
         rules: &ChannelRules,
     ) -> Result<Joined, SubscribeError> {
         let presence = channel.kind() == ChannelKind::Presence;
-        let member = if presence {
-            Some(member.ok_or(SubscribeError::MemberRequired)?)
-        } else {
-            None
-        };
+        let member = if presence { Some(member.ok_or(SubscribeError::MemberRequired)?) } else { None };
         {
             let m = conn.membership.lock();
             if !m.channels.contains(channel) && m.channels.len() >= rules.max_channels {
@@ -248,10 +241,7 @@ impl Realtime {
         let mut shard = space.shard(channel).write();
         let ch = shard.entry(channel.clone()).or_default();
         if ch.subscribers.contains_key(&conn.socket_id) {
-            return Ok(Joined {
-                presence: ch.members.as_ref().map(|m| m.snapshot()),
-                cache: replay(channel, ch),
-            });
+            return Ok(Joined { presence: ch.members.as_ref().map(|m| m.snapshot()), cache: replay(channel, ch) });
         }
         let mut new_member = None;
         if let Some(member) = &member {
@@ -266,17 +256,8 @@ impl Realtime {
                 new_member = Some(member.clone());
             }
         }
-        ch.subscribers.insert(
-            conn.socket_id,
-            Subscriber {
-                conn: conn.clone(),
-                user: member.map(|m| m.user_id),
-            },
-        );
-        let joined = Joined {
-            presence: ch.members.as_ref().map(|m| m.snapshot()),
-            cache: replay(channel, ch),
-        };
+        ch.subscribers.insert(conn.socket_id, Subscriber { conn: conn.clone(), user: member.map(|m| m.user_id) });
+        let joined = Joined { presence: ch.members.as_ref().map(|m| m.snapshot()), cache: replay(channel, ch) };
         let count = ch.subscribers.len();
         drop(shard);
         conn.membership.lock().channels.push(channel.clone());
@@ -284,13 +265,7 @@ impl Realtime {
 
         if let Some(m) = new_member {
             let data = serde_json::json!({ "user_id": &*m.user_id, "user_info": m.user_info.as_deref().map(raw_json) });
-            self.publish_internal(
-                &conn.app,
-                channel,
-                events::MEMBER_ADDED,
-                data,
-                Some(conn.socket_id),
-            );
+            self.publish_internal(&conn.app, channel, events::MEMBER_ADDED, data, Some(conn.socket_id));
         }
         if rules.subscription_count && !presence {
             self.publish_count(&conn.app, channel, count);
@@ -299,12 +274,7 @@ impl Realtime {
     }
 
     /// Unsubscribes `conn` from `channel`; false when it was not subscribed.
-    pub fn unsubscribe(
-        &self,
-        conn: &ConnHandle,
-        channel: &ChannelName,
-        rules: &ChannelRules,
-    ) -> bool {
+    pub fn unsubscribe(&self, conn: &ConnHandle, channel: &ChannelName, rules: &ChannelRules) -> bool {
         {
             let mut m = conn.membership.lock();
             let Some(pos) = m.channels.iter().position(|c| c == channel) else {
@@ -364,12 +334,9 @@ impl Realtime {
 
     /// Ends every connection of a signed-in user, cluster-wide.
     pub fn terminate_user(&self, app: &Arc<str>, user_id: &str) -> Result<(), broker::Error> {
-        self.0.broker.publish(Envelope {
-            app: app.clone(),
-            message: wire::Message::TerminateUser {
-                user_id: user_id.into(),
-            },
-        })
+        self.0
+            .broker
+            .publish(Envelope { app: app.clone(), message: wire::Message::TerminateUser { user_id: user_id.into() } })
     }
 
     /// Closes every local connection of an app (disabled or deleted).
@@ -396,21 +363,12 @@ impl Realtime {
 
     /// Local connections of an app.
     pub fn connection_count(&self, app: &str) -> u64 {
-        self.0
-            .spaces
-            .read()
-            .get(app)
-            .map_or(0, |s| s.connection_count.load(Ordering::Acquire))
+        self.0.spaces.read().get(app).map_or(0, |s| s.connection_count.load(Ordering::Acquire))
     }
 
     /// Local connections across apps.
     pub fn total_connections(&self) -> u64 {
-        self.0
-            .spaces
-            .read()
-            .values()
-            .map(|s| s.connection_count.load(Ordering::Acquire))
-            .sum()
+        self.0.spaces.read().values().map(|s| s.connection_count.load(Ordering::Acquire)).sum()
     }
 
     /// Occupancy of one channel.
@@ -435,9 +393,7 @@ impl Realtime {
                 shard
                     .iter()
                     .filter(|(name, ch)| {
-                        ch.occupied()
-                            && name.kind() != ChannelKind::User
-                            && name.as_str().starts_with(prefix)
+                        ch.occupied() && name.kind() != ChannelKind::User && name.as_str().starts_with(prefix)
                     })
                     .map(|(name, ch)| (name.clone(), stats(ch))),
             );
@@ -452,21 +408,12 @@ impl Realtime {
             return Vec::new();
         };
         let shard = space.shard(channel).read();
-        shard
-            .get(channel)
-            .and_then(|c| c.members.as_ref())
-            .map(|m| m.user_ids())
-            .unwrap_or_default()
+        shard.get(channel).and_then(|c| c.members.as_ref()).map(|m| m.user_ids()).unwrap_or_default()
     }
 
     /// Signs a connection in as `user_id`: it joins the user's channel, and with a watchlist
     /// it is told who of those users is online now (returned) and later as they come and go.
-    pub fn sign_in(
-        &self,
-        conn: &ConnHandle,
-        user_id: Arc<str>,
-        watchlist: Vec<Arc<str>>,
-    ) -> Vec<Arc<str>> {
+    pub fn sign_in(&self, conn: &ConnHandle, user_id: Arc<str>, watchlist: Vec<Arc<str>>) -> Vec<Arc<str>> {
         self.sign_out(conn);
         let space = self.0.space(&conn.app);
         let first = {
@@ -482,20 +429,10 @@ impl Realtime {
             .entry(user_channel)
             .or_default()
             .subscribers
-            .insert(
-                conn.socket_id,
-                Subscriber {
-                    conn: conn.clone(),
-                    user: Some(user_id.clone()),
-                },
-            );
+            .insert(conn.socket_id, Subscriber { conn: conn.clone(), user: Some(user_id.clone()) });
         let online = {
             let users = space.users.lock();
-            watchlist
-                .iter()
-                .filter(|w| users.contains_key(*w))
-                .cloned()
-                .collect()
+            watchlist.iter().filter(|w| users.contains_key(*w)).cloned().collect()
         };
         {
             let mut watchers = space.watchers.lock();
@@ -567,9 +504,7 @@ impl Realtime {
         let event = Event {
             channel: None,
             name: events::WATCHLIST_EVENTS.into(),
-            data: json_data(
-                serde_json::json!({ "events": [{ "name": what, "user_ids": [&**user] }] }),
-            ),
+            data: json_data(serde_json::json!({ "events": [{ "name": what, "user_ids": [&**user] }] })),
             user_id: None,
             except: None,
         };
@@ -598,11 +533,7 @@ impl Realtime {
             for shard in space.shards() {
                 let mut shard = shard.write();
                 shard.retain(|_, ch| {
-                    if ch
-                        .cached
-                        .as_ref()
-                        .is_some_and(|c| c.at.elapsed() > CACHE_TTL)
-                    {
+                    if ch.cached.as_ref().is_some_and(|c| c.at.elapsed() > CACHE_TTL) {
                         ch.cached = None;
                     }
                     ch.occupied() || ch.cached.is_some()
@@ -619,13 +550,8 @@ impl Realtime {
         data: serde_json::Value,
         except: Option<SocketId>,
     ) {
-        let event = Event {
-            channel: Some(channel.clone()),
-            name: name.into(),
-            data: json_data(data),
-            user_id: None,
-            except,
-        };
+        let event =
+            Event { channel: Some(channel.clone()), name: name.into(), data: json_data(data), user_id: None, except };
         if let Err(e) = self.publish(app, event) {
             tracing::debug!(error = %e, "internal event not published");
         }
@@ -647,44 +573,23 @@ impl Inner {
         if let Some(space) = self.spaces.read().get(app) {
             return space.clone();
         }
-        self.spaces
-            .write()
-            .entry(app.clone())
-            .or_insert_with(|| Arc::new(AppSpace::new()))
-            .clone()
+        self.spaces.write().entry(app.clone()).or_insert_with(|| Arc::new(AppSpace::new())).clone()
     }
 
     fn deliver(&self, envelope: Envelope) {
         match envelope.message {
-            wire::Message::Event {
-                channel,
-                name,
-                data,
-                user_id,
-                except,
-            } => {
+            wire::Message::Event { channel, name, data, user_id, except } => {
                 let Ok(channel) = ChannelName::parse_for_publish(&channel) else {
                     return;
                 };
                 let except = except.and_then(|s| s.parse().ok());
-                let event = Event {
-                    channel: Some(channel),
-                    name,
-                    data,
-                    user_id,
-                    except,
-                };
+                let event = Event { channel: Some(channel), name, data, user_id, except };
                 self.deliver_local(&envelope.app, &event);
             }
             wire::Message::TerminateUser { user_id } => {
                 let space = self.spaces.read().get(&envelope.app).cloned();
                 if let Some(space) = space {
-                    let conns = space
-                        .users
-                        .lock()
-                        .get(&user_id)
-                        .cloned()
-                        .unwrap_or_default();
+                    let conns = space.users.lock().get(&user_id).cloned().unwrap_or_default();
                     for conn in conns {
                         conn.close(Disconnect::Terminated);
                     }
@@ -704,25 +609,15 @@ impl Inner {
             let space = self.space(app);
             let mut shard = space.shard(channel).write();
             let ch = shard.entry(channel.clone()).or_default();
-            ch.cached = Some(Cached {
-                event: Event {
-                    except: None,
-                    ..event.clone()
-                },
-                at: Instant::now(),
-            });
+            ch.cached = Some(Cached { event: Event { except: None, ..event.clone() }, at: Instant::now() });
             let shard = RwLockWriteGuard::downgrade(shard);
-            shard
-                .get(channel)
-                .map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
         } else {
             let Some(space) = self.spaces.read().get(app).cloned() else {
                 return 0;
             };
             let shard = space.shard(channel).read();
-            shard
-                .get(channel)
-                .map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
         };
         metrics::fanned_out(delivered, started.elapsed());
         delivered
@@ -740,10 +635,7 @@ fn replay(channel: &ChannelName, ch: &Channel) -> CacheReplay {
 }
 
 fn stats(ch: &Channel) -> ChannelStats {
-    ChannelStats {
-        subscription_count: ch.subscribers.len(),
-        user_count: ch.members.as_ref().map(|m| m.len()),
-    }
+    ChannelStats { subscription_count: ch.subscribers.len(), user_count: ch.members.as_ref().map(|m| m.len()) }
 }
 
 /// Wraps a JSON value as event data.

@@ -43,8 +43,7 @@ impl Members {
                 false
             }
             None => {
-                self.by_user
-                    .insert(user.clone(), Member { info, sockets: 1 });
+                self.by_user.insert(user.clone(), Member { info, sockets: 1 });
                 self.order.push(user.clone());
                 true
             }
@@ -67,11 +66,7 @@ impl Members {
 
     pub fn snapshot(&self) -> PresenceSnapshot {
         PresenceSnapshot {
-            members: self
-                .order
-                .iter()
-                .map(|u| (u.clone(), self.by_user.get(u).and_then(|m| m.info.clone())))
-                .collect(),
+            members: self.order.iter().map(|u| (u.clone(), self.by_user.get(u).and_then(|m| m.info.clone()))).collect(),
         }
     }
 

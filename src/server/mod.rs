@@ -46,19 +46,13 @@ impl Server {
             .await
             .map_err(|e| ConfigError(format!("DATABASE_URL: cannot open the database: {e}")))?;
         store.migrate().await.context("running migrations")?;
-        if let Some((app, true)) = apps::ensure_default(&store, &config.default_app)
-            .await
-            .context("creating the default app")?
+        if let Some((app, true)) =
+            apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?
         {
             // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
-            println!(
-                "Default app created: id={} key={} secret={}",
-                app.id, app.key, app.secret.0
-            );
+            println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
         }
-        let apps = AppCache::load(store.clone())
-            .await
-            .context("loading apps")?;
+        let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         let realtime = Realtime::new(
             Arc::new(MemoryBroker::new()),
             OutboxLimits {
@@ -67,14 +61,9 @@ impl Server {
             },
         );
         realtime.register_encoder(Transport::Pusher, pusher::protocol::encode_event);
-        let listener = TcpListener::bind((config.server.bind, config.server.port))
-            .await
-            .map_err(|e| {
-                ConfigError(format!(
-                    "PORT={}: cannot listen on {}: {e}",
-                    config.server.port, config.server.bind
-                ))
-            })?;
+        let listener = TcpListener::bind((config.server.bind, config.server.port)).await.map_err(|e| {
+            ConfigError(format!("PORT={}: cannot listen on {}: {e}", config.server.port, config.server.bind))
+        })?;
         let state = AppState::new(Shared {
             config,
             realtime,
@@ -84,11 +73,7 @@ impl Server {
             metrics: crate::metrics::install(),
         });
         let router = router::build(state.clone());
-        Ok(Self {
-            listener,
-            state,
-            router,
-        })
+        Ok(Self { listener, state, router })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -101,11 +86,7 @@ impl Server {
 
     /// Serves until `stop` resolves or [`Shutdown::trigger`] is called, then drains.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            state,
-            router,
-        } = self;
+        let Self { listener, state, router } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening on http://{addr}");
         let tasks = TaskTracker::new();
@@ -171,9 +152,7 @@ async fn serve_connection(
         let mut router = router.clone();
         async move { router.call(req).await }
     });
-    let conn = http
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades();
+    let conn = http.serve_connection(TokioIo::new(stream), svc).with_upgrades();
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {

@@ -33,8 +33,7 @@ pub struct NewApp {
     pub settings: String,
 }
 
-const COLUMNS: &str =
-    "id, number, app_key, secret, name, enabled, owner_id, settings, created_at, updated_at";
+const COLUMNS: &str = "id, number, app_key, secret, name, enabled, owner_id, settings, created_at, updated_at";
 
 fn record(row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
     Ok(AppRecord {
@@ -54,22 +53,14 @@ fn record(row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
 impl Store {
     /// Every app, in creation order.
     pub async fn list_apps(&self) -> Result<Vec<AppRecord>, Error> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY number"))
-            .fetch_all(self.pool())
-            .await?;
-        rows.iter()
-            .map(record)
-            .collect::<Result<_, _>>()
-            .map_err(Error::from)
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY number")).fetch_all(self.pool()).await?;
+        rows.iter().map(record).collect::<Result<_, _>>().map_err(Error::from)
     }
 
     /// One app by id.
     pub async fn get_app(&self, id: &str) -> Result<AppRecord, Error> {
         let q = format!("SELECT {COLUMNS} FROM apps WHERE id = $1");
-        let row = sqlx::query(&self.dialect.sql(&q))
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        let row = sqlx::query(&self.dialect.sql(&q)).bind(id).fetch_optional(self.pool()).await?;
         row.as_ref().map(record).transpose()?.ok_or(Error::NotFound)
     }
 
@@ -87,15 +78,12 @@ impl Store {
         sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'app_number'")
             .execute(&mut *tx)
             .await?;
-        let number: i64 =
-            sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'app_number'")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("value")?;
+        let number: i64 = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'app_number'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
         let now = now_ms();
-        let q = format!(
-            "INSERT INTO apps ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-        );
+        let q = format!("INSERT INTO apps ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
         sqlx::query(&self.dialect.sql(&q))
             .bind(&new.id)
             .bind(number)
@@ -149,19 +137,13 @@ impl Store {
         }
         bump_revision(&mut tx).await?;
         tx.commit().await?;
-        Ok(AppRecord {
-            updated_at: now,
-            ..app.clone()
-        })
+        Ok(AppRecord { updated_at: now, ..app.clone() })
     }
 
     /// Deletes an app; [`Error::NotFound`] when there was none.
     pub async fn delete_app(&self, id: &str) -> Result<(), Error> {
         let mut tx = self.pool().begin().await?;
-        let done = sqlx::query(&self.dialect.sql("DELETE FROM apps WHERE id = $1"))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(&self.dialect.sql("DELETE FROM apps WHERE id = $1")).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }

@@ -31,8 +31,7 @@ pub enum Error {
 }
 
 /// The migrations, embedded so the binary carries its schema.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "apps", include_str!("../../migrations/0001_apps.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "apps", include_str!("../../migrations/0001_apps.sql"))];
 
 /// Cheap to clone: the pool is reference-counted.
 #[derive(Clone)]
@@ -47,11 +46,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(Error::UnsupportedUrl)?;
         if dialect == Dialect::Sqlite {
-            let path = url
-                .trim_start_matches("sqlite://")
-                .split('?')
-                .next()
-                .unwrap_or_default();
+            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
             if let Some(parent) = Path::new(path).parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -95,28 +90,24 @@ impl Store {
                  name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
             )
             .await?;
-        let applied: Vec<(i64,)> = sqlx::query_as("SELECT version FROM switchboard_migrations")
-            .fetch_all(&self.pool)
-            .await?;
+        let applied: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM switchboard_migrations").fetch_all(&self.pool).await?;
         for (version, name, sql) in MIGRATIONS {
             if applied.iter().any(|(v,)| v == version) {
                 continue;
             }
             let mut tx = self.pool.begin().await?;
             for statement in statements(sql) {
-                tx.execute(statement)
-                    .await
-                    .map_err(|source| Error::Migration {
-                        version: *version,
-                        source,
-                    })?;
+                tx.execute(statement).await.map_err(|source| Error::Migration { version: *version, source })?;
             }
-            sqlx::query(&self.dialect.sql("INSERT INTO switchboard_migrations (version, name, applied_at) VALUES ($1, $2, $3)"))
-                .bind(*version)
-                .bind(*name)
-                .bind(now_ms())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                &self.dialect.sql("INSERT INTO switchboard_migrations (version, name, applied_at) VALUES ($1, $2, $3)"),
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -143,11 +134,7 @@ fn statements(sql: &str) -> impl Iterator<Item = &str> {
     sql.split(";\n")
         .map(|s| s.trim().trim_end_matches(';'))
         .map(|s| {
-            let start = s
-                .lines()
-                .take_while(|l| l.trim_start().starts_with("--"))
-                .map(|l| l.len() + 1)
-                .sum::<usize>();
+            let start = s.lines().take_while(|l| l.trim_start().starts_with("--")).map(|l| l.len() + 1).sum::<usize>();
             s[start.min(s.len())..].trim()
         })
         .filter(|s| !s.is_empty())
@@ -155,10 +142,14 @@ fn statements(sql: &str) -> impl Iterator<Item = &str> {
 
 /// Milliseconds since the Unix epoch, the store's time unit.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+impl Store {
+    /// Closes the pool (flushes SQLite's WAL on the last connection).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
 }
 
 #[cfg(test)]
@@ -168,12 +159,5 @@ mod tests {
         let parts: Vec<_> = super::statements(super::MIGRATIONS[0].2).collect();
         assert_eq!(parts.len(), 4);
         assert!(parts[0].starts_with("CREATE TABLE switchboard_meta"));
-    }
-}
-
-impl Store {
-    /// Closes the pool (flushes SQLite's WAL on the last connection).
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }

@@ -13,18 +13,13 @@ use crate::metrics;
 use crate::server::AppState;
 
 pub fn routes() -> axum::Router<AppState> {
-    axum::Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(prometheus))
+    axum::Router::new().route("/health", get(health)).route("/metrics", get(prometheus))
 }
 
 /// `{"status":"ok"|"degraded","service":"switchboard","timestamp","checks":{…}}`; 503 while
 /// shutting down.
 async fn health(State(state): State<AppState>) -> Response {
-    let database = matches!(
-        tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await,
-        Ok(Ok(()))
-    );
+    let database = matches!(tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await, Ok(Ok(())));
     let broker = state.realtime.broker_healthy();
     metrics::health(broker, database);
     let draining = state.shutdown.is_draining();
@@ -35,9 +30,8 @@ async fn health(State(state): State<AppState>) -> Response {
     } else {
         "degraded"
     };
-    let timestamp = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let timestamp =
+        time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
     let body = json!({
         "status": status,
         "service": "switchboard",
@@ -48,26 +42,14 @@ async fn health(State(state): State<AppState>) -> Response {
             "connections": state.realtime.total_connections(),
         },
     });
-    let code = if draining {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::OK
-    };
+    let code = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (code, Json(body)).into_response()
 }
 
 async fn prometheus(State(state): State<AppState>) -> Response {
     metrics::health(state.realtime.broker_healthy(), true);
     match &state.metrics {
-        Some(handle) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
-        )
-            .into_response(),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "metrics recorder unavailable",
-        )
-            .into_response(),
+        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
     }
 }

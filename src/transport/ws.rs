@@ -78,11 +78,7 @@ pub trait Session: Send {
     fn closing_for(&self, reason: Disconnect) -> Closing;
     /// Closing for a frame over the size cap (RFC 6455 1009).
     fn closing_too_big(&self) -> Closing {
-        Closing {
-            last_frame: None,
-            code: 1009,
-            reason: "message too big",
-        }
+        Closing { last_frame: None, code: 1009, reason: "message too big" }
     }
     /// The connection ended, however it ended: leave everything joined.
     fn finish(&mut self);
@@ -144,16 +140,8 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
 
 /// Writes replies then queued frames with one flush. False when the socket is gone or the
 /// connection was marked slow while the write was stuck.
-async fn write_batch(
-    socket: &mut WebSocket,
-    conn: &ConnHandle,
-    replies: &mut Replies,
-    batch: &mut Vec<Bytes>,
-) -> bool {
-    let frames = replies
-        .frames
-        .drain(..)
-        .chain(batch.drain(..).map(Out::Text));
+async fn write_batch(socket: &mut WebSocket, conn: &ConnHandle, replies: &mut Replies, batch: &mut Vec<Bytes>) -> bool {
+    let frames = replies.frames.drain(..).chain(batch.drain(..).map(Out::Text));
     for frame in frames {
         let msg = match frame {
             Out::Text(bytes) => match Utf8Bytes::try_from(bytes) {
@@ -189,14 +177,8 @@ async fn close(socket: &mut WebSocket, closing: Closing) {
     {
         let _ = timeout(CLOSE_GRACE, socket.feed(Message::Text(text))).await;
     }
-    let frame = CloseFrame {
-        code: closing.code,
-        reason: Utf8Bytes::from_static(closing.reason),
-    };
-    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame))))
-        .await
-        .is_err()
-    {
+    let frame = CloseFrame { code: closing.code, reason: Utf8Bytes::from_static(closing.reason) };
+    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await.is_err() {
         return;
     }
     // Wait briefly for the client's close so the socket ends cleanly rather than with a reset.
@@ -212,9 +194,7 @@ async fn close(socket: &mut WebSocket, closing: Closing) {
 
 fn is_capacity(err: &axum::Error) -> bool {
     let text = err.to_string();
-    text.contains("Space limit exceeded")
-        || text.contains("too long")
-        || text.contains("Message too long")
+    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too long")
 }
 
 /// Ends a socket that was never admitted (a refused upgrade): the last frame, then the close.

@@ -41,9 +41,7 @@ async fn authenticate(
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            return Err(ApiError::TooLarge(format!(
-                "Request body is larger than {MAX_BODY} bytes"
-            )));
+            return Err(ApiError::TooLarge(format!("Request body is larger than {MAX_BODY} bytes")));
         }
     };
     let req = SignedRequest {
@@ -60,10 +58,7 @@ async fn authenticate(
 }
 
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// One event of a trigger or batch, validated.
@@ -84,12 +79,7 @@ struct Info {
 impl Info {
     fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
         let mut info = Self::default();
-        for attr in raw
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-        {
+        for attr in raw.unwrap_or_default().split(',').map(str::trim).filter(|a| !a.is_empty()) {
             match attr {
                 "user_count" => info.user_count = true,
                 "subscription_count" => info.subscription_count = true,
@@ -120,9 +110,7 @@ impl Info {
 }
 
 fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| ApiError::bad("Each event must be a JSON object"))?;
+    let obj = v.as_object().ok_or_else(|| ApiError::bad("Each event must be a JSON object"))?;
     let name = match obj.get("name") {
         Some(Value::String(n)) if !n.is_empty() && n.len() <= MAX_EVENT_NAME => n.as_str(),
         Some(Value::String(_)) => return Err(ApiError::bad("Event name must be 1–200 characters")),
@@ -138,17 +126,12 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
     };
     let limit = app.limits().max_message_bytes;
     if size > limit {
-        return Err(ApiError::TooLarge(format!(
-            "Event data is {size} bytes; the limit is {limit}"
-        )));
+        return Err(ApiError::TooLarge(format!("Event data is {size} bytes; the limit is {limit}")));
     }
     let raw_channels: Vec<&str> = match (obj.get("channels"), obj.get("channel")) {
         (Some(Value::Array(list)), _) if !batch => list
             .iter()
-            .map(|c| {
-                c.as_str()
-                    .ok_or_else(|| ApiError::bad("channels must be strings"))
-            })
+            .map(|c| c.as_str().ok_or_else(|| ApiError::bad("channels must be strings")))
             .collect::<Result<_, _>>()?,
         (Some(_), _) if !batch => {
             return Err(ApiError::bad("channels must be an array of strings"));
@@ -161,33 +144,21 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
         return Err(ApiError::bad("At least one channel is required"));
     }
     if raw_channels.len() > MAX_CHANNELS_PER_EVENT {
-        return Err(ApiError::bad(format!(
-            "An event may go to at most {MAX_CHANNELS_PER_EVENT} channels"
-        )));
+        return Err(ApiError::bad(format!("An event may go to at most {MAX_CHANNELS_PER_EVENT} channels")));
     }
     let channels = raw_channels
         .iter()
-        .map(|c| {
-            ChannelName::parse_for_publish(c)
-                .map_err(|e| ApiError::bad(format!("Invalid channel {c:?}: {e}")))
-        })
+        .map(|c| ChannelName::parse_for_publish(c).map_err(|e| ApiError::bad(format!("Invalid channel {c:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let except = match obj.get("socket_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            s.parse::<SocketId>()
-                .map_err(|_| ApiError::bad(format!("Invalid socket_id {s:?}")))?,
-        ),
+        Some(Value::String(s)) => {
+            Some(s.parse::<SocketId>().map_err(|_| ApiError::bad(format!("Invalid socket_id {s:?}")))?)
+        }
         Some(_) => return Err(ApiError::bad("socket_id must be a string")),
     };
     let info = Info::parse(obj.get("info").and_then(Value::as_str))?;
-    Ok(Trigger {
-        name: name.into(),
-        data,
-        channels,
-        except,
-        info,
-    })
+    Ok(Trigger { name: name.into(), data, channels, except, info })
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -207,10 +178,7 @@ fn publish(state: &AppState, app: &App, t: &Trigger) -> Result<(), ApiError> {
             user_id: None,
             except: t.except,
         };
-        state
-            .realtime
-            .publish(&app.id, event)
-            .map_err(|_| ApiError::BrokerDown)?;
+        state.realtime.publish(&app.id, event).map_err(|_| ApiError::BrokerDown)?;
         metrics::published("http");
     }
     Ok(())
@@ -220,12 +188,7 @@ fn channel_info(state: &AppState, app: &App, t: &Trigger) -> Value {
     let channels: Map<String, Value> = t
         .channels
         .iter()
-        .map(|c| {
-            (
-                c.to_string(),
-                t.info.render(c, state.realtime.channel_stats(&app.id, c)),
-            )
-        })
+        .map(|c| (c.to_string(), t.info.render(c, state.realtime.channel_stats(&app.id, c))))
         .collect();
     Value::Object(channels)
 }
@@ -261,15 +224,10 @@ pub async fn trigger_batch(
         return Err(ApiError::bad("Body must be {\"batch\": [events]}"));
     };
     if items.len() > MAX_BATCH {
-        return Err(ApiError::bad(format!(
-            "A batch may hold at most {MAX_BATCH} events"
-        )));
+        return Err(ApiError::bad(format!("A batch may hold at most {MAX_BATCH} events")));
     }
     // Validate all before publishing any, so a bad event does not half-apply a batch.
-    let triggers = items
-        .iter()
-        .map(|i| parse_trigger(i, &app, true))
-        .collect::<Result<Vec<_>, _>>()?;
+    let triggers = items.iter().map(|i| parse_trigger(i, &app, true)).collect::<Result<Vec<_>, _>>()?;
     for t in &triggers {
         publish(&state, &app, t)?;
     }
@@ -277,9 +235,7 @@ pub async fn trigger_batch(
         let batch: Vec<Value> = triggers
             .iter()
             .map(|t| {
-                t.channels.first().map_or(json!({}), |c| {
-                    t.info.render(c, state.realtime.channel_stats(&app.id, c))
-                })
+                t.channels.first().map_or(json!({}), |c| t.info.render(c, state.realtime.channel_stats(&app.id, c)))
             })
             .collect();
         return Ok(Json(json!({ "batch": batch })));
@@ -288,10 +244,7 @@ pub async fn trigger_batch(
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
-    sig::query_pairs(uri.query().unwrap_or_default())
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
+    sig::query_pairs(uri.query().unwrap_or_default()).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
 /// `GET /apps/{id}/channels?filter_by_prefix=&info=`.
@@ -306,9 +259,7 @@ pub async fn channels(
     let prefix = query_param(&uri, "filter_by_prefix").unwrap_or_default();
     let info = Info::parse(query_param(&uri, "info").as_deref())?;
     if info.user_count && !prefix.starts_with("presence-") {
-        return Err(ApiError::bad(
-            "user_count is only available with filter_by_prefix=presence-",
-        ));
+        return Err(ApiError::bad("user_count is only available with filter_by_prefix=presence-"));
     }
     let channels: BTreeMap<String, Value> = state
         .realtime
@@ -335,9 +286,7 @@ pub async fn channel(
     let channel = path_channel(&channel)?;
     let info = Info::parse(query_param(&uri, "info").as_deref())?;
     if info.user_count && channel.kind() != ChannelKind::Presence {
-        return Err(ApiError::bad(
-            "user_count is only available for presence channels",
-        ));
+        return Err(ApiError::bad("user_count is only available for presence channels"));
     }
     let stats = state.realtime.channel_stats(&app.id, &channel);
     let mut out = Map::new();
@@ -359,16 +308,10 @@ pub async fn channel_users(
     let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
     let channel = path_channel(&channel)?;
     if channel.kind() != ChannelKind::Presence {
-        return Err(ApiError::bad(
-            "Users are only available for presence channels",
-        ));
+        return Err(ApiError::bad("Users are only available for presence channels"));
     }
-    let users: Vec<Value> = state
-        .realtime
-        .presence_users(&app.id, &channel)
-        .iter()
-        .map(|u| json!({ "id": &**u }))
-        .collect();
+    let users: Vec<Value> =
+        state.realtime.presence_users(&app.id, &channel).iter().map(|u| json!({ "id": &**u })).collect();
     Ok(Json(json!({ "users": users })))
 }
 
@@ -384,9 +327,6 @@ pub async fn terminate_connections(
     if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
         return Err(ApiError::bad("user_id must be 1–128 characters"));
     }
-    state
-        .realtime
-        .terminate_user(&app.id, &user_id)
-        .map_err(|_| ApiError::BrokerDown)?;
+    state.realtime.terminate_user(&app.id, &user_id).map_err(|_| ApiError::BrokerDown)?;
     Ok(Json(json!({})))
 }

@@ -29,10 +29,7 @@ pub const PROTOCOLS: std::ops::RangeInclusive<u32> = 4..=7;
 /// Code and message for a connection the core ends.
 pub fn for_disconnect(reason: Disconnect) -> (u16, &'static str) {
     match reason {
-        Disconnect::SlowConsumer => (
-            OVER_CAPACITY,
-            "Connection is not reading fast enough; reconnect later",
-        ),
+        Disconnect::SlowConsumer => (OVER_CAPACITY, "Connection is not reading fast enough; reconnect later"),
         Disconnect::AppDisabled => (APP_DISABLED, "Application is disabled"),
         Disconnect::Terminated => (UNAUTHORIZED, "Connection terminated by the application"),
         Disconnect::Shutdown => (RECONNECT_NOW, "Server is restarting; reconnect now"),

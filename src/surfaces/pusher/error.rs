@@ -41,10 +41,6 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status(),
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response()
     }
 }

@@ -25,12 +25,6 @@ pub fn routes() -> Router<AppState> {
         .route("/apps/{app_id}/batch_events", post(api::trigger_batch))
         .route("/apps/{app_id}/channels", get(api::channels))
         .route("/apps/{app_id}/channels/{channel}", get(api::channel))
-        .route(
-            "/apps/{app_id}/channels/{channel}/users",
-            get(api::channel_users),
-        )
-        .route(
-            "/apps/{app_id}/users/{user_id}/terminate_connections",
-            post(api::terminate_connections),
-        )
+        .route("/apps/{app_id}/channels/{channel}/users", get(api::channel_users))
+        .route("/apps/{app_id}/users/{user_id}/terminate_connections", post(api::terminate_connections))
 }

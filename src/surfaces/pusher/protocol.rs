@@ -23,24 +23,13 @@ pub fn encode_event(event: &Event) -> Bytes {
     let data = match &event.data {
         Data::Text(s) | Data::Json(s) => &**s,
     };
-    frame(
-        &event.name,
-        event.channel.as_ref().map(|c| c.as_str()),
-        Some(data),
-        event.user_id.as_deref(),
-    )
+    frame(&event.name, event.channel.as_ref().map(|c| c.as_str()), Some(data), event.user_id.as_deref())
 }
 
 /// `{"event":E[,"channel":C][,"data":"<string>"][,"user_id":U]}`.
-pub fn frame(
-    event: &str,
-    channel: Option<&str>,
-    data: Option<&str>,
-    user_id: Option<&str>,
-) -> Bytes {
-    let mut out = Vec::with_capacity(
-        32 + event.len() + channel.map_or(0, str::len) + data.map_or(0, |d| d.len() + d.len() / 8),
-    );
+pub fn frame(event: &str, channel: Option<&str>, data: Option<&str>, user_id: Option<&str>) -> Bytes {
+    let mut out =
+        Vec::with_capacity(32 + event.len() + channel.map_or(0, str::len) + data.map_or(0, |d| d.len() + d.len() / 8));
     out.extend_from_slice(b"{\"event\":");
     push_str(&mut out, event);
     if let Some(channel) = channel {
@@ -75,17 +64,12 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 }
 
 pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Bytes {
-    let data = serde_json::json!({ "socket_id": socket_id, "activity_timeout": activity_timeout })
-        .to_string();
+    let data = serde_json::json!({ "socket_id": socket_id, "activity_timeout": activity_timeout }).to_string();
     frame(CONNECTION_ESTABLISHED, None, Some(&data), None)
 }
 
 pub fn error(code: u16, message: &str) -> Bytes {
-    frame_with_object(
-        ERROR,
-        None,
-        &serde_json::json!({ "code": code, "message": message }),
-    )
+    frame_with_object(ERROR, None, &serde_json::json!({ "code": code, "message": message }))
 }
 
 pub fn pong() -> Bytes {
@@ -113,16 +97,10 @@ pub fn subscription_succeeded(channel: &str, presence: Option<&PresenceSnapshot>
                 .members
                 .iter()
                 .map(|(id, info)| {
-                    (
-                        id.to_string(),
-                        info.as_deref()
-                            .and_then(|i| serde_json::from_str(i).ok())
-                            .unwrap_or(Value::Null),
-                    )
+                    (id.to_string(), info.as_deref().and_then(|i| serde_json::from_str(i).ok()).unwrap_or(Value::Null))
                 })
                 .collect();
-            serde_json::json!({ "presence": { "ids": ids, "hash": hash, "count": ids.len() } })
-                .to_string()
+            serde_json::json!({ "presence": { "ids": ids, "hash": hash, "count": ids.len() } }).to_string()
         }
     };
     frame(SUBSCRIPTION_SUCCEEDED, Some(channel), Some(&data), None)
@@ -143,12 +121,7 @@ mod tests {
 
     #[test]
     fn escapes_and_shapes() {
-        let f = frame(
-            "client-\"x",
-            Some("private-a"),
-            Some("{\"a\":\"\n\"}"),
-            Some("u"),
-        );
+        let f = frame("client-\"x", Some("private-a"), Some("{\"a\":\"\n\"}"), Some("u"));
         let v: Value = serde_json::from_slice(&f).unwrap();
         assert_eq!(v["event"], "client-\"x");
         assert_eq!(v["data"], "{\"a\":\"\n\"}");

@@ -16,8 +16,8 @@ use super::protocol::{self as proto};
 use crate::apps::App;
 use crate::auth::pusher as sig;
 use crate::core::{
-    CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event,
-    MAX_USER_ID_LEN, MAX_WATCHLIST, Member, SubscribeError, Transport,
+    CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_USER_ID_LEN,
+    MAX_WATCHLIST, Member, SubscribeError, Transport,
 };
 use crate::metrics;
 use crate::server::AppState;
@@ -43,10 +43,7 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let Ok(ws) = ws else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(serde_json::json!({ "error": "expected a WebSocket upgrade" })),
-        )
+        return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": "expected a WebSocket upgrade" })))
             .into_response();
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -67,47 +64,23 @@ pub async fn upgrade(
 /// `/app/{key}/…` and `/app/`: Pusher's 4005 for a path it does not know.
 pub async fn bad_path(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
     match ws {
-        Ok(ws) => {
-            ws.on_upgrade(|socket| refuse(socket, codes::PATH_NOT_FOUND, "Path not found".into()))
-        }
-        Err(_) => (
-            StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": "not found" })),
-        )
-            .into_response(),
+        Ok(ws) => ws.on_upgrade(|socket| refuse(socket, codes::PATH_NOT_FOUND, "Path not found".into())),
+        Err(_) => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))).into_response(),
     }
 }
 
-fn admit(
-    state: &AppState,
-    key: &str,
-    query: Option<&str>,
-    origin: Option<&str>,
-) -> Result<Arc<App>, (u16, String)> {
-    let app = state.apps.by_key(key).ok_or_else(|| {
-        (
-            codes::APP_NOT_FOUND,
-            format!("App key {key} does not exist"),
-        )
-    })?;
-    let protocol = sig::query_pairs(query.unwrap_or_default())
-        .into_iter()
-        .find(|(k, _)| k == "protocol")
-        .map(|(_, v)| v);
+fn admit(state: &AppState, key: &str, query: Option<&str>, origin: Option<&str>) -> Result<Arc<App>, (u16, String)> {
+    let app = state.apps.by_key(key).ok_or_else(|| (codes::APP_NOT_FOUND, format!("App key {key} does not exist")))?;
+    let protocol =
+        sig::query_pairs(query.unwrap_or_default()).into_iter().find(|(k, _)| k == "protocol").map(|(_, v)| v);
     match protocol {
         None => return Err((codes::NO_PROTOCOL, "No protocol version supplied".into())),
         Some(v) => match v.parse::<u32>() {
             Err(_) => {
-                return Err((
-                    codes::INVALID_VERSION,
-                    "Invalid version string format".into(),
-                ));
+                return Err((codes::INVALID_VERSION, "Invalid version string format".into()));
             }
             Ok(n) if !codes::PROTOCOLS.contains(&n) => {
-                return Err((
-                    codes::UNSUPPORTED_PROTOCOL,
-                    format!("Unsupported protocol version {n}"),
-                ));
+                return Err((codes::UNSUPPORTED_PROTOCOL, format!("Unsupported protocol version {n}")));
             }
             Ok(_) => {}
         },
@@ -116,43 +89,23 @@ fn admit(
         return Err((codes::APP_DISABLED, "Application is disabled".into()));
     }
     if !app.origin_allowed(origin) {
-        return Err((
-            codes::UNAUTHORIZED,
-            "Origin not allowed for this app".into(),
-        ));
+        return Err((codes::UNAUTHORIZED, "Origin not allowed for this app".into()));
     }
     Ok(app)
 }
 
 async fn refuse(socket: WebSocket, code: u16, message: String) {
     metrics::disconnect("refused");
-    loop_::refuse(
-        socket,
-        Closing {
-            last_frame: Some(proto::error(code, &message)),
-            code,
-            reason: "refused",
-        },
-    )
-    .await;
+    loop_::refuse(socket, Closing { last_frame: Some(proto::error(code, &message)), code, reason: "refused" }).await;
 }
 
 async fn serve(socket: WebSocket, state: AppState, app: Arc<App>) {
-    let conn =
-        match state
-            .realtime
-            .connect(&app.id, Transport::Pusher, app.limits().max_connections)
-        {
-            Ok(conn) => conn,
-            Err(_) => {
-                return refuse(
-                    socket,
-                    codes::OVER_QUOTA,
-                    "Application is over its connection quota".into(),
-                )
-                .await;
-            }
-        };
+    let conn = match state.realtime.connect(&app.id, Transport::Pusher, app.limits().max_connections) {
+        Ok(conn) => conn,
+        Err(_) => {
+            return refuse(socket, codes::OVER_QUOTA, "Application is over its connection quota".into()).await;
+        }
+    };
     let shutdown = state.shutdown.token();
     let session = PusherSession::new(state, app, conn);
     loop_::run(socket, session, shutdown).await;
@@ -205,34 +158,19 @@ impl PusherSession {
 
     /// The app as it is now (a rotated secret applies to the next signature at once).
     fn current_app(&self) -> Arc<App> {
-        self.state
-            .apps
-            .by_id(&self.app.id)
-            .unwrap_or_else(|| self.app.clone())
+        self.state.apps.by_id(&self.app.id).unwrap_or_else(|| self.app.clone())
     }
 
     fn subscribe(&mut self, data: Option<&Value>, out: &mut Replies) {
         let data = normalize(data);
-        let Some(raw) = data
-            .as_ref()
-            .and_then(|d| d.get("channel"))
-            .and_then(Value::as_str)
-        else {
-            out.text(proto::error(
-                codes::GENERIC,
-                "pusher:subscribe needs data.channel as a string",
-            ));
+        let Some(raw) = data.as_ref().and_then(|d| d.get("channel")).and_then(Value::as_str) else {
+            out.text(proto::error(codes::GENERIC, "pusher:subscribe needs data.channel as a string"));
             return;
         };
         let channel = match ChannelName::parse(raw) {
             Ok(c) => c,
             Err(e) => {
-                return out.text(proto::subscription_error(
-                    raw,
-                    "InvalidChannel",
-                    &e.to_string(),
-                    400,
-                ));
+                return out.text(proto::subscription_error(raw, "InvalidChannel", &e.to_string(), 400));
             }
         };
         let data = data.as_ref();
@@ -247,11 +185,7 @@ impl PusherSession {
             None
         };
         let user = member.as_ref().map(|m| m.user_id.clone());
-        match self
-            .state
-            .realtime
-            .subscribe(&self.conn, &channel, member, &self.rules)
-        {
+        match self.state.realtime.subscribe(&self.conn, &channel, member, &self.rules) {
             Ok(joined) => {
                 if let Some(user) = user {
                     self.presence_user.retain(|(c, _)| *c != channel);
@@ -286,9 +220,7 @@ impl PusherSession {
         let auth = match data.and_then(|d| d.get("auth")) {
             Some(Value::String(s)) => s.as_str(),
             Some(Value::Null) | None => {
-                return Err(auth_error(
-                    "auth is required for private and presence channels",
-                ));
+                return Err(auth_error("auth is required for private and presence channels"));
             }
             Some(_) => return Err(auth_error("auth must be a string")),
         };
@@ -306,42 +238,22 @@ impl PusherSession {
         };
         let app = self.current_app();
         let socket_id = self.conn.socket_id.to_string();
-        if !sig::verify_channel(
-            &app.key,
-            &app.secret.0,
-            &socket_id,
-            channel.as_str(),
-            channel_data,
-            auth,
-        ) {
-            return Err(auth_error(
-                "Invalid signature: auth does not match this socket and channel",
-            ));
+        if !sig::verify_channel(&app.key, &app.secret.0, &socket_id, channel.as_str(), channel_data, auth) {
+            return Err(auth_error("Invalid signature: auth does not match this socket and channel"));
         }
         match channel_data {
             None => Ok(None),
-            Some(text) => parse_member(text)
-                .map(Some)
-                .map_err(|why| ("InvalidChannelData", why, 400)),
+            Some(text) => parse_member(text).map(Some).map_err(|why| ("InvalidChannelData", why, 400)),
         }
     }
 
     fn unsubscribe(&mut self, data: Option<&Value>, out: &mut Replies) {
         let data = normalize(data);
-        let Some(raw) = data
-            .as_ref()
-            .and_then(|d| d.get("channel"))
-            .and_then(Value::as_str)
-        else {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "pusher:unsubscribe needs data.channel as a string",
-            ));
+        let Some(raw) = data.as_ref().and_then(|d| d.get("channel")).and_then(Value::as_str) else {
+            return out.text(proto::error(codes::GENERIC, "pusher:unsubscribe needs data.channel as a string"));
         };
         if let Ok(channel) = ChannelName::parse(raw) {
-            self.state
-                .realtime
-                .unsubscribe(&self.conn, &channel, &self.rules);
+            self.state.realtime.unsubscribe(&self.conn, &channel, &self.rules);
             self.presence_user.retain(|(c, _)| *c != channel);
         }
     }
@@ -355,34 +267,20 @@ impl PusherSession {
         out: &mut Replies,
     ) {
         let Some(channel) = channel.and_then(|c| ChannelName::parse(c).ok()) else {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "Client event needs a valid channel",
-            ));
+            return out.text(proto::error(codes::GENERIC, "Client event needs a valid channel"));
         };
         if !matches!(channel.kind(), ChannelKind::Private | ChannelKind::Presence) {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "Client events are only allowed on private and presence channels",
-            ));
+            return out
+                .text(proto::error(codes::GENERIC, "Client events are only allowed on private and presence channels"));
         }
         if !self.conn.is_subscribed(&channel) {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "Client event rejected: not subscribed to this channel",
-            ));
+            return out.text(proto::error(codes::GENERIC, "Client event rejected: not subscribed to this channel"));
         }
         if name.len() > MAX_EVENT_NAME {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "Event name is longer than 200 characters",
-            ));
+            return out.text(proto::error(codes::GENERIC, "Event name is longer than 200 characters"));
         }
         if !self.take_token() {
-            return out.text(proto::error(
-                codes::CLIENT_EVENT_RATE,
-                "Client event rejected due to rate limit",
-            ));
+            return out.text(proto::error(codes::CLIENT_EVENT_RATE, "Client event rejected due to rate limit"));
         }
         let data = match data {
             Some(Value::String(s)) => Data::Text(s.as_str().into()),
@@ -392,40 +290,23 @@ impl PusherSession {
         let size = match &data {
             Data::Text(s) | Data::Json(s) => s.len(),
         };
-        if size > self.app.limits().max_message_bytes
-            || raw_len > self.app.limits().max_message_bytes + ENVELOPE_BYTES
+        if size > self.app.limits().max_message_bytes || raw_len > self.app.limits().max_message_bytes + ENVELOPE_BYTES
         {
-            return out.text(proto::error(
-                codes::GENERIC,
-                "Client event data is over the size limit",
-            ));
+            return out.text(proto::error(codes::GENERIC, "Client event data is over the size limit"));
         }
-        let user_id = self
-            .presence_user
-            .iter()
-            .find(|(c, _)| *c == channel)
-            .map(|(_, u)| u.clone());
-        let event = Event {
-            channel: Some(channel),
-            name: name.into(),
-            data,
-            user_id,
-            except: Some(self.conn.socket_id),
-        };
+        let user_id = self.presence_user.iter().find(|(c, _)| *c == channel).map(|(_, u)| u.clone());
+        let event =
+            Event { channel: Some(channel), name: name.into(), data, user_id, except: Some(self.conn.socket_id) };
         metrics::published("client");
         if self.state.realtime.publish(&self.app.id, event).is_err() {
-            out.text(proto::error(
-                codes::GENERIC,
-                "Event could not be published: broker unavailable",
-            ));
+            out.text(proto::error(codes::GENERIC, "Event could not be published: broker unavailable"));
         }
     }
 
     fn take_token(&mut self) -> bool {
         let rate = self.app.limits().client_events_per_second as f32;
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f32() * rate)
-            .min(rate.max(1.0));
+        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f32() * rate).min(rate.max(1.0));
         self.refilled = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -437,31 +318,14 @@ impl PusherSession {
 
     fn signin(&mut self, data: Option<&Value>, out: &mut Replies) -> Flow {
         let data = normalize(data);
-        let field = |name: &str| {
-            data.as_ref()
-                .and_then(|d| d.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let field = |name: &str| data.as_ref().and_then(|d| d.get(name)).and_then(Value::as_str).map(str::to_owned);
         let (Some(auth), Some(user_data)) = (field("auth"), field("user_data")) else {
-            out.text(proto::error(
-                codes::GENERIC,
-                "pusher:signin needs auth and user_data strings",
-            ));
+            out.text(proto::error(codes::GENERIC, "pusher:signin needs auth and user_data strings"));
             return Flow::Continue;
         };
         let app = self.current_app();
-        if !sig::verify_user(
-            &app.key,
-            &app.secret.0,
-            &self.conn.socket_id.to_string(),
-            &user_data,
-            &auth,
-        ) {
-            return close_with(
-                codes::UNAUTHORIZED,
-                "Invalid signature: user authentication failed",
-            );
+        if !sig::verify_user(&app.key, &app.secret.0, &self.conn.socket_id.to_string(), &user_data, &auth) {
+            return close_with(codes::UNAUTHORIZED, "Invalid signature: user authentication failed");
         }
         let parsed: Option<Value> = serde_json::from_str(&user_data).ok();
         let id = match parsed.as_ref().and_then(|v| v.get("id")) {
@@ -475,34 +339,19 @@ impl PusherSession {
             }
         };
         let watchlist: Vec<Arc<str>> = match parsed.as_ref().and_then(|v| v.get("watchlist")) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(Arc::from))
-                .collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(Arc::from)).collect(),
             _ => Vec::new(),
         };
         if watchlist.len() > MAX_WATCHLIST {
-            out.text(proto::error(
-                codes::WATCHLIST_LIMIT,
-                "Watchlist holds more than 100 user ids",
-            ));
+            out.text(proto::error(codes::WATCHLIST_LIMIT, "Watchlist holds more than 100 user ids"));
             return Flow::Continue;
         }
         let watching = app.switches().watchlist_events;
-        let online = self.state.realtime.sign_in(
-            &self.conn,
-            id.into(),
-            if watching { watchlist } else { Vec::new() },
-        );
+        let online = self.state.realtime.sign_in(&self.conn, id.into(), if watching { watchlist } else { Vec::new() });
         out.text(proto::signin_success(&user_data));
         if watching {
             let data = serde_json::json!({ "events": [{ "name": "online", "user_ids": online.iter().map(|u| &**u).collect::<Vec<_>>() }] });
-            out.text(proto::frame(
-                crate::core::events::WATCHLIST_EVENTS,
-                None,
-                Some(&data.to_string()),
-                None,
-            ));
+            out.text(proto::frame(crate::core::events::WATCHLIST_EVENTS, None, Some(&data.to_string()), None));
         }
         Flow::Continue
     }
@@ -522,17 +371,11 @@ impl Session for PusherSession {
 
     fn on_text(&mut self, text: &str, out: &mut Replies) -> Flow {
         let Ok(Value::Object(mut msg)) = serde_json::from_str::<Value>(text) else {
-            out.text(proto::error(
-                codes::GENERIC,
-                "Invalid message: expected a JSON object",
-            ));
+            out.text(proto::error(codes::GENERIC, "Invalid message: expected a JSON object"));
             return Flow::Continue;
         };
         let Some(Value::String(event)) = msg.remove("event") else {
-            out.text(proto::error(
-                codes::GENERIC,
-                "Invalid message: event must be a string",
-            ));
+            out.text(proto::error(codes::GENERIC, "Invalid message: event must be a string"));
             return Flow::Continue;
         };
         let data = msg.get("data");
@@ -561,10 +404,7 @@ impl Session for PusherSession {
     }
 
     fn on_binary(&mut self, out: &mut Replies) -> Flow {
-        out.text(proto::error(
-            codes::GENERIC,
-            "Binary frames are not supported",
-        ));
+        out.text(proto::error(codes::GENERIC, "Binary frames are not supported"));
         Flow::Continue
     }
 
@@ -584,11 +424,7 @@ impl Session for PusherSession {
         match self.ping_sent {
             Some(at) if now >= at + self.pong_timeout() => {
                 metrics::disconnect("pong_timeout");
-                Flow::Close(Closing {
-                    last_frame: None,
-                    code: codes::PONG_TIMEOUT,
-                    reason: "Pong reply not received",
-                })
+                Flow::Close(Closing { last_frame: None, code: codes::PONG_TIMEOUT, reason: "Pong reply not received" })
             }
             None if now >= self.last_seen + self.activity_timeout() => {
                 self.ping_sent = Some(now);
@@ -607,11 +443,7 @@ impl Session for PusherSession {
             Disconnect::Terminated => "terminated",
             Disconnect::Shutdown => "shutdown",
         });
-        Closing {
-            last_frame: Some(proto::error(code, message)),
-            code,
-            reason: message,
-        }
+        Closing { last_frame: Some(proto::error(code, message)), code, reason: message }
     }
 
     fn finish(&mut self) {
@@ -620,11 +452,7 @@ impl Session for PusherSession {
 }
 
 fn close_with(code: u16, message: &'static str) -> Flow {
-    Flow::Close(Closing {
-        last_frame: Some(proto::error(code, message)),
-        code,
-        reason: message,
-    })
+    Flow::Close(Closing { last_frame: Some(proto::error(code, message)), code, reason: message })
 }
 
 /// Some clients send `data` as a JSON-encoded string; treat it as the object it encodes.
@@ -659,10 +487,7 @@ fn parse_member(text: &str) -> Result<Member, String> {
             Some(Arc::from(s))
         }
     };
-    Ok(Member {
-        user_id: user_id.into(),
-        user_info,
-    })
+    Ok(Member { user_id: user_id.into(), user_info })
 }
 
 #[cfg(test)]
