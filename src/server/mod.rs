@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tower::Service;
 
 use crate::apps::{self, AppCache};
-use crate::broker::MemoryBroker;
+use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ConfigError};
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::store::Store;
@@ -41,6 +41,11 @@ impl Server {
     /// Connects the store, migrates, makes sure the default app exists, builds the core and
     /// binds. Configuration problems come back as [`ConfigError`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_broker(config, Arc::new(MemoryBroker::new())).await
+    }
+
+    /// [`Server::build`] on a given broker (cluster backends, or a test double).
+    pub async fn build_with_broker(config: Config, broker: Arc<dyn Broker>) -> anyhow::Result<Self> {
         let url = config.database_url();
         let store = Store::connect(&url)
             .await
@@ -54,7 +59,7 @@ impl Server {
         }
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         let realtime = Realtime::new(
-            Arc::new(MemoryBroker::new()),
+            broker,
             OutboxLimits {
                 max_bytes: config.connection.outbox_max_bytes,
                 max_frames: config.connection.outbox_max_frames,

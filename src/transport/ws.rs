@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 use crate::core::{ConnHandle, Disconnect};
 use crate::metrics;
 
-/// How long a closing connection waits for the client's close frame.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// How long a closing connection waits to send its close frame (a slow consumer's may sit
+/// behind unsent data) and then for the client's close frame. Bounded, so a dead peer costs a
+/// few seconds of one task at most.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// What the loop does after a session callback.
 #[derive(Debug)]
@@ -92,9 +94,12 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
     session.on_open(&mut replies);
     let end: Option<Closing> = loop {
         let closing = conn.drain(&mut batch);
-        let pending = !(replies.frames.is_empty() && batch.is_empty());
-        if pending && !write_batch(&mut socket, &conn, &mut replies, &mut batch).await {
-            break None;
+        if !(replies.frames.is_empty() && batch.is_empty()) {
+            match write_batch(&mut socket, &conn, &mut replies, &mut batch).await {
+                Written::Done => {}
+                Written::SocketGone => break None,
+                Written::Evicted(reason) => break Some(session.closing_for(reason)),
+            }
         }
         if let Some(reason) = closing {
             break Some(session.closing_for(reason));
@@ -127,20 +132,33 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
         if let Flow::Close(closing) = flow {
             // Answers produced before the close still go out (e.g. a pusher:error).
             if !replies.frames.is_empty() {
-                let _ = write_batch(&mut socket, &conn, &mut replies, &mut batch).await;
+                write_batch(&mut socket, &conn, &mut replies, &mut batch).await;
             }
             break Some(closing);
         }
     };
+    // Leave channels before the close handshake, so nobody waits on a peer that is gone.
+    session.finish();
     if let Some(closing) = end {
         close(&mut socket, closing).await;
     }
-    session.finish();
 }
 
-/// Writes replies then queued frames with one flush. False when the socket is gone or the
-/// connection was marked slow while the write was stuck.
-async fn write_batch(socket: &mut WebSocket, conn: &ConnHandle, replies: &mut Replies, batch: &mut Vec<Bytes>) -> bool {
+/// How a batch write ended.
+enum Written {
+    Done,
+    SocketGone,
+    /// The connection was told to close while the write was stuck (a slow consumer).
+    Evicted(Disconnect),
+}
+
+/// Writes replies then queued frames with one flush.
+async fn write_batch(
+    socket: &mut WebSocket,
+    conn: &ConnHandle,
+    replies: &mut Replies,
+    batch: &mut Vec<Bytes>,
+) -> Written {
     let frames = replies.frames.drain(..).chain(batch.drain(..).map(Out::Text));
     for frame in frames {
         let msg = match frame {
@@ -151,7 +169,7 @@ async fn write_batch(socket: &mut WebSocket, conn: &ConnHandle, replies: &mut Re
             Out::Ping => Message::Ping(Bytes::new()),
         };
         if socket.feed(msg).await.is_err() {
-            return false;
+            return Written::SocketGone;
         }
     }
     if batch.capacity() > 256 {
@@ -159,12 +177,11 @@ async fn write_batch(socket: &mut WebSocket, conn: &ConnHandle, replies: &mut Re
     }
     loop {
         tokio::select! {
-            res = socket.flush() => return res.is_ok(),
+            res = socket.flush() => return if res.is_ok() { Written::Done } else { Written::SocketGone },
             _ = conn.woken() => {
                 // Woken mid-write: only a close matters here; new frames wait for the next turn.
-                if conn.closing().is_some() {
-                    metrics::disconnect("slow_consumer");
-                    return false;
+                if let Some(reason) = conn.closing() {
+                    return Written::Evicted(reason);
                 }
             }
         }

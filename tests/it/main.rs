@@ -1,1 +1,18 @@
+//! The single integration-test binary: every test starts the real server on an ephemeral port
+//! and talks to it with real WebSocket and HTTP clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
+mod cli_live;
+mod hostile;
+mod isolation;
+mod layers;
+mod ops;
+mod pusher_api;
+mod pusher_channels;
+mod pusher_connect;
+mod pusher_limits;
+mod pusher_users;
+mod slow_consumer;
+mod timeouts;

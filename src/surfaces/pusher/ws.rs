@@ -32,6 +32,9 @@ const ENVELOPE_BYTES: usize = 4096;
 /// The read buffer a connection starts with; it grows for larger frames. Small, because idle
 /// connections are most connections.
 const READ_BUFFER: usize = 1024;
+/// Frames fed to a socket are buffered up to this much before a write; a flush writes the rest,
+/// so one batch is usually one write.
+const WRITE_BUFFER: usize = 64 * 1024;
 
 /// `GET /app/{key}`: checks the app, protocol and origin, then upgrades. Refusals are sent as
 /// Pusher does: a `pusher:error` frame, then a close with the same code.
@@ -55,7 +58,8 @@ pub async fn upgrade(
             let outbox = state.config.connection.outbox_max_bytes;
             ws.max_message_size(cap)
                 .max_frame_size(cap)
-                .max_write_buffer_size(outbox.saturating_mul(2))
+                .write_buffer_size(WRITE_BUFFER)
+                .max_write_buffer_size(outbox.max(WRITE_BUFFER).saturating_mul(2))
                 .on_upgrade(move |socket| serve(socket, state, app))
         }
     }

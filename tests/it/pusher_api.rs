@@ -1,0 +1,208 @@
+//! The signed HTTP API: every endpoint, `info` attributes, exclusion, and every error status.
+
+use hyper::Method;
+use serde_json::{Value, json};
+
+use crate::support::http::now;
+use crate::support::ws::data;
+use crate::support::{APP_ID, APP_KEY, APP_SECRET, spawn_server};
+
+fn events_path() -> String {
+    format!("/apps/{APP_ID}/events")
+}
+
+#[tokio::test]
+async fn trigger_to_many_channels_with_info_and_exclusion() {
+    let server = spawn_server().await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    for (ws, user) in [(&mut a, "ua"), (&mut b, "ub")] {
+        ws.subscribe("c1").await;
+        ws.subscribe_presence("presence-p", user, Value::Null).await;
+    }
+    a.expect_event("pusher_internal:member_added").await;
+    let body = json!({
+        "name": "e", "channels": ["c1", "presence-p"], "data": "d", "socket_id": a.socket_id,
+        "info": "user_count,subscription_count",
+    });
+    let (status, res) = server.http().trigger(body).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        res,
+        json!({"channels": {
+            "c1": {"subscription_count": 2},
+            "presence-p": {"subscription_count": 2, "user_count": 2},
+        }})
+    );
+    assert_eq!(b.recv().await["channel"], "c1");
+    assert_eq!(b.recv().await["channel"], "presence-p");
+    a.assert_silent(300).await;
+}
+
+#[tokio::test]
+async fn batch_events() {
+    let server = spawn_server().await;
+    let mut ws = server.connect().await;
+    ws.subscribe("b1").await;
+    ws.subscribe("b2").await;
+    let body = json!({"batch": [
+        {"name": "one", "channel": "b1", "data": "1"},
+        {"name": "two", "channel": "b2", "data": "2", "info": "subscription_count"},
+    ]})
+    .to_string();
+    let (status, res) = server.http().signed(Method::POST, &format!("/apps/{APP_ID}/batch_events"), &body, &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(res, json!({"batch": [{}, {"subscription_count": 1}]}));
+    assert_eq!(ws.recv().await["event"], "one");
+    assert_eq!(ws.recv().await["event"], "two");
+
+    let eleven: Vec<Value> = (0..11).map(|i| json!({"name": "x", "channel": "b1", "data": i.to_string()})).collect();
+    let (status, res) = server
+        .http()
+        .signed(Method::POST, &format!("/apps/{APP_ID}/batch_events"), &json!({"batch": eleven}).to_string(), &[])
+        .await;
+    assert_eq!(status, 400);
+    assert!(res["error"].as_str().unwrap().contains("10"));
+    // Nothing of a refused batch is delivered.
+    let bad = json!({"batch": [{"name": "ok", "channel": "b1", "data": "1"}, {"name": "bad", "channel": "bad channel", "data": "1"}]});
+    let (status, _) =
+        server.http().signed(Method::POST, &format!("/apps/{APP_ID}/batch_events"), &bad.to_string(), &[]).await;
+    assert_eq!(status, 400);
+    ws.assert_silent(200).await;
+}
+
+#[tokio::test]
+async fn channel_queries() {
+    let server = spawn_server().await;
+    let mut a = server.connect().await;
+    a.subscribe("news").await;
+    a.subscribe("sport").await;
+    a.subscribe_presence("presence-lobby", "alice", Value::Null).await;
+    let mut b = server.connect().await;
+    b.subscribe("news").await;
+    b.subscribe_presence("presence-lobby", "bob", Value::Null).await;
+    let http = server.http();
+    let path = format!("/apps/{APP_ID}/channels");
+
+    let (status, all) = http.signed(Method::GET, &path, "", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(all, json!({"channels": {"news": {}, "presence-lobby": {}, "sport": {}}}));
+
+    let (_, filtered) =
+        http.signed(Method::GET, &path, "", &[("filter_by_prefix", "presence-"), ("info", "user_count")]).await;
+    assert_eq!(filtered, json!({"channels": {"presence-lobby": {"user_count": 2}}}));
+
+    let (_, counted) = http.signed(Method::GET, &path, "", &[("info", "subscription_count")]).await;
+    assert_eq!(counted["channels"]["news"], json!({"subscription_count": 2}));
+
+    let (status, err) = http.signed(Method::GET, &path, "", &[("info", "user_count")]).await;
+    assert_eq!(status, 400, "user_count needs a presence- prefix");
+    assert!(err["error"].is_string());
+
+    let (status, one) = http.signed(Method::GET, &format!("{path}/news"), "", &[("info", "subscription_count")]).await;
+    assert_eq!((status, one), (200, json!({"occupied": true, "subscription_count": 2})));
+    let (_, p) = http
+        .signed(Method::GET, &format!("{path}/presence-lobby"), "", &[("info", "user_count,subscription_count")])
+        .await;
+    assert_eq!(p, json!({"occupied": true, "user_count": 2, "subscription_count": 2}));
+    let (_, empty) = http.signed(Method::GET, &format!("{path}/nobody-here"), "", &[]).await;
+    assert_eq!(empty, json!({"occupied": false}));
+    let (status, _) = http.signed(Method::GET, &format!("{path}/news"), "", &[("info", "user_count")]).await;
+    assert_eq!(status, 400);
+
+    let (_, users) = http.signed(Method::GET, &format!("{path}/presence-lobby/users"), "", &[]).await;
+    assert_eq!(users, json!({"users": [{"id": "alice"}, {"id": "bob"}]}));
+    let (status, _) = http.signed(Method::GET, &format!("{path}/news/users"), "", &[]).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn error_statuses() {
+    let server = spawn_server().await;
+    let http = server.http();
+    let body = json!({"name": "e", "channel": "c", "data": "d"}).to_string();
+    let path = events_path();
+
+    // 401: bad signature, stale or future timestamp, wrong key, wrong version, body_md5, missing.
+    let (s, e) = http.signed_as(APP_KEY, "wrong-secret", Method::POST, &path, &body, &[], now()).await;
+    assert_eq!(s, 401, "{e}");
+    assert!(e["error"].is_string());
+    let (s, _) = http.signed_as(APP_KEY, APP_SECRET, Method::POST, &path, &body, &[], now() - 601).await;
+    assert_eq!(s, 401);
+    let (s, _) = http.signed_as(APP_KEY, APP_SECRET, Method::POST, &path, &body, &[], now() + 601).await;
+    assert_eq!(s, 401);
+    let (s, _) = http.signed_as("other-key", APP_SECRET, Method::POST, &path, &body, &[], now()).await;
+    assert_eq!(s, 401);
+    let q = switchboard::auth::pusher::sign_query(APP_KEY, APP_SECRET, "POST", &path, body.as_bytes(), &[], now());
+    let (s, _) = http.request(Method::POST, &format!("{path}?{q}"), b"{\"name\":\"tampered\"}", &[]).await;
+    assert_eq!(s, 401);
+    let (s, _) = http.request(Method::POST, &path, body.as_bytes(), &[]).await;
+    assert_eq!(s, 401);
+    let q2 = q.replace("auth_version=1.0", "auth_version=2.0");
+    let (s, _) = http.request(Method::POST, &format!("{path}?{q2}"), body.as_bytes(), &[]).await;
+    assert_eq!(s, 401);
+
+    // 404: unknown app.
+    let (s, e) = http.signed(Method::POST, "/apps/no-such-app/events", &body, &[]).await;
+    assert_eq!((s, e["error"].is_string()), (404, true));
+
+    // 400: bad JSON, missing fields, bad channel names, too many channels, bad socket_id.
+    for bad in [
+        "not json".to_owned(),
+        json!({"channel": "c", "data": "d"}).to_string(),
+        json!({"name": "e", "data": "d"}).to_string(),
+        json!({"name": "e", "channel": "c"}).to_string(),
+        json!({"name": "e", "channel": "bad name", "data": "d"}).to_string(),
+        json!({"name": "e", "channel": "x".repeat(165), "data": "d"}).to_string(),
+        json!({"name": "x".repeat(201), "channel": "c", "data": "d"}).to_string(),
+        json!({"name": "e", "channels": (0..101).map(|i| format!("c{i}")).collect::<Vec<_>>(), "data": "d"})
+            .to_string(),
+        json!({"name": "e", "channels": [], "data": "d"}).to_string(),
+        json!({"name": "e", "channel": "c", "data": "d", "socket_id": "nope"}).to_string(),
+        json!({"name": "e", "channel": "c", "data": "d", "info": "bogus"}).to_string(),
+        json!([1, 2]).to_string(),
+    ] {
+        let (s, e) = http.signed(Method::POST, &path, &bad, &[]).await;
+        assert_eq!(s, 400, "{bad} -> {e}");
+        assert!(e["error"].is_string(), "{e}");
+    }
+    // 100 channels is fine.
+    let hundred = json!({"name": "e", "channels": (0..100).map(|i| format!("c{i}")).collect::<Vec<_>>(), "data": "d"});
+    assert_eq!(http.trigger(hundred).await.0, 200);
+
+    // 413: data over the app's limit (10 KB).
+    let (s, e) = http.trigger(json!({"name": "e", "channel": "c", "data": "x".repeat(10 * 1024 + 1)})).await;
+    assert_eq!(s, 413, "{e}");
+    assert_eq!(http.trigger(json!({"name": "e", "channel": "c", "data": "x".repeat(10 * 1024)})).await.0, 200);
+
+    // 403: disabled app (with a good signature).
+    switchboard::apps::set_enabled(&server.state.store, APP_ID, false).await.unwrap();
+    server.refresh_apps().await;
+    let (s, _) = http.signed(Method::POST, &path, &body, &[]).await;
+    assert_eq!(s, 403);
+    switchboard::apps::set_enabled(&server.state.store, APP_ID, true).await.unwrap();
+    server.refresh_apps().await;
+
+    // 503: broker down; nothing is delivered, and it recovers.
+    let mut ws = server.connect().await;
+    ws.subscribe("c").await;
+    server.broker.set_down(true);
+    let (s, e) = http.signed(Method::POST, &path, &body, &[]).await;
+    assert_eq!(s, 503, "{e}");
+    server.broker.set_down(false);
+    ws.assert_silent(200).await;
+    assert_eq!(http.signed(Method::POST, &path, &body, &[]).await.0, 200);
+    assert_eq!(ws.recv().await["event"], "e");
+}
+
+#[tokio::test]
+async fn api_data_survives_round_trip_exactly() {
+    let server = spawn_server().await;
+    let mut ws = server.connect().await;
+    ws.subscribe("u").await;
+    let tricky = "quotes \" backslash \\ newline \n unicode é 🚀 </script>";
+    server.http().trigger(json!({"name": "e", "channel": "u", "data": tricky})).await;
+    let ev = ws.recv().await;
+    assert_eq!(ev["data"], tricky);
+    assert_eq!(data(&ev), tricky);
+}

@@ -1,0 +1,141 @@
+//! Connecting: connection_established, every refusal close code, ping/pong, activity timeout.
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::ws::{Frame, Ws, data};
+use crate::support::{APP_ID, APP_KEY, spawn_server, spawn_with, update_app};
+
+#[tokio::test]
+async fn connection_established_carries_socket_id_and_activity_timeout() {
+    let server = spawn_server().await;
+    let mut ws = Ws::connect_raw(&server.ws_url(APP_KEY)).await;
+    let msg = ws.recv().await;
+    assert_eq!(msg["event"], "pusher:connection_established");
+    assert!(msg["data"].is_string(), "data is a JSON-encoded string, as Pusher sends it");
+    let d = data(&msg);
+    let socket_id = d["socket_id"].as_str().unwrap();
+    let (a, b) = socket_id.split_once('.').unwrap();
+    assert!(a.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit()), "{socket_id}");
+    assert_eq!(d["activity_timeout"], 120);
+    let other = server.connect().await;
+    assert_ne!(other.socket_id, socket_id, "socket ids are unique");
+}
+
+#[tokio::test]
+async fn unknown_key_gets_4001() {
+    let server = spawn_server().await;
+    let mut ws = Ws::connect_raw(&server.ws_url("nope")).await;
+    ws.expect_error_and_close(4001).await;
+}
+
+#[tokio::test]
+async fn protocol_version_checks() {
+    let server = spawn_server().await;
+    for (query, code) in [("", 4008), ("?protocol=abc", 4006), ("?protocol=3", 4007), ("?protocol=99", 4007)] {
+        let mut ws = Ws::connect_raw(&format!("ws://{}/app/{APP_KEY}{query}", server.addr)).await;
+        ws.expect_error_and_close(code).await;
+    }
+    for v in [5, 6, 7] {
+        Ws::connect_established(&format!("ws://{}/app/{APP_KEY}?protocol={v}", server.addr)).await;
+    }
+}
+
+#[tokio::test]
+async fn unknown_path_gets_4005() {
+    let server = spawn_server().await;
+    let mut ws = Ws::connect_raw(&format!("ws://{}/app/{APP_KEY}/extra?protocol=7", server.addr)).await;
+    ws.expect_error_and_close(4005).await;
+}
+
+#[tokio::test]
+async fn disabled_app_gets_4003_and_live_connections_close() {
+    let server = spawn_server().await;
+    let mut live = server.connect().await;
+    switchboard::apps::set_enabled(&server.state.store, APP_ID, false).await.unwrap();
+    server.refresh_apps().await;
+    live.expect_error_and_close(4003).await;
+    let mut ws = Ws::connect_raw(&server.ws_url(APP_KEY)).await;
+    ws.expect_error_and_close(4003).await;
+}
+
+#[tokio::test]
+async fn over_quota_gets_4004() {
+    let server = spawn_server().await;
+    update_app(&server, APP_ID, |s| s.limits.max_connections = 2).await;
+    let _a = server.connect().await;
+    let b = server.connect().await;
+    let mut c = Ws::connect_raw(&server.ws_url(APP_KEY)).await;
+    c.expect_error_and_close(4004).await;
+    // A slot frees when a connection leaves.
+    b.close().await;
+    let mut ok = None;
+    for _ in 0..50 {
+        let mut ws = Ws::connect_raw(&server.ws_url(APP_KEY)).await;
+        if let Frame::Json(v) = ws.next().await
+            && v["event"] == "pusher:connection_established"
+        {
+            ok = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ok.is_some(), "a freed slot admits a new connection");
+}
+
+#[tokio::test]
+async fn origin_not_allowed_gets_4009() {
+    let server = spawn_server().await;
+    update_app(&server, APP_ID, |s| s.allowed_origins = vec!["*.example.com".into()]).await;
+    let connect_from = |origin: Option<&'static str>| {
+        let mut req = server.ws_url(APP_KEY).into_client_request().unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("origin", o.parse().unwrap());
+        }
+        async move { tokio_tungstenite::connect_async(req).await.unwrap().0 }
+    };
+    for bad in [None, Some("https://evilexample.com"), Some("https://example.com.evil.com")] {
+        let inner = connect_from(bad).await;
+        let mut ws = Ws { inner, socket_id: String::new() };
+        ws.expect_error_and_close(4009).await;
+    }
+    for good in ["https://example.com", "http://app.example.com"] {
+        let inner = connect_from(Some(good)).await;
+        let mut ws = Ws { inner, socket_id: String::new() };
+        ws.expect_event("pusher:connection_established").await;
+    }
+}
+
+#[tokio::test]
+async fn ping_pong() {
+    let server = spawn_server().await;
+    let mut ws = server.connect().await;
+    ws.send_json(json!({"event": "pusher:ping", "data": {}})).await;
+    let pong = ws.recv().await;
+    assert_eq!(pong["event"], "pusher:pong");
+}
+
+#[tokio::test]
+async fn idle_connection_is_pinged_then_closed_with_4201() {
+    let server = spawn_with(|c| {
+        c.pusher.activity_timeout_secs = 1;
+        c.pusher.pong_timeout_secs = 1;
+    })
+    .await;
+    let mut ws = server.connect().await;
+    // The client answers the first ping and stays connected...
+    let ping = ws.expect_event("pusher:ping").await;
+    assert_eq!(ping["event"], "pusher:ping");
+    ws.send_json(json!({"event": "pusher:pong", "data": {}})).await;
+    // ...then stays silent: pinged again, and closed with 4201.
+    ws.expect_event("pusher:ping").await;
+    assert_eq!(ws.expect_close().await, 4201);
+}
+
+#[tokio::test]
+async fn plain_http_get_on_the_websocket_path_is_a_json_400() {
+    let server = spawn_server().await;
+    let (status, body) = server.http().get(&format!("/app/{APP_KEY}?protocol=7")).await;
+    assert_eq!(status, 400);
+    assert!(body["error"].is_string());
+}

@@ -1,0 +1,169 @@
+//! Test support: `spawn_server`, a Pusher WebSocket client, a signed HTTP client.
+
+pub mod http;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use switchboard::broker::{self, Broker, Envelope, MemoryBroker};
+use switchboard::config::{Config, Secret};
+use switchboard::server::{AppState, Server};
+
+pub use http::Http;
+pub use ws::Ws;
+
+pub const APP_ID: &str = "app-1";
+pub const APP_KEY: &str = "key-1";
+pub const APP_SECRET: &str = "secret-1";
+
+/// A running server with its own SQLite file in a temp dir.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub dir: tempfile::TempDir,
+    pub broker: Arc<SwitchBroker>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn http(&self) -> Http {
+        Http::new(self.addr)
+    }
+
+    pub fn ws_url(&self, key: &str) -> String {
+        format!("ws://{}/app/{key}?protocol=7&client=rust-test&version=1.0", self.addr)
+    }
+
+    /// Connects with the default app's key and reads `connection_established`.
+    pub async fn connect(&self) -> Ws {
+        Ws::connect_established(&self.ws_url(APP_KEY)).await
+    }
+
+    /// Triggers shutdown and waits for the server task.
+    pub async fn stop(self) {
+        self.state.shutdown.trigger();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), self.task).await;
+    }
+
+    /// Reloads the app cache now (what the background refresh does every interval).
+    pub async fn refresh_apps(&self) {
+        let changes = self.state.apps.refresh().await.unwrap();
+        for app in changes.gone {
+            self.state.realtime.close_app(&app, switchboard::core::Disconnect::AppDisabled);
+        }
+    }
+}
+
+/// A broker that can be switched off, to test 503s.
+#[derive(Default)]
+pub struct SwitchBroker {
+    inner: MemoryBroker,
+    down: AtomicBool,
+}
+
+impl SwitchBroker {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+}
+
+impl Broker for SwitchBroker {
+    fn publish(&self, envelope: Envelope) -> Result<(), broker::Error> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(broker::Error::Unavailable);
+        }
+        self.inner.publish(envelope)
+    }
+    fn attach(&self, sink: Arc<dyn broker::Sink>) {
+        self.inner.attach(sink)
+    }
+    fn healthy(&self) -> bool {
+        !self.down.load(Ordering::SeqCst)
+    }
+    fn name(&self) -> &'static str {
+        "test"
+    }
+}
+
+/// Test configuration: loopback, port 0, a temp data dir, the pinned default app.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.server.bind = [127, 0, 0, 1].into();
+    c.server.port = 0;
+    c.server.data_dir = dir.to_path_buf();
+    c.server.app_refresh_ms = 200;
+    c.server.shutdown_grace_ms = 3000;
+    c.log.level = "warn".into();
+    c.default_app.id = Some(APP_ID.into());
+    c.default_app.key = Some(APP_KEY.into());
+    c.default_app.secret = Some(Secret(APP_SECRET.into()));
+    c
+}
+
+pub async fn spawn_server() -> TestServer {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let broker = Arc::new(SwitchBroker::default());
+    let server = Server::build_with_broker(config, broker.clone()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let state = server.state();
+    let task = tokio::spawn(async move {
+        server.run_until_stopped(std::future::pending()).await.unwrap();
+    });
+    TestServer { addr, state, dir, broker, task }
+}
+
+/// Changes the default app's settings in the store and reloads the cache.
+pub async fn update_app(server: &TestServer, id: &str, f: impl FnOnce(&mut switchboard::apps::AppSettings)) {
+    let app = server.state.apps.by_id(id).unwrap();
+    let mut settings = app.settings.clone();
+    f(&mut settings);
+    switchboard::apps::set_settings(&server.state.store, id, &settings).await.unwrap();
+    server.refresh_apps().await;
+}
+
+/// Creates a second app with given credentials.
+pub async fn create_app(server: &TestServer, id: &str, key: &str, secret: &str) {
+    switchboard::apps::create(
+        &server.state.store,
+        switchboard::apps::CreateApp {
+            id: Some(id.into()),
+            key: Some(key.into()),
+            secret: Some(secret.into()),
+            name: id.into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    server.refresh_apps().await;
+}
+
+/// `key:hex(HMAC(secret, socket_id:channel[:channel_data]))`.
+pub fn channel_auth(key: &str, secret: &str, socket_id: &str, channel: &str, channel_data: Option<&str>) -> String {
+    let mut text = format!("{socket_id}:{channel}");
+    if let Some(d) = channel_data {
+        text.push(':');
+        text.push_str(d);
+    }
+    format!("{key}:{}", switchboard::auth::hmac_hex(secret, &text))
+}
+
+pub fn auth(socket_id: &str, channel: &str) -> String {
+    channel_auth(APP_KEY, APP_SECRET, socket_id, channel, None)
+}
+
+pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> String {
+    channel_auth(APP_KEY, APP_SECRET, socket_id, channel, Some(channel_data))
+}
+
+pub fn user_auth(socket_id: &str, user_data: &str) -> String {
+    format!("{APP_KEY}:{}", switchboard::auth::hmac_hex(APP_SECRET, &format!("{socket_id}::user::{user_data}")))
+}

@@ -1,0 +1,51 @@
+//! SPEC §10 transport limits: silent sockets, half-sent headers and oversize headers are cut
+//! off while other clients are served.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::spawn_with;
+
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+            Err(_) => panic!("socket still open after {limit:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => continue, // e.g. a 408/431 response before the close
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_and_half_header_sockets_are_closed() {
+    let server = spawn_with(|c| c.server.handshake_timeout_ms = 700).await;
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    let mut half = TcpStream::connect(server.addr).await.unwrap();
+    half.write_all(b"GET /app/key-1?protocol=7 HTTP/1.1\r\nHost: localhost\r\nUpgrade: websock").await.unwrap();
+
+    // Others are served meanwhile.
+    let (status, _) = server.http().get("/health").await;
+    assert_eq!(status, 200);
+    let mut ws = server.connect().await;
+
+    closed_within(&mut silent, Duration::from_secs(5)).await;
+    closed_within(&mut half, Duration::from_secs(5)).await;
+    ws.assert_alive().await;
+}
+
+#[tokio::test]
+async fn oversize_headers_are_refused() {
+    let server = spawn_with(|_| {}).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let big = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20 * 1024));
+    let _ = s.write_all(big.as_bytes()).await;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await.expect("connection closed");
+    let text = String::from_utf8_lossy(&out);
+    assert!(!text.starts_with("HTTP/1.1 200"), "oversize header was served: {text}");
+    assert_eq!(server.http().get("/health").await.0, 200);
+}
