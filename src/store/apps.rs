@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Error, Store, now_ms};
+use super::{Dialect, Error, Store, now_ms};
 
 /// An app as stored. `settings` is JSON owned by the apps service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct NewApp {
 
 const COLUMNS: &str = "id, number, app_key, secret, name, enabled, owner_id, settings, created_at, updated_at";
 
-fn record(row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
+fn record(dialect: Dialect, row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
     Ok(AppRecord {
         id: row.try_get("id")?,
         number: row.try_get("number")?,
@@ -44,7 +44,7 @@ fn record(row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
         name: row.try_get("name")?,
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         owner_id: row.try_get("owner_id")?,
-        settings: row.try_get("settings")?,
+        settings: dialect.text(row, "settings")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -54,14 +54,14 @@ impl Store {
     /// Every app, in creation order.
     pub async fn list_apps(&self) -> Result<Vec<AppRecord>, Error> {
         let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY number")).fetch_all(self.pool()).await?;
-        rows.iter().map(record).collect::<Result<_, _>>().map_err(Error::from)
+        rows.iter().map(|r| record(self.dialect, r)).collect::<Result<_, _>>().map_err(Error::from)
     }
 
     /// One app by id.
     pub async fn get_app(&self, id: &str) -> Result<AppRecord, Error> {
         let q = format!("SELECT {COLUMNS} FROM apps WHERE id = $1");
         let row = sqlx::query(&self.dialect.sql(&q)).bind(id).fetch_optional(self.pool()).await?;
-        row.as_ref().map(record).transpose()?.ok_or(Error::NotFound)
+        row.as_ref().map(|r| record(self.dialect, r)).transpose()?.ok_or(Error::NotFound)
     }
 
     /// The counter bumped by every app change.

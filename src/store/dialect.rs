@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
 /// The database family behind a [`super::Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -51,6 +54,19 @@ impl Dialect {
             }
         }
         Cow::Owned(out)
+    }
+
+    /// Reads a `TEXT` column. MySQL reports TEXT to sqlx's Any driver as a BLOB, so the bytes
+    /// are read and checked as UTF-8 there.
+    pub fn text(self, row: &AnyRow, column: &str) -> Result<String, sqlx::Error> {
+        match row.try_get::<String, _>(column) {
+            Ok(s) => Ok(s),
+            Err(e) if self == Self::MySql => {
+                let bytes: Vec<u8> = row.try_get(column).map_err(|_| e)?;
+                String::from_utf8(bytes).map_err(|err| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(err) })
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether an error is a unique-constraint violation, and on what (as far as the database

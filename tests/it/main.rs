@@ -15,4 +15,5 @@ mod pusher_connect;
 mod pusher_limits;
 mod pusher_users;
 mod slow_consumer;
+mod store_backends;
 mod timeouts;

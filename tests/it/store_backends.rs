@@ -1,0 +1,71 @@
+//! The one Store and its migrations on SQLite, PostgreSQL and MySQL/MariaDB.
+//!
+//! PostgreSQL and MySQL come from `TEST_POSTGRES_URL` / `TEST_MYSQL_URL` (the test command sets
+//! them). When a URL is set the server must be reachable: the test fails, never skips. Each run
+//! works in a database of its own, dropped at the end.
+
+use sqlx::Executor;
+use switchboard::apps::{self, AppSettings, CreateApp};
+use switchboard::store::Store;
+
+async fn exercise(url: &str) {
+    let store = Store::connect(url).await.unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap(); // idempotent
+    let rev0 = store.apps_revision().await.unwrap();
+    let a = apps::create(&store, CreateApp { id: Some("a1".into()), name: "A".into(), ..Default::default() }).await.unwrap();
+    let b = apps::create(&store, CreateApp { name: "B".into(), ..Default::default() }).await.unwrap();
+    assert!(b.number > a.number, "numbers grow");
+    assert!(store.apps_revision().await.unwrap() > rev0);
+    let dup = apps::create(&store, CreateApp { id: Some("a1".into()), ..Default::default() }).await;
+    assert!(matches!(dup, Err(apps::Error::Store(switchboard::store::Error::Conflict(_)))), "{dup:?}");
+    let settings = AppSettings { allowed_origins: vec!["*.example.com".into()], ..Default::default() };
+    let updated = apps::set_settings(&store, "a1", &settings).await.unwrap();
+    assert_eq!(updated.settings.allowed_origins, vec!["*.example.com".to_owned()]);
+    let off = apps::set_enabled(&store, "a1", false).await.unwrap();
+    assert!(!off.enabled);
+    let rotated = apps::rotate_secret(&store, "a1").await.unwrap();
+    assert_ne!(rotated.secret, a.secret);
+    let all = apps::list(&store).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(!all[0].enabled);
+    apps::delete(&store, "a1").await.unwrap();
+    assert!(matches!(apps::delete(&store, "a1").await, Err(apps::Error::Store(switchboard::store::Error::NotFound))));
+    // Numbers are never reused.
+    let c = apps::create(&store, CreateApp::default()).await.unwrap();
+    assert!(c.number > b.number);
+    store.close().await;
+}
+
+/// Creates a fresh database next to `admin_url`, runs `f` on its URL, drops it.
+async fn with_fresh_database(admin_url: &str, f: impl AsyncFnOnce(&str)) {
+    sqlx::any::install_default_drivers();
+    let name = format!("sb_test_{}_{}", std::process::id(), rand::random::<u32>());
+    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap_or_else(|e| panic!("{admin_url} is set but unreachable: {e}"));
+    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+    f(&format!("{base}/{name}")).await;
+    admin.execute(format!("DROP DATABASE {name}").as_str()).await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(&format!("sqlite://{}/nested/dir/db.sqlite", dir.path().display())).await;
+}
+
+#[tokio::test]
+async fn postgres() {
+    match std::env::var("TEST_POSTGRES_URL") {
+        Ok(url) => with_fresh_database(&url, async |u| exercise(u).await).await,
+        Err(_) => eprintln!("TEST_POSTGRES_URL unset: PostgreSQL not exercised (scripts/test.sh sets it)"),
+    }
+}
+
+#[tokio::test]
+async fn mysql() {
+    match std::env::var("TEST_MYSQL_URL") {
+        Ok(url) => with_fresh_database(&url, async |u| exercise(u).await).await,
+        Err(_) => eprintln!("TEST_MYSQL_URL unset: MySQL not exercised (scripts/test.sh sets it)"),
+    }
+}
