@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod core;
 pub mod metrics;
+pub mod ratelimit;
 pub mod server;
 pub mod store;
 pub mod surfaces;

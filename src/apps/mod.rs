@@ -30,6 +30,9 @@ pub struct AppLimits {
     pub max_presence_members: usize,
     /// Channels one connection may hold. Default 100.
     pub max_channels_per_connection: usize,
+    /// Signed HTTP API requests per second (burst of the same size); 0 means unlimited.
+    /// Default 0. Excess gets 429 with `Retry-After`.
+    pub api_requests_per_second: u32,
 }
 
 impl Default for AppLimits {
@@ -40,6 +43,7 @@ impl Default for AppLimits {
             client_events_per_second: 10,
             max_presence_members: 100,
             max_channels_per_connection: 100,
+            api_requests_per_second: 0,
         }
     }
 }

@@ -76,6 +76,7 @@ impl Server {
             store,
             shutdown: Shutdown::default(),
             metrics: crate::metrics::install(),
+            api_limits: Default::default(),
         });
         let router = router::build(state.clone());
         Ok(Self { listener, state, router })
@@ -195,14 +196,17 @@ async fn refresh_apps(state: AppState) {
     }
 }
 
-/// Expires cache-channel events.
+/// Expires cache-channel events and idle rate-limit buckets.
 async fn sweep(state: AppState) {
     let token = state.shutdown.token();
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tick.tick() => state.realtime.sweep(),
+            _ = tick.tick() => {
+                state.realtime.sweep();
+                state.api_limits.sweep(Duration::from_secs(60));
+            }
         }
     }
 }

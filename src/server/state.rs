@@ -10,6 +10,7 @@ use super::shutdown::Shutdown;
 use crate::apps::AppCache;
 use crate::config::Config;
 use crate::core::Realtime;
+use crate::ratelimit::RateLimiter;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct Shared {
     pub store: Store,
     pub shutdown: Shutdown,
     pub metrics: Option<PrometheusHandle>,
+    /// Per-app HTTP API limits.
+    pub api_limits: RateLimiter,
 }
 
 impl AppState {

@@ -63,7 +63,8 @@ impl Dialect {
             Ok(s) => Ok(s),
             Err(e) if self == Self::MySql => {
                 let bytes: Vec<u8> = row.try_get(column).map_err(|_| e)?;
-                String::from_utf8(bytes).map_err(|err| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(err) })
+                String::from_utf8(bytes)
+                    .map_err(|err| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(err) })
             }
             Err(e) => Err(e),
         }

@@ -206,3 +206,29 @@ async fn api_data_survives_round_trip_exactly() {
     assert_eq!(ev["data"], tricky);
     assert_eq!(data(&ev), tricky);
 }
+
+#[tokio::test]
+async fn api_rate_limit_is_429_with_retry_after() {
+    let server = spawn_server().await;
+    crate::support::update_app(&server, APP_ID, |s| s.limits.api_requests_per_second = 3).await;
+    let http = server.http();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(http.trigger(json!({"name": "e", "channel": "c", "data": "d"})).await);
+    }
+    assert_eq!(statuses.iter().filter(|(s, _)| *s == 200).count(), 3, "{statuses:?}");
+    let (s, body) = statuses.last().unwrap();
+    assert_eq!(*s, 429);
+    assert!(body["error"].is_string());
+    let q = switchboard::auth::pusher::sign_query(
+        APP_KEY,
+        APP_SECRET,
+        "GET",
+        &format!("/apps/{APP_ID}/channels"),
+        b"",
+        &[],
+        now(),
+    );
+    let (status, _) = http.request(Method::GET, &format!("/apps/{APP_ID}/channels?{q}"), b"", &[]).await;
+    assert_eq!(status, 429);
+}

@@ -13,7 +13,9 @@ async fn exercise(url: &str) {
     store.migrate().await.unwrap();
     store.migrate().await.unwrap(); // idempotent
     let rev0 = store.apps_revision().await.unwrap();
-    let a = apps::create(&store, CreateApp { id: Some("a1".into()), name: "A".into(), ..Default::default() }).await.unwrap();
+    let a = apps::create(&store, CreateApp { id: Some("a1".into()), name: "A".into(), ..Default::default() })
+        .await
+        .unwrap();
     let b = apps::create(&store, CreateApp { name: "B".into(), ..Default::default() }).await.unwrap();
     assert!(b.number > a.number, "numbers grow");
     assert!(store.apps_revision().await.unwrap() > rev0);
@@ -41,7 +43,8 @@ async fn exercise(url: &str) {
 async fn with_fresh_database(admin_url: &str, f: impl AsyncFnOnce(&str)) {
     sqlx::any::install_default_drivers();
     let name = format!("sb_test_{}_{}", std::process::id(), rand::random::<u32>());
-    let admin = sqlx::AnyPool::connect(admin_url).await.unwrap_or_else(|e| panic!("{admin_url} is set but unreachable: {e}"));
+    let admin =
+        sqlx::AnyPool::connect(admin_url).await.unwrap_or_else(|e| panic!("{admin_url} is set but unreachable: {e}"));
     admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
     let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
     f(&format!("{base}/{name}")).await;

@@ -54,6 +54,12 @@ async fn authenticate(
     if !app.enabled {
         return Err(ApiError::Disabled);
     }
+    let rate = app.limits().api_requests_per_second;
+    if rate > 0
+        && let Err(wait) = state.api_limits.check(&app.id, f64::from(rate), f64::from(rate))
+    {
+        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+    }
     Ok((app, body))
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP API's errors: a status and a JSON `{"error": message}` (SPEC §3).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::pusher::ApiAuthError;
@@ -20,6 +20,8 @@ pub enum ApiError {
     TooLarge(String),
     #[error("Broker unavailable; nothing was published, retry later")]
     BrokerDown,
+    #[error("Too many requests for this app; retry after {0} s")]
+    RateLimited(u64),
 }
 
 impl ApiError {
@@ -35,12 +37,17 @@ impl ApiError {
             Self::UnknownApp => StatusCode::NOT_FOUND,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BrokerDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        let mut response = (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response();
+        if let Self::RateLimited(secs) = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }
