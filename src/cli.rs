@@ -1,5 +1,5 @@
 //! The command line (clap): `serve`, `apps list|create|delete|rotate-secret|enable|disable`,
-//! `migrate`. Each command loads the layered configuration, then calls into the library.
+//! `migrate`, `setup`. Each command loads the layered configuration, then calls into the library.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -47,6 +47,18 @@ pub enum Command {
     Apps(AppsCommand),
     /// Apply database migrations and exit.
     Migrate,
+    /// Create the first admin account (once). It takes over the apps pinned by configuration.
+    Setup {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// The password; prefer the environment variable, which stays out of shell history.
+        #[arg(long, env = "SWITCHBOARD_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,6 +114,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("migrations applied");
                 Ok(())
             }
+            Command::Setup { email, username, name, password } => {
+                let store = open_store(&config).await?;
+                store.migrate().await?;
+                let secret = crate::auth::jwt::load_or_create_secret(
+                    config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()),
+                    &config.server.data_dir,
+                )?;
+                let accounts = crate::accounts::Accounts::new(store, &secret, config.auth.clone());
+                let reg = crate::accounts::Registration { name, username, email, password: Some(password) };
+                let admin = accounts.setup_admin(reg).await?;
+                println!("admin account {} created", admin.id);
+                Ok(())
+            }
             Command::Apps(cmd) => {
                 let store = open_store(&config).await?;
                 store.migrate().await?;
@@ -138,7 +163,7 @@ async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
         }
         AppsCommand::Create { name, id, key, secret, allowed_origins } => {
             let settings = AppSettings { allowed_origins, ..Default::default() };
-            let app = apps::create(store, CreateApp { id, key, secret, name, owner_id: None, settings }).await?;
+            let app = apps::create(store, CreateApp { id, key, secret, name, settings, ..Default::default() }).await?;
             println!("{}", serde_json::to_string_pretty(&app_json(&app))?);
         }
         AppsCommand::Delete { id } => {

@@ -9,6 +9,7 @@
 //! - [`broker`], [`store`]: backends behind small seams; they import nothing above them.
 //! - [`config`], [`metrics`]: leaves any layer may use.
 
+pub mod accounts;
 pub mod apps;
 pub mod auth;
 pub mod broker;

@@ -79,6 +79,8 @@ pub struct App {
     pub owner_id: Option<i64>,
     pub origins: Vec<OriginPattern>,
     pub settings: AppSettings,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
 }
 
 impl App {
@@ -113,6 +115,7 @@ impl App {
             owner_id: r.owner_id,
             origins,
             settings,
+            created_at: r.created_at,
         }
     }
 }
@@ -131,6 +134,8 @@ pub enum Error {
 pub struct CreateApp {
     pub id: Option<String>,
     pub key: Option<String>,
+    /// Prefix for a generated key (Notif's domain keys start with `nk_`).
+    pub key_prefix: Option<&'static str>,
     pub secret: Option<String>,
     pub name: String,
     pub owner_id: Option<i64>,
@@ -145,7 +150,7 @@ pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
     };
     let key = match req.key {
         Some(key) => validate_token("key", key, 128)?,
-        None => random_hex(10),
+        None => format!("{}{}", req.key_prefix.unwrap_or_default(), if req.key_prefix.is_some() { random_hex(16) } else { random_hex(10) }),
     };
     let secret = match req.secret {
         Some(s) if !s.is_empty() && s.len() <= 255 => s,
@@ -190,6 +195,34 @@ pub async fn set_settings(store: &Store, id: &str, settings: &AppSettings) -> Re
     validate_settings(settings)?;
     let mut record = store.get_app(id).await?;
     record.settings = settings_json(settings);
+    Ok(App::from_record(store.update_app(&record).await?))
+}
+
+/// Changes to an app; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UpdateApp {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub settings: Option<AppSettings>,
+}
+
+/// Applies an [`UpdateApp`].
+pub async fn update(store: &Store, id: &str, changes: UpdateApp) -> Result<App, Error> {
+    let mut record = store.get_app(id).await?;
+    if let Some(name) = changes.name {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(Error::Invalid { field: "name", reason: "must be 1–255 characters".into() });
+        }
+        record.name = name.to_owned();
+    }
+    if let Some(enabled) = changes.enabled {
+        record.enabled = enabled;
+    }
+    if let Some(settings) = &changes.settings {
+        validate_settings(settings)?;
+        record.settings = settings_json(settings);
+    }
     Ok(App::from_record(store.update_app(&record).await?))
 }
 

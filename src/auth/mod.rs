@@ -1,6 +1,8 @@
 //! Authentication shared by every surface: Pusher-style HMAC signatures (channel auth, user
 //! sign-in, signed HTTP requests). Every compare of a secret or signature is constant-time.
 
+pub mod jwt;
+pub mod password;
 pub mod pusher;
 
 use hmac::{Hmac, Mac};

@@ -32,6 +32,35 @@ pub fn verify_channel(
     verify_hmac_hex(secret, text.as_bytes(), signature)
 }
 
+/// Notif's channel auth (SPEC §4), more lenient than [`verify_channel`]: `auth` is bare hex or
+/// `key:hex`, and a presence subscriber's `channel_data` may have been signed in any of
+/// `channel_data_forms` (Notif signed a string in its JSON-quoted form). With no forms the text is
+/// `socket_id:channel` alone. Every form is checked, so timing does not tell which one matched.
+pub fn verify_channel_notif(
+    key: &str,
+    secret: &str,
+    socket_id: &str,
+    channel: &str,
+    channel_data_forms: &[&str],
+    auth: &str,
+) -> bool {
+    let signature = match auth.split_once(':') {
+        Some((given_key, signature)) => {
+            if !secrets_equal(given_key, key) {
+                return false;
+            }
+            signature
+        }
+        None => auth,
+    };
+    if channel_data_forms.is_empty() {
+        return verify_hmac_hex(secret, format!("{socket_id}:{channel}").as_bytes(), signature);
+    }
+    channel_data_forms.iter().fold(false, |ok, data| {
+        verify_hmac_hex(secret, format!("{socket_id}:{channel}:{data}").as_bytes(), signature) | ok
+    })
+}
+
 /// Checks a `pusher:signin` `auth` (`key:hex` over `socket_id::user::user_data`).
 pub fn verify_user(key: &str, secret: &str, socket_id: &str, user_data: &str, auth: &str) -> bool {
     let Some((given_key, signature)) = auth.split_once(':') else {
@@ -182,6 +211,20 @@ mod tests {
         assert_eq!(verify_request(KEY, SECRET, &req, 100), Ok(()));
         let req = SignedRequest { path: "/apps/4/channels", ..req };
         assert_eq!(verify_request(KEY, SECRET, &req, 100), Err(ApiAuthError::Signature));
+    }
+
+    #[test]
+    fn notif_channel_auth_forms() {
+        let hex = |text: &str| super::super::hmac_hex(SECRET, text);
+        let private = hex("1.1:private-a");
+        assert!(verify_channel_notif(KEY, SECRET, "1.1", "private-a", &[], &private));
+        assert!(verify_channel_notif(KEY, SECRET, "1.1", "private-a", &[], &format!("{KEY}:{private}")));
+        assert!(!verify_channel_notif(KEY, SECRET, "1.1", "private-a", &[], &format!("other:{private}")));
+        assert!(!verify_channel_notif(KEY, SECRET, "1.2", "private-a", &[], &private));
+        let quoted = hex(r#"1.1:presence-a:"{\"user_id\":\"u\"}""#);
+        let forms = [r#"{"user_id":"u"}"#, r#""{\"user_id\":\"u\"}""#];
+        assert!(verify_channel_notif(KEY, SECRET, "1.1", "presence-a", &forms, &quoted));
+        assert!(!verify_channel_notif(KEY, SECRET, "1.1", "presence-a", &forms[..1], &quoted));
     }
 
     proptest! {

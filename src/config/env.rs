@@ -73,6 +73,13 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
     }),
     ("SWITCHBOARD_ACTIVITY_TIMEOUT", |c, v| parse_into(&mut c.pusher.activity_timeout_secs, v)),
     ("SWITCHBOARD_PONG_TIMEOUT", |c, v| parse_into(&mut c.pusher.pong_timeout_secs, v)),
+    ("JWT_SECRET", |c, v| {
+        c.auth.jwt_secret = Some(Secret(v.to_owned()));
+        Ok(())
+    }),
+    ("SWITCHBOARD_TOKEN_TTL_SECS", |c, v| parse_into(&mut c.auth.token_ttl_secs, v)),
+    ("SWITCHBOARD_LOGIN_PER_MINUTE", |c, v| parse_into(&mut c.auth.login_per_minute, v)),
+    ("SWITCHBOARD_REGISTER_PER_MINUTE", |c, v| parse_into(&mut c.auth.register_per_minute, v)),
     ("SWITCHBOARD_OUTBOX_MAX_BYTES", |c, v| parse_into(&mut c.connection.outbox_max_bytes, v)),
     ("SWITCHBOARD_OUTBOX_MAX_FRAMES", |c, v| parse_into(&mut c.connection.outbox_max_frames, v)),
 ];

@@ -42,6 +42,7 @@ pub struct Config {
     pub default_app: DefaultAppConfig,
     pub pusher: PusherConfig,
     pub connection: ConnectionConfig,
+    pub auth: AuthConfig,
 }
 
 /// Listening socket, data directory and HTTP-level limits.
@@ -178,6 +179,35 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// Accounts and their tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 secret for account tokens. Default: generated once and kept in
+    /// `<data_dir>/jwt_secret`. Env `JWT_SECRET`.
+    pub jwt_secret: Option<Secret>,
+    /// Token lifetime in seconds. Default 604 800 (7 days, as Notif and Hestia).
+    pub token_ttl_secs: u64,
+    /// Login attempts per IP address per minute. Default 30. Env `SWITCHBOARD_LOGIN_PER_MINUTE`.
+    pub login_per_minute: u32,
+    /// Login attempts per account per minute. Default 10.
+    pub login_per_account_per_minute: u32,
+    /// Registrations per IP address per minute. Default 10. Env `SWITCHBOARD_REGISTER_PER_MINUTE`.
+    pub register_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: None,
+            token_ttl_secs: 7 * 24 * 3600,
+            login_per_minute: 30,
+            login_per_account_per_minute: 10,
+            register_per_minute: 10,
+        }
+    }
+}
+
 /// Command-line flags: the last layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -271,6 +301,9 @@ impl Config {
         }
         if self.connection.outbox_max_bytes < 16 * 1024 {
             return Err(ConfigError("SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into()));
+        }
+        if self.auth.jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
+            return Err(ConfigError("JWT_SECRET: must be at least 16 characters".into()));
         }
         if let Some(app) = &self.default_app.key
             && (app.is_empty() || app.len() > 128)

@@ -108,6 +108,8 @@ pub struct Conn {
     pub socket_id: SocketId,
     pub transport: Transport,
     pub app: Arc<str>,
+    /// Milliseconds since the Unix epoch.
+    pub connected_at: i64,
     limits: OutboxLimits,
     outbox: Mutex<Outbox>,
     wake: Notify,
@@ -124,6 +126,7 @@ impl Conn {
             socket_id,
             transport,
             app,
+            connected_at: super::now_ms(),
             limits,
             outbox: Mutex::new(Outbox { frames: VecDeque::new(), bytes: 0, closing: None }),
             wake: Notify::new(),

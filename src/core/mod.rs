@@ -122,6 +122,18 @@ pub struct ChannelStats {
     pub subscription_count: usize,
     /// Presence channels only.
     pub user_count: Option<usize>,
+    /// When the channel became occupied (ms since the epoch); 0 when it is not.
+    pub occupied_since: i64,
+}
+
+/// A live connection, for operators' views.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub socket_id: SocketId,
+    pub transport: Transport,
+    pub connected_at: i64,
+    pub channels: Vec<ChannelName>,
+    pub user: Option<Arc<str>>,
 }
 
 /// The engine handle: cheap to clone.
@@ -256,6 +268,9 @@ impl Realtime {
                 new_member = Some(member.clone());
             }
         }
+        if ch.subscribers.is_empty() {
+            ch.occupied_since = now_ms();
+        }
         ch.subscribers.insert(conn.socket_id, Subscriber { conn: conn.clone(), user: member.map(|m| m.user_id) });
         let joined = Joined { presence: ch.members.as_ref().map(|m| m.snapshot()), cache: replay(channel, ch) };
         let count = ch.subscribers.len();
@@ -364,6 +379,27 @@ impl Realtime {
     /// Local connections of an app.
     pub fn connection_count(&self, app: &str) -> u64 {
         self.0.spaces.read().get(app).map_or(0, |s| s.connection_count.load(Ordering::Acquire))
+    }
+
+    /// This node's connections of an app, with what they joined.
+    pub fn connections(&self, app: &str) -> Vec<ConnInfo> {
+        let Some(space) = self.0.spaces.read().get(app).cloned() else { return Vec::new() };
+        let conns: Vec<_> = space.conns.lock().values().cloned().collect();
+        let mut out: Vec<ConnInfo> = conns
+            .iter()
+            .map(|c| {
+                let m = c.membership.lock();
+                ConnInfo {
+                    socket_id: c.socket_id,
+                    transport: c.transport,
+                    connected_at: c.connected_at,
+                    channels: m.channels.clone(),
+                    user: m.user.clone(),
+                }
+            })
+            .collect();
+        out.sort_by_key(|c| (c.connected_at, c.socket_id));
+        out
     }
 
     /// Local connections across apps.
@@ -635,7 +671,16 @@ fn replay(channel: &ChannelName, ch: &Channel) -> CacheReplay {
 }
 
 fn stats(ch: &Channel) -> ChannelStats {
-    ChannelStats { subscription_count: ch.subscribers.len(), user_count: ch.members.as_ref().map(|m| m.len()) }
+    ChannelStats {
+        subscription_count: ch.subscribers.len(),
+        user_count: ch.members.as_ref().map(|m| m.len()),
+        occupied_since: if ch.occupied() { ch.occupied_since } else { 0 },
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 /// Wraps a JSON value as event data.

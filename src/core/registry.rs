@@ -32,6 +32,8 @@ pub(crate) struct Cached {
 #[derive(Default)]
 pub(crate) struct Channel {
     pub subscribers: HashMap<SocketId, Subscriber>,
+    /// When the first current subscriber arrived (ms since the epoch).
+    pub occupied_since: i64,
     pub members: Option<Members>,
     pub cached: Option<Cached>,
 }

@@ -20,12 +20,14 @@ use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 
+use crate::accounts::Accounts;
 use crate::apps::{self, AppCache};
+use crate::auth::jwt;
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ConfigError};
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::store::Store;
-use crate::surfaces::pusher;
+use crate::surfaces::{notif, pusher};
 
 pub use shutdown::Shutdown;
 pub use state::{AppState, Shared};
@@ -58,6 +60,7 @@ impl Server {
             println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
         }
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
+        notif::broadcast::warn_legacy_publishers(&apps);
         let realtime = Realtime::new(
             broker,
             OutboxLimits {
@@ -66,6 +69,10 @@ impl Server {
             },
         );
         realtime.register_encoder(Transport::Pusher, pusher::protocol::encode_event);
+        realtime.register_encoder(Transport::Notif, notif::protocol::encode_event);
+        let jwt_secret = jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
+            .map_err(|e| ConfigError(format!("SWITCHBOARD_DATA_DIR: cannot keep the JWT secret there: {e}")))?;
+        let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let listener = TcpListener::bind((config.server.bind, config.server.port)).await.map_err(|e| {
             ConfigError(format!("PORT={}: cannot listen on {}: {e}", config.server.port, config.server.bind))
         })?;
@@ -77,6 +84,7 @@ impl Server {
             shutdown: Shutdown::default(),
             metrics: crate::metrics::install(),
             api_limits: Default::default(),
+            accounts,
         });
         let router = router::build(state.clone());
         Ok(Self { listener, state, router })
@@ -184,14 +192,8 @@ async fn refresh_apps(state: AppState) {
             _ = token.cancelled() => return,
             _ = tick.tick() => {}
         }
-        match state.apps.refresh().await {
-            Ok(changes) => {
-                for app in changes.gone {
-                    tracing::info!(app_id = %app, "app disabled or deleted: closing its connections");
-                    state.realtime.close_app(&app, Disconnect::AppDisabled);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "refreshing apps failed"),
+        if let Err(e) = state.reload_apps().await {
+            tracing::warn!(error = %e, "refreshing apps failed");
         }
     }
 }

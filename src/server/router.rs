@@ -10,12 +10,15 @@ use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::metrics;
-use crate::surfaces::{ops, pusher};
+use crate::surfaces::{accounts, dashboard, notif, ops, pusher};
 
 pub fn build(state: AppState) -> Router {
     Router::new()
         .merge(pusher::routes())
+        .merge(notif::routes())
         .merge(ops::routes())
+        .merge(accounts::routes())
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::shutdown::Shutdown;
+use crate::accounts::Accounts;
 use crate::apps::AppCache;
 use crate::config::Config;
 use crate::core::Realtime;
@@ -28,11 +29,25 @@ pub struct Shared {
     pub metrics: Option<PrometheusHandle>,
     /// Per-app HTTP API limits.
     pub api_limits: RateLimiter,
+    pub accounts: Accounts,
 }
 
 impl AppState {
     pub fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
+    }
+}
+
+impl AppState {
+    /// Reloads the app cache after a change (here or elsewhere) and closes the live
+    /// connections of apps that were disabled or deleted (Pusher 4003).
+    pub async fn reload_apps(&self) -> Result<(), crate::store::Error> {
+        let changes = self.apps.refresh().await?;
+        for app in changes.gone {
+            tracing::info!(app_id = %app, "app disabled or deleted: closing its connections");
+            self.realtime.close_app(&app, crate::core::Disconnect::AppDisabled);
+        }
+        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! SQL of each aggregate. Rows come back as plain records; services turn them into their types.
 //! Nothing here imports a service, a surface or the core.
 
+pub mod accounts;
 pub mod apps;
 mod dialect;
 
@@ -31,7 +32,10 @@ pub enum Error {
 }
 
 /// The migrations, embedded so the binary carries its schema.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "apps", include_str!("../../migrations/0001_apps.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "apps", include_str!("../../migrations/0001_apps.sql")),
+    (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
+];
 
 /// Cheap to clone: the pool is reference-counted.
 #[derive(Clone)]

@@ -2,5 +2,8 @@
 //! authenticates, calls the core or a service, and answers in its own format. Surfaces never
 //! import each other.
 
+pub mod accounts;
+pub mod dashboard;
+pub mod notif;
 pub mod ops;
 pub mod pusher;

@@ -76,6 +76,9 @@ pub trait Session: Send {
     fn deadline(&self) -> Instant;
     /// The deadline passed.
     fn on_timer(&mut self, now: Instant, out: &mut Replies) -> Flow;
+    /// Drops queued fan-out frames this connection must not get, before they are written (Notif
+    /// leaves out Pusher-protocol extras unless the client asked for them). Default: keep all.
+    fn filter_outgoing(&self, _batch: &mut Vec<Bytes>) {}
     /// How this surface closes for a reason the core gave.
     fn closing_for(&self, reason: Disconnect) -> Closing;
     /// Closing for a frame over the size cap (RFC 6455 1009).
@@ -94,6 +97,7 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
     session.on_open(&mut replies);
     let end: Option<Closing> = loop {
         let closing = conn.drain(&mut batch);
+        session.filter_outgoing(&mut batch);
         if !(replies.frames.is_empty() && batch.is_empty()) {
             match write_batch(&mut socket, &conn, &mut replies, &mut batch).await {
                 Written::Done => {}
@@ -117,7 +121,14 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
                     }
                     Some(Ok(Message::Binary(_))) => session.on_binary(&mut replies),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Ok(Message::Close(_))) => {
+                        // Answer the client's close (RFC 6455 §5.5.1): tungstenite queued the
+                        // reply; a flush sends it.
+                        session.finish();
+                        let _ = timeout(CLOSE_GRACE, socket.flush()).await;
+                        return;
+                    }
+                    None => break None,
                     Some(Err(err)) => {
                         if is_capacity(&err) {
                             break Some(session.closing_too_big());

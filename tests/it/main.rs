@@ -4,6 +4,7 @@
 
 mod support;
 
+mod accounts;
 mod cli_live;
 mod hostile;
 mod isolation;

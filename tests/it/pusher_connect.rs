@@ -139,3 +139,21 @@ async fn plain_http_get_on_the_websocket_path_is_a_json_400() {
     assert_eq!(status, 400);
     assert!(body["error"].is_string());
 }
+
+#[tokio::test]
+async fn client_close_is_answered() {
+    let server = spawn_server().await;
+    let mut ws = server.connect().await;
+    use futures_util::SinkExt;
+    ws.inner
+        .send(tokio_tungstenite::tungstenite::Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+            code: 1000.into(),
+            reason: "bye".into(),
+        })))
+        .await
+        .unwrap();
+    match ws.next().await {
+        Frame::Close(Some((code, _))) => assert_eq!(code, 1000),
+        other => panic!("expected the server's close reply, got {other:?}"),
+    }
+}

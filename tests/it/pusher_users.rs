@@ -37,9 +37,15 @@ async fn signin_send_to_user_and_terminate() {
     }
     other.assert_silent(200).await;
 
-    // Clients cannot subscribe to per-user channels themselves.
+    // Another user cannot subscribe to this user's channel; the user itself may (pusher-js
+    // does after signin), which only confirms.
     let err = other.subscribe("#server-to-user-u-1").await;
     assert_eq!(err["event"], "pusher:subscription_error");
+    let ok = a.subscribe("#server-to-user-u-1").await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    let unsigned = server.connect().await;
+    let mut unsigned = unsigned;
+    assert_eq!(unsigned.subscribe("#server-to-user-u-1").await["event"], "pusher:subscription_error");
 
     let (status, body) =
         server.http().signed(Method::POST, &format!("/apps/{APP_ID}/users/u-1/terminate_connections"), "{}", &[]).await;

@@ -171,6 +171,14 @@ impl PusherSession {
             out.text(proto::error(codes::GENERIC, "pusher:subscribe needs data.channel as a string"));
             return;
         };
+        if let Some(user) = raw.strip_prefix(crate::core::channel::USER_PREFIX) {
+            // pusher-js subscribes to its own user channel after signin; the signin already
+            // joined it, so this only confirms. Anyone else's is refused.
+            if self.conn.user().is_some_and(|u| &*u == user) {
+                return out.text(proto::subscription_succeeded(raw, None));
+            }
+            return out.text(proto::subscription_error(raw, "AuthError", "Sign in as this user first", 401));
+        }
         let channel = match ChannelName::parse(raw) {
             Ok(c) => c,
             Err(e) => {

@@ -25,14 +25,20 @@ impl Http {
         Self { addr, client: Client::builder(TokioExecutor::new()).build_http() }
     }
 
-    /// Any request; returns status, headers and the body parsed as JSON (or a JSON string).
-    pub async fn request(
+    /// Any request; returns status and the body parsed as JSON (or a JSON string).
+    pub async fn request(&self, method: Method, path_and_query: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+        let (status, _, value) = self.request_full(method, path_and_query, body, headers).await;
+        (status, value)
+    }
+
+    /// Like [`Http::request`], with the response headers.
+    pub async fn request_full(
         &self,
         method: Method,
         path_and_query: &str,
         body: &[u8],
         headers: &[(&str, &str)],
-    ) -> (u16, Value) {
+    ) -> (u16, hyper::HeaderMap, Value) {
         let mut req = Request::builder().method(method).uri(format!("http://{}{}", self.addr, path_and_query));
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -42,10 +48,19 @@ impl Http {
         }
         let res = self.client.request(req.body(Full::new(Bytes::copy_from_slice(body))).unwrap()).await.unwrap();
         let status = res.status().as_u16();
+        let headers = res.headers().clone();
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let value = serde_json::from_slice(&bytes)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, value)
+        (status, headers, value)
+    }
+
+    /// A JSON request with an optional bearer token.
+    pub async fn json(&self, method: Method, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.as_deref().map(|a| vec![("authorization", a)]).unwrap_or_default();
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.request(method, path, body.as_bytes(), &headers).await
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

@@ -1,0 +1,238 @@
+//! Accounts, shared by every surface: register, login, token checks and first-admin setup.
+//! Surfaces shape the answers (Notif's, Hestia's, Push-Alt's); the rules live here.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::auth::jwt::{Jwt, TokenError};
+use crate::auth::password;
+use crate::config::AuthConfig;
+use crate::ratelimit::RateLimiter;
+use crate::store::accounts::{AccountRecord, NewAccount};
+use crate::store::{self, Store};
+
+/// An account as callers see it (never its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: String,
+    pub is_admin: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+impl From<AccountRecord> for Account {
+    fn from(r: AccountRecord) -> Self {
+        Self { id: r.id, username: r.username, email: r.email, name: r.name, is_admin: r.is_admin, created_at: r.created_at }
+    }
+}
+
+/// Fields of a registration, as loosely as clients send them.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("{0}")]
+    Duplicate(&'static str),
+    #[error("Invalid credentials.")]
+    InvalidCredentials,
+    #[error("Too many requests, please try again later.")]
+    RateLimited(Duration),
+    #[error("invalid or expired token")]
+    Token,
+    #[error("setup already completed")]
+    AlreadySetUp,
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
+    #[error("issuing a token: {0}")]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
+impl From<TokenError> for AccountError {
+    fn from(_: TokenError) -> Self {
+        Self::Token
+    }
+}
+
+/// The accounts service.
+pub struct Accounts {
+    store: Store,
+    jwt: Jwt,
+    limits: RateLimiter,
+    config: AuthConfig,
+}
+
+impl Accounts {
+    pub fn new(store: Store, jwt_secret: &[u8], config: AuthConfig) -> Self {
+        let jwt = Jwt::new(jwt_secret, i64::try_from(config.token_ttl_secs).unwrap_or(i64::MAX / 2));
+        Self { store, jwt, limits: RateLimiter::default(), config }
+    }
+
+    /// Creates an account (never an admin) and a token for it.
+    pub async fn register(&self, reg: Registration, ip: IpAddr) -> Result<(Account, String), AccountError> {
+        let per_minute = f64::from(self.config.register_per_minute);
+        self.limits.check(&format!("register:{ip}"), per_minute / 60.0, per_minute).map_err(AccountError::RateLimited)?;
+        let account = self.create(reg, false).await?;
+        let token = self.jwt.issue(account.id, account.username.as_deref())?;
+        Ok((account, token))
+    }
+
+    /// Checks a login (email or username) and returns a token. Unknown user and wrong
+    /// password are one error, and take the same time.
+    pub async fn login(&self, login: Option<&str>, password: Option<&str>, ip: IpAddr) -> Result<(Account, String), AccountError> {
+        let (Some(login), Some(password)) = (login.map(str::trim).filter(|l| !l.is_empty()), password.filter(|p| !p.is_empty())) else {
+            return Err(AccountError::Invalid("Username and password are required."));
+        };
+        let per_ip = f64::from(self.config.login_per_minute);
+        self.limits.check(&format!("login-ip:{ip}"), per_ip / 60.0, per_ip).map_err(AccountError::RateLimited)?;
+        let per_account = f64::from(self.config.login_per_account_per_minute);
+        let key = format!("login-account:{}", login.to_lowercase());
+        self.limits.check(&key, per_account / 60.0, per_account).map_err(AccountError::RateLimited)?;
+        let record = match self.store.account_by_login(login).await {
+            Ok(r) => Some(r),
+            Err(store::Error::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let ok = password::verify(password.to_owned(), record.as_ref().map(|r| r.password_hash.clone())).await;
+        match record {
+            Some(r) if ok => {
+                let account = Account::from(r);
+                let token = self.jwt.issue(account.id, account.username.as_deref())?;
+                Ok((account, token))
+            }
+            _ => Err(AccountError::InvalidCredentials),
+        }
+    }
+
+    /// The account a bearer token names; a token of a deleted account is refused.
+    pub async fn authenticate(&self, token: &str) -> Result<Account, AccountError> {
+        let id = self.jwt.verify(token)?;
+        match self.store.account_by_id(id).await {
+            Ok(r) => Ok(r.into()),
+            Err(store::Error::NotFound) => Err(AccountError::Token),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the first admin (once) and gives it the apps pinned by configuration.
+    pub async fn setup_admin(&self, reg: Registration) -> Result<Account, AccountError> {
+        if self.store.count_admins().await? > 0 {
+            return Err(AccountError::AlreadySetUp);
+        }
+        let admin = self.create(reg, true).await?;
+        self.store.adopt_ownerless_apps(admin.id).await?;
+        Ok(admin)
+    }
+
+    /// A token for an account (e.g. right after setup).
+    pub fn token_for(&self, account: &Account) -> Result<String, AccountError> {
+        Ok(self.jwt.issue(account.id, account.username.as_deref())?)
+    }
+
+    async fn create(&self, reg: Registration, is_admin: bool) -> Result<Account, AccountError> {
+        let username = reg.username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
+        let email = reg.email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
+        let password = reg.password.filter(|p| !p.is_empty());
+        let Some(password) = password.filter(|_| username.is_some() || email.is_some()) else {
+            return Err(AccountError::Invalid("Username and password are required."));
+        };
+        if let Some(u) = &username {
+            let n = u.chars().count();
+            if !(3..=32).contains(&n) {
+                return Err(AccountError::Invalid("Username must be from 3 to 32 characters."));
+            }
+            if u.chars().any(|c| c.is_whitespace() || c.is_control() || c == '@') {
+                return Err(AccountError::Invalid("Username may not contain spaces, control characters or @."));
+            }
+        }
+        if let Some(e) = &email
+            && !valid_email(e)
+        {
+            return Err(AccountError::Invalid("Email is not a valid address."));
+        }
+        if !(8..=128).contains(&password.chars().count()) {
+            return Err(AccountError::Invalid("Password must be from 8 to 128 characters."));
+        }
+        let name = reg.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+        if name.as_ref().is_some_and(|n| n.chars().count() > 255) {
+            return Err(AccountError::Invalid("Name must be at most 255 characters."));
+        }
+        if let Some(u) = &username
+            && self.exists(u).await?
+        {
+            return Err(AccountError::Duplicate("Username already taken."));
+        }
+        if let Some(e) = &email
+            && self.exists(e).await?
+        {
+            return Err(AccountError::Duplicate("Email already registered"));
+        }
+        let name = name.or_else(|| username.clone()).or_else(|| email.as_ref().and_then(|e| e.split('@').next().map(str::to_owned)));
+        let password_hash = password::hash(password).await?;
+        let record = self
+            .store
+            .insert_account(NewAccount { username, email, name: name.unwrap_or_default(), password_hash, is_admin })
+            .await
+            .map_err(|e| match e {
+                store::Error::Conflict(_) => AccountError::Duplicate("Username or email already registered"),
+                e => e.into(),
+            })?;
+        Ok(record.into())
+    }
+
+    async fn exists(&self, login: &str) -> Result<bool, AccountError> {
+        match self.store.account_by_login(login).await {
+            Ok(_) => Ok(true),
+            Err(store::Error::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn valid_email(e: &str) -> bool {
+    let Some((local, domain)) = e.split_once('@') else { return false };
+    e.len() <= 255
+        && !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The token of an `Authorization: Bearer …` header value.
+pub fn bearer(header: Option<&str>) -> Option<&str> {
+    let value = header?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_and_bearer() {
+        assert!(valid_email("a@b.co"));
+        assert!(!valid_email("a@b"));
+        assert!(!valid_email("@b.co"));
+        assert!(!valid_email("a b@c.de"));
+        assert_eq!(bearer(Some("Bearer abc")), Some("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+}

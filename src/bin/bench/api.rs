@@ -1,0 +1,93 @@
+//! Signed calls to the Pusher HTTP API over one keep-alive HTTP/1.1 connection each.
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use switchboard::auth::pusher::sign_query;
+
+/// Where and as whom to call the API.
+#[derive(Debug, Clone)]
+pub struct Creds {
+    pub app_id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// Signs `POST /apps/ID/events` requests; with a fixed body the query is reused within a second.
+pub struct Signer {
+    creds: Creds,
+    path: String,
+    cached: Option<(i64, String)>,
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Signer {
+    pub fn new(creds: &Creds) -> Self {
+        Self { path: format!("/apps/{}/events", creds.app_id), creds: creds.clone(), cached: None }
+    }
+
+    /// Path and signed query for this body.
+    pub fn uri(&self, body: &[u8]) -> String {
+        let q = sign_query(&self.creds.key, &self.creds.secret, "POST", &self.path, body, &[], unix_now());
+        format!("{}?{q}", self.path)
+    }
+
+    /// Like [`Signer::uri`] for a body that never changes (signature recomputed once a second).
+    pub fn uri_fixed(&mut self, body: &[u8]) -> String {
+        let now = unix_now();
+        match &self.cached {
+            Some((at, uri)) if *at == now => uri.clone(),
+            _ => {
+                let q = sign_query(&self.creds.key, &self.creds.secret, "POST", &self.path, body, &[], now);
+                let uri = format!("{}?{q}", self.path);
+                self.cached = Some((now, uri.clone()));
+                uri
+            }
+        }
+    }
+}
+
+/// One HTTP/1.1 keep-alive connection.
+pub struct Api {
+    sender: SendRequest<Full<Bytes>>,
+    authority: String,
+}
+
+impl Api {
+    pub async fn connect(addr: SocketAddr, authority: &str) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
+        tokio::task::spawn_local(async move {
+            let _ = conn.await;
+        });
+        Ok(Self { sender, authority: authority.to_owned() })
+    }
+
+    /// POSTs a JSON body; the status and the response body.
+    pub async fn post(&mut self, uri: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+        self.sender.ready().await.context("connection closed")?;
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::HOST, &self.authority)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .context("building the request")?;
+        let response = self.sender.send_request(request).await.context("sending the request")?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.context("reading the response")?.to_bytes();
+        Ok((status, body))
+    }
+}

@@ -1,0 +1,276 @@
+//! `bench`: a load generator for Pusher-protocol servers (Switchboard or any other). It drives the
+//! server over WebSocket and the signed HTTP API, reads the server's CPU time and RSS from
+//! /proc/PID when given `--server-pid`, and prints one JSON report on stdout (a one-line summary
+//! goes to stderr). It runs on a single-threaded runtime so that it can be pinned to one core and
+//! its own CPU use (reported, with `client_bound` set at ≥ 90 % of a core) stays interpretable.
+//!
+//! ```text
+//! bench --url http://127.0.0.1:6001 --app-id ID --key KEY --secret SECRET --server-pid PID idle --connections 10000
+//! bench … fanout --subscribers 1000 --rate 10 --duration 10
+//! bench … fanout-max --subscribers 1000
+//! bench … http --concurrency 32 --duration 10
+//! ```
+//! See BENCHMARKS.md for what each scenario measures.
+
+mod api;
+mod scenarios;
+mod stats;
+mod subs;
+mod sys;
+mod ws;
+
+use std::cell::RefCell;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+use crate::api::Creds;
+use crate::scenarios::{FanoutOpts, MaxOpts};
+use crate::subs::Ctx;
+
+#[derive(Debug, Parser)]
+#[command(name = "bench", about = "Load generator for Pusher Channels-compatible servers; prints a JSON report")]
+struct Args {
+    /// Server base URL (http:// or ws://; TLS is not supported).
+    #[arg(long, global = true, default_value = "http://127.0.0.1:6001")]
+    url: String,
+    #[arg(long, global = true, default_value = "bench")]
+    app_id: String,
+    #[arg(long, global = true, default_value = "bench-key")]
+    key: String,
+    #[arg(long, global = true, default_value = "bench-secret")]
+    secret: String,
+    /// PID of the server process: its CPU time and RSS are read from /proc/PID.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// Channel the subscribers join and the events go to.
+    #[arg(long, global = true, default_value = "bench")]
+    channel: String,
+    /// WebSocket handshakes in flight while opening connections.
+    #[arg(long, global = true, default_value_t = 200)]
+    ramp_concurrency: u32,
+    /// Overall time limit in seconds [default: depends on the scenario].
+    #[arg(long, global = true)]
+    timeout: Option<u64>,
+    /// Print the report on one line.
+    #[arg(long, global = true)]
+    compact: bool,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Open N idle subscribed connections; report server RSS per connection.
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// Seconds to wait after the ramp before the final RSS reading.
+        #[arg(long, default_value_t = 5)]
+        settle: u64,
+    },
+    /// N subscribers on one channel, publish at a fixed rate; latency, losses, CPU per delivery.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Publishes per second.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        /// Seconds of publishing.
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Parallel publisher connections (the rate is split among them).
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        /// Padding added to each event's data.
+        #[arg(long, default_value_t = 0)]
+        payload_bytes: usize,
+    },
+    /// Search for the highest publish rate sustained with no loss and a bounded p99.
+    FanoutMax {
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// First rate tried [default: 10,000 deliveries/s worth].
+        #[arg(long)]
+        start_rate: Option<f64>,
+        /// Seconds of publishing per step.
+        #[arg(long, default_value_t = 5)]
+        step_duration: u64,
+        /// A step fails when its delivery p99 exceeds this.
+        #[arg(long, default_value_t = 1000.0)]
+        max_p99_ms: f64,
+        /// A step fails when fewer than this share of the target publishes were accepted.
+        #[arg(long, default_value_t = 0.95)]
+        min_achieved: f64,
+        #[arg(long, default_value_t = 12)]
+        max_steps: usize,
+        #[arg(long, default_value_t = 4)]
+        publishers: usize,
+        #[arg(long, default_value_t = 0)]
+        payload_bytes: usize,
+    },
+    /// Signed event triggers over keep-alive connections, one per worker.
+    Http {
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Seconds run before measuring.
+        #[arg(long, default_value_t = 1)]
+        warmup: u64,
+    },
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Scenario::Idle { .. } => "idle",
+            Scenario::Fanout { .. } => "fanout",
+            Scenario::FanoutMax { .. } => "fanout-max",
+            Scenario::Http { .. } => "http",
+        }
+    }
+
+    /// Connections the scenario holds open (for the open-files limit).
+    fn connections(&self) -> usize {
+        match self {
+            Scenario::Idle { connections, .. } => *connections,
+            Scenario::Fanout { subscribers, publishers, .. } | Scenario::FanoutMax { subscribers, publishers, .. } => {
+                subscribers + publishers
+            }
+            Scenario::Http { concurrency, .. } => *concurrency,
+        }
+    }
+
+    fn default_timeout(&self) -> u64 {
+        let ramp = self.connections() as u64 / 100 + 30;
+        match self {
+            Scenario::Idle { settle, .. } => ramp + settle + 30,
+            Scenario::Fanout { duration, .. } => ramp + duration * 2 + 30,
+            Scenario::FanoutMax { .. } => ramp + 240,
+            Scenario::Http { duration, warmup, .. } => duration + warmup + 30,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let compact = args.compact;
+    let scenario = args.scenario.name();
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+        .and_then(|rt| tokio::task::LocalSet::new().block_on(&rt, run(args)));
+    let (report, code) = match outcome {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            (json!({"scenario": scenario, "error": format!("{e:#}")}), ExitCode::from(1))
+        }
+    };
+    let text = if compact { report.to_string() } else { serde_json::to_string_pretty(&report).unwrap_or_default() };
+    println!("{text}");
+    code
+}
+
+async fn run(args: Args) -> anyhow::Result<(Value, ExitCode)> {
+    let uri: hyper::Uri = args.url.parse().with_context(|| format!("--url {}", args.url))?;
+    match uri.scheme_str() {
+        Some("http" | "ws") | None => {}
+        Some(other) => bail!("--url: scheme {other} is not supported (plain http/ws only)"),
+    }
+    let host = uri.host().context("--url has no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .with_context(|| format!("{host} resolves to no address"))?;
+    let authority = uri.authority().map_or_else(|| format!("{host}:{port}"), |a| a.to_string());
+
+    let nofile = sys::raise_nofile(args.scenario.connections() as u64 + 256);
+    let limit = Duration::from_secs(args.timeout.unwrap_or_else(|| args.scenario.default_timeout()));
+    let ctx = Rc::new(Ctx {
+        addr,
+        authority,
+        ws_path: format!("/app/{}?protocol=7&client=bench&version=1", args.key),
+        creds: Creds { app_id: args.app_id.clone(), key: args.key.clone(), secret: args.secret.clone() },
+        channel: args.channel.clone(),
+        ramp_concurrency: args.ramp_concurrency,
+        server_pid: args.server_pid,
+        partial: RefCell::new(Value::Null),
+    });
+    let started_at = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut head = json!({
+        "scenario": args.scenario.name(),
+        "url": args.url,
+        "started_at_unix": started_at,
+        "timeout_secs": limit.as_secs(),
+        "open_files_limit": nofile,
+        "environment": sys::environment(args.server_pid),
+    });
+
+    let work = run_scenario(&ctx, &args.scenario, limit);
+    let (body, code) = match tokio::time::timeout(limit, work).await {
+        Ok(Ok(body)) => (body, ExitCode::SUCCESS),
+        Ok(Err(e)) => {
+            eprintln!("bench: {e:#}");
+            (json!({"error": format!("{e:#}"), "partial": ctx.partial.borrow().clone()}), ExitCode::from(1))
+        }
+        Err(_) => {
+            eprintln!("bench: overall timeout of {}s reached", limit.as_secs());
+            let error = format!("overall timeout of {}s reached", limit.as_secs());
+            (json!({"error": error, "partial": ctx.partial.borrow().clone()}), ExitCode::from(2))
+        }
+    };
+    if let (Some(h), Value::Object(b)) = (head.as_object_mut(), body) {
+        h.extend(b);
+    }
+    head["server_rss_end_kib"] = json!(args.server_pid.and_then(|p| sys::rss_kib(Some(p))));
+    Ok((head, code))
+}
+
+async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> anyhow::Result<Value> {
+    match *scenario {
+        Scenario::Idle { connections, settle } => {
+            let report = scenarios::idle(ctx, connections, Duration::from_secs(settle)).await?;
+            eprintln!(
+                "bench: idle: {} connections, server RSS {} KiB/connection",
+                report["alive_after_settle"], report["server_kib_per_connection"]
+            );
+            Ok(report)
+        }
+        Scenario::Fanout { subscribers, rate, duration, publishers, payload_bytes } => {
+            let opts = FanoutOpts { subscribers, publishers, payload_bytes };
+            scenarios::fanout(ctx, &opts, rate, Duration::from_secs(duration)).await
+        }
+        Scenario::FanoutMax {
+            subscribers,
+            start_rate,
+            step_duration,
+            max_p99_ms,
+            min_achieved,
+            max_steps,
+            publishers,
+            payload_bytes,
+        } => {
+            let opts = FanoutOpts { subscribers, publishers, payload_bytes };
+            let max = MaxOpts {
+                start_rate,
+                step_duration: Duration::from_secs(step_duration),
+                max_p99_ms,
+                max_steps,
+                min_achieved,
+            };
+            scenarios::fanout_max(ctx, &opts, &max, limit).await
+        }
+        Scenario::Http { concurrency, duration, warmup } => {
+            scenarios::http(ctx, concurrency, Duration::from_secs(duration), Duration::from_secs(warmup)).await
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! The four scenarios. Each returns its JSON report; each keeps `ctx.partial` current so that the
+//! overall timeout in `main` can still print what was measured.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use serde_json::{Value, json};
+
+use crate::api::{Api, Signer};
+use crate::stats::{Histogram, now_us};
+use crate::subs::{self, Ctx, Ramp, Shared};
+use crate::sys::{self, CpuUsage, CpuWindow, r1, r3};
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn server_rss(ctx: &Ctx) -> Option<u64> {
+    ctx.server_pid.and_then(|p| sys::rss_kib(Some(p)))
+}
+
+// ---------------------------------------------------------------------------------------- idle
+
+pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow::Result<Value> {
+    let shared = Rc::new(Shared::default());
+    let rss_before = server_rss(ctx);
+    let client_rss_before = sys::rss_kib(None);
+    let cpu = CpuWindow::start(ctx.server_pid);
+    let ramp = subs::open(ctx, &shared, connections).await;
+    let ramp_cpu = cpu.finish();
+    let rss_after = server_rss(ctx);
+    *ctx.partial.borrow_mut() = json!({"ramp": ramp.to_json(), "server_rss_before_kib": rss_before, "server_rss_after_ramp_kib": rss_after});
+    if ramp.connected == 0 {
+        bail!("no connection could be opened: {}", ramp.first_error.as_deref().unwrap_or("?"));
+    }
+    tokio::time::sleep(settle).await;
+    let rss_settled = server_rss(ctx);
+    let alive = shared.alive.get();
+    let per_conn = |after: Option<u64>| {
+        after.zip(rss_before).map(|(a, b)| r3((a as f64 - b as f64) / alive.max(1) as f64))
+    };
+    let kib_per_conn = per_conn(rss_settled);
+    Ok(json!({
+        "connections": connections,
+        "ramp": ramp.to_json(),
+        "ramp_cpu": ramp_cpu.to_json(),
+        "alive_after_settle": alive,
+        "settle_secs": settle.as_secs_f64(),
+        "server_rss_before_kib": rss_before,
+        "server_rss_after_ramp_kib": rss_after,
+        "server_rss_settled_kib": rss_settled,
+        "server_kib_per_connection_after_ramp": per_conn(rss_after),
+        "server_kib_per_connection": kib_per_conn,
+        "client_rss_kib_per_connection": sys::rss_kib(None).zip(client_rss_before)
+            .map(|(a, b)| r3((a as f64 - b as f64) / alive.max(1) as f64)),
+        "disconnects": shared.disconnects.get(),
+        "notes": shared.notes_json(),
+    }))
+}
+
+// -------------------------------------------------------------------------------------- fanout
+
+/// Knobs shared by `fanout` and `fanout-max`.
+pub struct FanoutOpts {
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub payload_bytes: usize,
+}
+
+#[derive(Default)]
+struct PubStats {
+    ok: u64,
+    errors: u64,
+    statuses: BTreeMap<String, u64>,
+    latency: Histogram,
+    first_sent_us: Option<u64>,
+    first_error: Option<String>,
+}
+
+/// One measured publishing period.
+pub struct Step {
+    pub rate: f64,
+    pub duration: Duration,
+    pub subscribers: usize,
+    published: u64,
+    publish_errors: u64,
+    publish_statuses: BTreeMap<String, u64>,
+    publish_latency: Histogram,
+    publish_first_error: Option<String>,
+    pub achieved_rate: f64,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    out_of_order: u64,
+    disconnects: u64,
+    deliveries_per_sec: f64,
+    latency: Histogram,
+    pub cpu: CpuUsage,
+}
+
+impl Step {
+    pub fn p99_ms(&self) -> f64 {
+        self.latency.quantile(0.99) as f64 / 1000.0
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "target_rate": r3(self.rate),
+            "achieved_rate": r3(self.achieved_rate),
+            "duration_secs": self.duration.as_secs_f64(),
+            "subscribers": self.subscribers,
+            "published": self.published,
+            "publish_errors": self.publish_errors,
+            "publish_statuses": self.publish_statuses,
+            "publish_first_error": self.publish_first_error,
+            "publish_latency_ms": self.publish_latency.to_json_ms(),
+            "expected_deliveries": self.expected,
+            "received": self.received,
+            "lost": self.lost,
+            "unexpected": self.received.saturating_sub(self.expected),
+            "out_of_order": self.out_of_order,
+            "disconnects": self.disconnects,
+            "deliveries_per_sec": r1(self.deliveries_per_sec),
+            "latency_ms": self.latency.to_json_ms(),
+            "server_cpu_us_per_delivery": self.cpu.server_us_per(self.received).map(r3),
+            "cpu": self.cpu.to_json(),
+            "client_bound": self.cpu.client_bound(),
+        })
+    }
+
+    /// One line for stderr.
+    pub fn summary(&self) -> String {
+        format!(
+            "rate {:.1}/s ({:.1} achieved) × {} subs: {} lost, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms, \
+             {:.0} deliveries/s, server {} µs/delivery, server CPU {}%, client CPU {}%",
+            self.rate,
+            self.achieved_rate,
+            self.subscribers,
+            self.lost,
+            self.latency.quantile(0.5) as f64 / 1000.0,
+            self.p99_ms(),
+            self.latency.quantile(1.0) as f64 / 1000.0,
+            self.deliveries_per_sec,
+            self.cpu.server_us_per(self.received).map_or("?".to_owned(), |v| format!("{v:.2}")),
+            self.cpu.server_percent().map_or("?".to_owned(), |v| format!("{v:.0}")),
+            self.cpu.client_percent().map_or("?".to_owned(), |v| format!("{v:.0}")),
+        )
+    }
+}
+
+/// Subscribers, publisher connections and the sequence counter, kept across steps.
+struct Fanout {
+    ctx: Rc<Ctx>,
+    shared: Rc<Shared>,
+    apis: Vec<Option<Api>>,
+    next_seq: Cell<u64>,
+    padding: String,
+}
+
+impl Fanout {
+    async fn new(ctx: &Rc<Ctx>, opts: &FanoutOpts) -> anyhow::Result<(Self, Ramp)> {
+        let shared = Rc::new(Shared::default());
+        let ramp = subs::open(ctx, &shared, opts.subscribers).await;
+        if ramp.connected == 0 {
+            bail!("no subscriber could connect: {}", ramp.first_error.as_deref().unwrap_or("?"));
+        }
+        let mut apis = Vec::new();
+        for _ in 0..opts.publishers.max(1) {
+            apis.push(Some(Api::connect(ctx.addr, &ctx.authority).await?));
+        }
+        let fanout = Self {
+            ctx: ctx.clone(),
+            shared,
+            apis,
+            next_seq: Cell::new(1),
+            padding: "x".repeat(opts.payload_bytes),
+        };
+        Ok((fanout, ramp))
+    }
+
+    /// Publishes at `rate` for `duration`, waits up to `drain` for the deliveries, measures.
+    async fn step(&mut self, rate: f64, duration: Duration, drain: Duration) -> Step {
+        let shared = self.shared.clone();
+        let subscribers = shared.alive.get();
+        let disconnects_before = shared.disconnects.get();
+        shared.begin_step(self.next_seq.get());
+        let stats = RefCell::new(PubStats::default());
+        let cpu = CpuWindow::start(self.ctx.server_pid);
+        let t0 = Instant::now();
+        let end = t0 + duration;
+        let k = self.apis.len();
+        let (ctx, next_seq, padding) = (&self.ctx, &self.next_seq, &self.padding);
+        let publishers = self.apis.iter_mut().enumerate().map(|(i, api)| {
+            let offset = Duration::from_secs_f64(i as f64 / rate);
+            let period = Duration::from_secs_f64(k as f64 / rate);
+            publish(ctx, api, next_seq, &stats, padding, t0 + offset, period, end)
+        });
+        join_all(publishers).await;
+        let stats = stats.into_inner();
+        let expected = stats.ok * subscribers as u64;
+        let drain_until = Instant::now() + drain;
+        while shared.received.get() < expected && Instant::now() < drain_until {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let usage = cpu.finish();
+        let received = shared.received.get();
+        let span_us = shared.last_recv_us.get().saturating_sub(stats.first_sent_us.unwrap_or(0));
+        Step {
+            rate,
+            duration,
+            subscribers,
+            published: stats.ok,
+            publish_errors: stats.errors,
+            publish_statuses: stats.statuses,
+            publish_latency: stats.latency,
+            publish_first_error: stats.first_error,
+            achieved_rate: stats.ok as f64 / duration.as_secs_f64(),
+            expected,
+            received,
+            lost: expected.saturating_sub(received),
+            out_of_order: shared.out_of_order.get(),
+            disconnects: shared.disconnects.get() - disconnects_before,
+            deliveries_per_sec: if span_us == 0 { 0.0 } else { received as f64 * 1e6 / span_us as f64 },
+            latency: shared.latency.borrow().clone(),
+            cpu: usage,
+        }
+    }
+
+    /// Waits (at most `max`) until no delivery has arrived for 300 ms.
+    async fn quiesce(&self, max: Duration) {
+        let until = Instant::now() + max;
+        let count = || self.shared.received.get() + self.shared.stale.get();
+        loop {
+            let before = count();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if count() == before || Instant::now() >= until {
+                return;
+            }
+        }
+    }
+
+    /// Reopens subscribers the server dropped.
+    async fn top_up(&self, want: usize) -> Option<Ramp> {
+        let missing = want.saturating_sub(self.shared.alive.get());
+        if missing == 0 {
+            return None;
+        }
+        Some(subs::open(&self.ctx, &self.shared, missing).await)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn publish(
+    ctx: &Ctx,
+    api: &mut Option<Api>,
+    next_seq: &Cell<u64>,
+    stats: &RefCell<PubStats>,
+    padding: &str,
+    first: Instant,
+    period: Duration,
+    end: Instant,
+) {
+    let signer = Signer::new(&ctx.creds);
+    let mut next = first;
+    while next < end {
+        tokio::time::sleep_until(next.into()).await;
+        let seq = next_seq.get();
+        next_seq.set(seq + 1);
+        let sent_us = now_us();
+        let body = json!({"name": "e", "channel": ctx.channel, "data": format!("~SB{seq}.{sent_us}~{padding}")})
+            .to_string();
+        let uri = signer.uri(body.as_bytes());
+        let started = Instant::now();
+        let outcome = async {
+            if api.is_none() {
+                *api = Some(Api::connect(ctx.addr, &ctx.authority).await?);
+            }
+            match api.as_mut() {
+                Some(a) => a.post(&uri, Bytes::from(body)).await,
+                None => bail!("no connection"),
+            }
+        };
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, outcome).await;
+        let mut s = stats.borrow_mut();
+        s.latency.record(started.elapsed().as_micros() as u64);
+        s.first_sent_us = Some(s.first_sent_us.map_or(sent_us, |f| f.min(sent_us)));
+        match outcome {
+            Ok(Ok((200, _))) => {
+                s.ok += 1;
+                *s.statuses.entry("200".to_owned()).or_default() += 1;
+            }
+            Ok(Ok((status, body))) => {
+                s.errors += 1;
+                *s.statuses.entry(status.to_string()).or_default() += 1;
+                s.first_error.get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+            }
+            Ok(Err(e)) => {
+                s.errors += 1;
+                *s.statuses.entry("transport_error".to_owned()).or_default() += 1;
+                s.first_error.get_or_insert_with(|| format!("{e:#}"));
+                *api = None;
+            }
+            Err(_) => {
+                s.errors += 1;
+                *s.statuses.entry("timeout".to_owned()).or_default() += 1;
+                s.first_error.get_or_insert_with(|| "request timed out".to_owned());
+                *api = None;
+            }
+        }
+        drop(s);
+        // Behind schedule (slow server): carry on from now rather than bursting to catch up.
+        next = (next + period).max(Instant::now());
+    }
+}
+
+fn drain_for(duration: Duration) -> Duration {
+    Duration::from_secs(3).max(duration / 2)
+}
+
+pub async fn fanout(ctx: &Rc<Ctx>, opts: &FanoutOpts, rate: f64, duration: Duration) -> anyhow::Result<Value> {
+    if rate <= 0.0 {
+        bail!("--rate must be positive");
+    }
+    let (mut f, ramp) = Fanout::new(ctx, opts).await?;
+    *ctx.partial.borrow_mut() = json!({"ramp": ramp.to_json()});
+    let warmup = f.step(rate.max(2.0), Duration::from_secs(1), Duration::from_secs(3)).await;
+    f.quiesce(Duration::from_secs(3)).await;
+    let step = f.step(rate, duration, drain_for(duration)).await;
+    eprintln!("bench: fanout: {}", step.summary());
+    Ok(json!({
+        "subscribers": opts.subscribers,
+        "publishers": opts.publishers,
+        "payload_bytes": opts.payload_bytes,
+        "ramp": ramp.to_json(),
+        "warmup": {"published": warmup.published, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
+        "result": step.to_json(),
+        "notes": f.shared.notes_json(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------- fanout-max
+
+/// Pass criteria of one `fanout-max` step.
+pub struct MaxOpts {
+    pub start_rate: Option<f64>,
+    pub step_duration: Duration,
+    pub max_p99_ms: f64,
+    pub max_steps: usize,
+    pub min_achieved: f64,
+}
+
+pub async fn fanout_max(ctx: &Rc<Ctx>, opts: &FanoutOpts, max: &MaxOpts, budget: Duration) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + budget;
+    let (mut f, ramp) = Fanout::new(ctx, opts).await?;
+    let _ = f.step(2.0, Duration::from_secs(1), Duration::from_secs(3)).await;
+    f.quiesce(Duration::from_secs(3)).await;
+
+    // Start near 10,000 deliveries/s, double until a step fails, then bisect.
+    let mut rate = max.start_rate.unwrap_or_else(|| (10_000.0 / opts.subscribers.max(1) as f64).max(1.0).round());
+    let (mut lo, mut hi): (Option<f64>, Option<f64>) = (None, None);
+    let mut best: Option<Step> = None;
+    let mut steps = Vec::new();
+    let mut reconnects = Vec::new();
+    let mut stop_reason = "step limit reached";
+    let drain = drain_for(max.step_duration).max(Duration::from_secs_f64(max.max_p99_ms / 1000.0 + 1.0));
+    for _ in 0..max.max_steps {
+        if Instant::now() + max.step_duration + drain + Duration::from_secs(15) > deadline {
+            stop_reason = "time budget exhausted";
+            break;
+        }
+        if let Some(r) = f.top_up(opts.subscribers).await {
+            reconnects.push(r.to_json());
+            if r.connected < r.requested {
+                stop_reason = "could not restore the subscribers";
+                break;
+            }
+        }
+        let step = f.step(rate, max.step_duration, drain).await;
+        let passed = step.lost == 0
+            && step.publish_errors == 0
+            && step.p99_ms() <= max.max_p99_ms
+            && step.achieved_rate >= max.min_achieved * rate
+            && step.subscribers == opts.subscribers;
+        eprintln!("bench: fanout-max: {} → {}", step.summary(), if passed { "pass" } else { "FAIL" });
+        let mut summary = step.to_json();
+        summary["passed"] = json!(passed);
+        steps.push(summary);
+        if passed {
+            lo = Some(rate);
+            if best.as_ref().is_none_or(|b| b.rate < rate) {
+                best = Some(step);
+            }
+        } else {
+            hi = Some(rate);
+        }
+        *ctx.partial.borrow_mut() = json!({
+            "ramp": ramp.to_json(),
+            "steps": steps,
+            "best": best.as_ref().map(Step::to_json),
+        });
+        rate = match (lo, hi) {
+            (_, None) => rate * 2.0,
+            (None, Some(h)) if h <= 1.0 => {
+                stop_reason = "even 1 msg/s failed";
+                break;
+            }
+            (None, Some(h)) => (h / 2.0).max(1.0).round(),
+            (Some(l), Some(h)) if h / l <= 1.1 || h - l <= 1.0 => {
+                stop_reason = "converged (within 10 %)";
+                break;
+            }
+            (Some(l), Some(h)) => {
+                let mid = (l + h) / 2.0;
+                if mid >= 10.0 { mid.round() } else { (mid * 10.0).round() / 10.0 }
+            }
+        };
+        f.quiesce(Duration::from_secs(5)).await;
+    }
+    if let Some(b) = &best {
+        eprintln!("bench: fanout-max: best {}", b.summary());
+    }
+    Ok(json!({
+        "subscribers": opts.subscribers,
+        "publishers": opts.publishers,
+        "payload_bytes": opts.payload_bytes,
+        "criteria": {
+            "lost": 0,
+            "publish_errors": 0,
+            "max_p99_ms": max.max_p99_ms,
+            "min_achieved_rate_share": max.min_achieved,
+            "step_secs": max.step_duration.as_secs_f64(),
+        },
+        "ramp": ramp.to_json(),
+        "reconnects": reconnects,
+        "stop_reason": stop_reason,
+        "max_sustained_rate": best.as_ref().map(|b| b.rate),
+        "lowest_failed_rate": hi,
+        "best": best.as_ref().map(Step::to_json),
+        "steps": steps,
+        "notes": f.shared.notes_json(),
+    }))
+}
+
+// ---------------------------------------------------------------------------------------- http
+
+#[derive(Default)]
+struct HttpStats {
+    measuring: bool,
+    stop: bool,
+    requests: u64,
+    statuses: BTreeMap<String, u64>,
+    latency: Histogram,
+    first_error: Option<String>,
+}
+
+pub async fn http(ctx: &Rc<Ctx>, concurrency: usize, duration: Duration, warmup: Duration) -> anyhow::Result<Value> {
+    let stats = Rc::new(RefCell::new(HttpStats::default()));
+    let body = Bytes::from(json!({"name": "e", "channel": ctx.channel, "data": "bench http trigger"}).to_string());
+    let mut workers = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let api = Api::connect(ctx.addr, &ctx.authority).await?;
+        let (ctx, stats, body) = (ctx.clone(), stats.clone(), body.clone());
+        workers.push(tokio::task::spawn_local(async move { http_worker(&ctx, api, &stats, body).await }));
+    }
+    tokio::time::sleep(warmup).await;
+    stats.borrow_mut().measuring = true;
+    let cpu = CpuWindow::start(ctx.server_pid);
+    tokio::time::sleep(duration).await;
+    let usage = cpu.finish();
+    {
+        let mut s = stats.borrow_mut();
+        s.measuring = false;
+        s.stop = true;
+    }
+    let _ = tokio::time::timeout(REQUEST_TIMEOUT + Duration::from_secs(1), join_all(workers)).await;
+    let s = stats.borrow();
+    let ok = s.statuses.get("200").copied().unwrap_or(0);
+    let rps = s.requests as f64 / usage.wall_secs;
+    eprintln!(
+        "bench: http: {rps:.0} requests/s ({} non-200), p50 {:.2} ms, p99 {:.2} ms, server {} µs/request, \
+         server CPU {}%, client CPU {}%",
+        s.requests - ok,
+        s.latency.quantile(0.5) as f64 / 1000.0,
+        s.latency.quantile(0.99) as f64 / 1000.0,
+        usage.server_us_per(s.requests).map_or("?".to_owned(), |v| format!("{v:.2}")),
+        usage.server_percent().map_or("?".to_owned(), |v| format!("{v:.0}")),
+        usage.client_percent().map_or("?".to_owned(), |v| format!("{v:.0}")),
+    );
+    Ok(json!({
+        "concurrency": concurrency,
+        "duration_secs": duration.as_secs_f64(),
+        "warmup_secs": warmup.as_secs_f64(),
+        "requests": s.requests,
+        "requests_per_sec": r1(rps),
+        "ok_per_sec": r1(ok as f64 / usage.wall_secs),
+        "statuses": s.statuses,
+        "first_error": s.first_error,
+        "latency_ms": s.latency.to_json_ms(),
+        "server_cpu_us_per_request": usage.server_us_per(s.requests).map(r3),
+        "cpu": usage.to_json(),
+        "client_bound": usage.client_bound(),
+    }))
+}
+
+async fn http_worker(ctx: &Ctx, api: Api, stats: &RefCell<HttpStats>, body: Bytes) {
+    let mut signer = Signer::new(&ctx.creds);
+    let mut api = Some(api);
+    while !stats.borrow().stop {
+        let uri = signer.uri_fixed(&body);
+        let started = Instant::now();
+        let outcome = async {
+            if api.is_none() {
+                api = Some(Api::connect(ctx.addr, &ctx.authority).await?);
+            }
+            match api.as_mut() {
+                Some(a) => a.post(&uri, body.clone()).await,
+                None => bail!("no connection"),
+            }
+        };
+        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, outcome).await;
+        let elapsed = started.elapsed().as_micros() as u64;
+        let mut s = stats.borrow_mut();
+        let failed = !matches!(outcome, Ok(Ok(_)));
+        let key = match outcome {
+            Ok(Ok((status, resp))) => {
+                if status != 200 {
+                    s.first_error.get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&resp)));
+                }
+                status.to_string()
+            }
+            Ok(Err(e)) => {
+                s.first_error.get_or_insert_with(|| format!("{e:#}"));
+                "transport_error".to_owned()
+            }
+            Err(_) => "timeout".to_owned(),
+        };
+        if s.measuring {
+            s.requests += 1;
+            s.latency.record(elapsed);
+            *s.statuses.entry(key).or_default() += 1;
+        }
+        drop(s);
+        if failed {
+            api = None;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Subscribers: the ramp that opens them (bounded concurrency), their setup handshake, and the
+//! receive loop that timestamps deliveries into the shared step statistics.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+use crate::api::Creds;
+use crate::stats::{Histogram, now_us};
+use crate::sys::r3;
+use crate::ws::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WsConn, describe_close, find};
+
+const PONG: &[u8] = br#"{"event":"pusher:pong","data":{}}"#;
+/// Marks a bench payload: `~SB<seq>.<send µs>~`.
+pub const STAMP: &[u8] = b"~SB";
+const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
+const MAX_NOTES: usize = 50;
+
+/// What every scenario knows about the server under test.
+pub struct Ctx {
+    pub addr: SocketAddr,
+    pub authority: String,
+    pub ws_path: String,
+    pub creds: Creds,
+    pub channel: String,
+    pub ramp_concurrency: u32,
+    pub server_pid: Option<u32>,
+    /// The report so far, printed if the overall timeout strikes.
+    pub partial: RefCell<Value>,
+}
+
+/// Counters the receive loops update (single-threaded runtime: plain cells).
+#[derive(Default)]
+pub struct Shared {
+    /// Deliveries of sequence numbers below this belong to an earlier step.
+    step_lo: Cell<u64>,
+    pub received: Cell<u64>,
+    pub stale: Cell<u64>,
+    pub out_of_order: Cell<u64>,
+    pub last_recv_us: Cell<u64>,
+    pub latency: RefCell<Histogram>,
+    pub alive: Cell<usize>,
+    pub disconnects: Cell<u64>,
+    pub pings: Cell<u64>,
+    notes: RefCell<BTreeMap<String, u64>>,
+}
+
+impl Shared {
+    /// Starts counting a new step whose sequence numbers start at `lo`.
+    pub fn begin_step(&self, lo: u64) {
+        self.step_lo.set(lo);
+        self.received.set(0);
+        self.out_of_order.set(0);
+        self.last_recv_us.set(0);
+        self.latency.borrow_mut().clear();
+    }
+
+    #[inline]
+    fn delivered(&self, seq: u64, sent_us: u64, now: u64, last_seq: &mut u64) {
+        if seq <= *last_seq {
+            self.out_of_order.set(self.out_of_order.get() + 1);
+        } else {
+            *last_seq = seq;
+        }
+        if seq < self.step_lo.get() {
+            self.stale.set(self.stale.get() + 1);
+            return;
+        }
+        self.received.set(self.received.get() + 1);
+        self.latency.borrow_mut().record(now.saturating_sub(sent_us));
+        if now > self.last_recv_us.get() {
+            self.last_recv_us.set(now);
+        }
+    }
+
+    /// Counts an unusual event (close reason, pusher:error), keeping the set of kinds bounded.
+    pub fn note(&self, what: String) {
+        let mut notes = self.notes.borrow_mut();
+        let key = if notes.len() < MAX_NOTES || notes.contains_key(&what) { what } else { "other".to_owned() };
+        *notes.entry(key).or_default() += 1;
+    }
+
+    pub fn notes_json(&self) -> Value {
+        json!(self.notes.borrow().clone())
+    }
+}
+
+/// Parses `~SB<seq>.<µs>~` out of a frame.
+#[inline]
+fn parse_stamp(frame: &[u8]) -> Option<(u64, u64)> {
+    let at = find(frame, STAMP)? + STAMP.len();
+    let (seq, n) = parse_u64(&frame[at..])?;
+    let rest = &frame[at + n..];
+    if rest.first() != Some(&b'.') {
+        return None;
+    }
+    let (sent, _) = parse_u64(&rest[1..])?;
+    Some((seq, sent))
+}
+
+#[inline]
+fn parse_u64(s: &[u8]) -> Option<(u64, usize)> {
+    let mut v: u64 = 0;
+    let mut n = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+        n += 1;
+    }
+    (n > 0).then_some((v, n))
+}
+
+fn shorten(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(bytes);
+    s.chars().take(160).collect()
+}
+
+/// Connects, waits for `pusher:connection_established`, subscribes, waits for the acknowledgement.
+async fn setup(ctx: &Ctx) -> anyhow::Result<WsConn> {
+    let mut conn = WsConn::connect(ctx.addr, &ctx.authority, &ctx.ws_path).await?;
+    let first = conn.next_text().await?;
+    if !first.contains("pusher:connection_established") {
+        bail!("unexpected first message: {}", shorten(first.as_bytes()));
+    }
+    let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": ctx.channel}}).to_string();
+    conn.send(OP_TEXT, subscribe.as_bytes()).await?;
+    loop {
+        let msg = conn.next_text().await?;
+        if msg.contains("pusher_internal:subscription_succeeded") {
+            return Ok(conn);
+        }
+        if msg.contains("\"pusher:ping\"") {
+            conn.send(OP_TEXT, PONG).await?;
+        } else if msg.contains("pusher:error") || msg.contains("subscription_error") {
+            bail!("subscription refused: {}", shorten(msg.as_bytes()));
+        }
+    }
+}
+
+/// The receive loop; returns why the connection ended.
+async fn receive(mut conn: WsConn, shared: &Shared) -> String {
+    let mut last_seq = 0u64;
+    let mut replies: Vec<(u8, Vec<u8>)> = Vec::new();
+    loop {
+        // One clock reading per read batch: the frames in it arrived together.
+        let now = now_us();
+        loop {
+            let (op, loc) = match conn.poll_msg() {
+                Ok(Some(m)) => m,
+                Ok(None) => break,
+                Err(e) => return format!("protocol error: {e}"),
+            };
+            let data = conn.bytes(loc);
+            match op {
+                OP_TEXT => {
+                    if let Some((seq, sent)) = parse_stamp(data) {
+                        shared.delivered(seq, sent, now, &mut last_seq);
+                    } else if find(data, b"\"pusher:ping\"").is_some() {
+                        shared.pings.set(shared.pings.get() + 1);
+                        replies.push((OP_TEXT, PONG.to_vec()));
+                    } else if find(data, b"pusher:error").is_some() {
+                        shared.note(format!("pusher:error {}", shorten(data)));
+                    }
+                }
+                OP_PING => replies.push((OP_PONG, data.to_vec())),
+                OP_CLOSE => return format!("closed by server: {}", describe_close(data)),
+                _ => {}
+            }
+        }
+        for (op, payload) in replies.drain(..) {
+            if let Err(e) = conn.send(op, &payload).await {
+                return format!("write error: {e}");
+            }
+        }
+        match conn.fill().await {
+            Ok(0) => return "connection closed without a close frame".to_owned(),
+            Err(e) => return format!("read error: {e}"),
+            Ok(_) => {}
+        }
+    }
+}
+
+/// The outcome of opening a batch of subscribers.
+pub struct Ramp {
+    pub requested: usize,
+    pub connected: usize,
+    pub failed: usize,
+    pub secs: f64,
+    pub first_error: Option<String>,
+}
+
+impl Ramp {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "requested": self.requested,
+            "connected": self.connected,
+            "failed": self.failed,
+            "secs": r3(self.secs),
+            "connections_per_sec": r3(self.connected as f64 / self.secs.max(1e-9)),
+            "first_error": self.first_error,
+        })
+    }
+}
+
+/// Opens `count` subscribers, at most `ctx.ramp_concurrency` handshakes in flight; returns once
+/// every attempt has succeeded or failed. The subscribers keep running on the local task set.
+pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
+    let started = Instant::now();
+    let limit = ctx.ramp_concurrency.max(1);
+    let gate = Arc::new(Semaphore::new(limit as usize));
+    let connected = Rc::new(Cell::new(0usize));
+    let failed = Rc::new(Cell::new(0usize));
+    let first_error: Rc<RefCell<Option<String>>> = Rc::default();
+    let give_up = (count / 20).max(50);
+    for _ in 0..count {
+        if failed.get() > give_up {
+            break;
+        }
+        let Ok(permit) = gate.clone().acquire_owned().await else { break };
+        let (ctx, shared) = (ctx.clone(), shared.clone());
+        let (connected, failed, first_error) = (connected.clone(), failed.clone(), first_error.clone());
+        tokio::task::spawn_local(async move {
+            let result = match tokio::time::timeout(SETUP_TIMEOUT, setup(&ctx)).await {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("setup timed out after {SETUP_TIMEOUT:?}")),
+            };
+            match result {
+                Ok(conn) => {
+                    connected.set(connected.get() + 1);
+                    shared.alive.set(shared.alive.get() + 1);
+                    drop(permit);
+                    let why = receive(conn, &shared).await;
+                    shared.alive.set(shared.alive.get() - 1);
+                    shared.disconnects.set(shared.disconnects.get() + 1);
+                    shared.note(why);
+                }
+                Err(e) => {
+                    failed.set(failed.get() + 1);
+                    first_error.borrow_mut().get_or_insert_with(|| format!("{e:#}"));
+                    drop(permit);
+                }
+            }
+        });
+    }
+    // Every permit back: no attempt still in flight.
+    let _ = gate.acquire_many(limit).await;
+    let first_error = first_error.borrow().clone();
+    Ramp { requested: count, connected: connected.get(), failed: failed.get(), secs: started.elapsed().as_secs_f64(), first_error }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps() {
+        let frame = br#"{"event":"e","channel":"bench","data":"~SB42.123456~xx"}"#;
+        assert_eq!(parse_stamp(frame), Some((42, 123456)));
+        assert_eq!(parse_stamp(br#"{"data":"~SB42~"}"#), None);
+        assert_eq!(parse_stamp(br#"{"event":"pusher:ping"}"#), None);
+    }
+}

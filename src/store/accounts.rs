@@ -1,0 +1,123 @@
+//! SQL for accounts.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Error, Store, now_ms};
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub id: i64,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// What a caller gives to create an account; the store assigns the id.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+}
+
+const COLUMNS: &str = "id, username, email, name, password_hash, is_admin, created_at, updated_at";
+
+fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
+    Ok(AccountRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        name: row.try_get("name")?,
+        password_hash: row.try_get("password_hash")?,
+        is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Inserts an account with the next id; [`Error::Conflict`] on a taken username or email.
+    pub async fn insert_account(&self, new: NewAccount) -> Result<AccountRecord, Error> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'account_id'").execute(&mut *tx).await?;
+        let id: i64 =
+            sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'account_id'").fetch_one(&mut *tx).await?.try_get("value")?;
+        let now = now_ms();
+        let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
+        sqlx::query(&self.dialect.sql(&q))
+            .bind(id)
+            .bind(&new.username)
+            .bind(&new.email)
+            .bind(&new.name)
+            .bind(&new.password_hash)
+            .bind(i64::from(new.is_admin))
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.on_write(e))?;
+        tx.commit().await?;
+        Ok(AccountRecord {
+            id,
+            username: new.username,
+            email: new.email,
+            name: new.name,
+            password_hash: new.password_hash,
+            is_admin: new.is_admin,
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    pub async fn account_by_id(&self, id: i64) -> Result<AccountRecord, Error> {
+        let q = format!("SELECT {COLUMNS} FROM accounts WHERE id = $1");
+        let row = sqlx::query(&self.dialect.sql(&q)).bind(id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(record).transpose()?.ok_or(Error::NotFound)
+    }
+
+    /// The account whose email or username (both compared case-insensitively) is `login`.
+    pub async fn account_by_login(&self, login: &str) -> Result<AccountRecord, Error> {
+        let q = format!("SELECT {COLUMNS} FROM accounts WHERE LOWER(email) = LOWER($1) OR LOWER(username) = LOWER($2)");
+        let row = sqlx::query(&self.dialect.sql(&q)).bind(login).bind(login).fetch_optional(self.pool()).await?;
+        row.as_ref().map(record).transpose()?.ok_or(Error::NotFound)
+    }
+
+    pub async fn count_admins(&self) -> Result<i64, Error> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE is_admin <> 0").fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// The first admin by id, who owns apps pinned by configuration.
+    pub async fn first_admin(&self) -> Result<Option<i64>, Error> {
+        let row = sqlx::query("SELECT MIN(id) AS id FROM accounts WHERE is_admin <> 0").fetch_one(self.pool()).await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// Gives apps without an owner to `owner`.
+    pub async fn adopt_ownerless_apps(&self, owner: i64) -> Result<u64, Error> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(&self.dialect.sql("UPDATE apps SET owner_id = $1 WHERE owner_id IS NULL"))
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'apps_revision'").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn delete_account(&self, id: i64) -> Result<(), Error> {
+        let done = sqlx::query(&self.dialect.sql("DELETE FROM accounts WHERE id = $1")).bind(id).execute(self.pool()).await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! Notif's dashboard API with its exact shapes (SPEC §4, CONTRACTS §2.3): a domain is an app of
+//! the caller seen through its first allowed origin. Bare arrays, `{"ok":true}`,
+//! `{"error":…}`; the secret is shown once, at creation; a domain that is missing or not the
+//! caller's is 404 "Domain not found".
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::{Caller, DashError, rfc3339};
+use crate::apps::{self, App, AppSettings, CreateApp, OriginPattern, UpdateApp};
+use crate::server::AppState;
+
+fn domain_json(a: &App) -> Value {
+    json!({
+        "id": &*a.id,
+        "domain_name": a.settings.allowed_origins.first().cloned().unwrap_or_default(),
+        "key": &*a.key,
+        "is_active": a.enabled,
+        "created_at": rfc3339(a.created_at),
+    })
+}
+
+fn mine(state: &AppState, caller_id: i64) -> Vec<std::sync::Arc<App>> {
+    let mut apps: Vec<_> = state.apps.all().into_iter().filter(|a| a.owner_id == Some(caller_id)).collect();
+    apps.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.number.cmp(&a.number)));
+    apps
+}
+
+fn my_domain(state: &AppState, caller_id: i64, id: &str) -> Result<std::sync::Arc<App>, DashError> {
+    state.apps.by_id(id).filter(|a| a.owner_id == Some(caller_id)).ok_or_else(|| DashError::not_found("Domain not found"))
+}
+
+pub async fn user(Caller(caller): Caller) -> Json<Value> {
+    Json(json!({
+        "id": caller.id,
+        "name": caller.name,
+        "email": caller.email,
+        "username": caller.username,
+        "is_admin": caller.is_admin,
+        "created_at": rfc3339(caller.created_at),
+    }))
+}
+
+pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    Json(Value::Array(mine(&state, caller.id).iter().map(|a| domain_json(a)).collect()))
+}
+
+pub async fn create(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Json<Value>, DashError> {
+    let body: Value = serde_json::from_slice(&body).map_err(|_| DashError::bad("domain_name required"))?;
+    let raw = body.get("domain_name").and_then(Value::as_str).map(|d| d.trim().to_lowercase()).unwrap_or_default();
+    if raw.is_empty() {
+        return Err(DashError::bad("domain_name required"));
+    }
+    let pattern = OriginPattern::parse(&raw).map_err(|e| DashError::bad(e.to_string()))?;
+    let domain = pattern.as_str().to_owned();
+    if mine(&state, caller.id).iter().any(|a| a.settings.allowed_origins.first() == Some(&domain)) {
+        return Err(DashError::bad("Domain already exists for this user"));
+    }
+    let settings = AppSettings { allowed_origins: vec![domain.clone()], ..Default::default() };
+    let app = apps::create(
+        &state.store,
+        CreateApp { name: domain, owner_id: Some(caller.id), settings, key_prefix: Some("nk_"), ..Default::default() },
+    )
+    .await?;
+    state.reload_apps().await.map_err(DashError::internal)?;
+    let mut out = domain_json(&app);
+    out["secret"] = Value::from(app.secret.0.clone());
+    Ok(Json(out))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, DashError> {
+    my_domain(&state, caller.id, &id)?;
+    let active = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("is_active").and_then(Value::as_bool))
+        .ok_or_else(|| DashError::bad("is_active must be a boolean"))?;
+    apps::update(&state.store, &id, UpdateApp { enabled: Some(active), ..Default::default() }).await?;
+    state.reload_apps().await.map_err(DashError::internal)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+pub async fn delete(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<Value>, DashError> {
+    my_domain(&state, caller.id, &id)?;
+    apps::delete(&state.store, &id).await?;
+    state.reload_apps().await.map_err(DashError::internal)?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+/// Live channels of the caller's apps (Notif listed every channel ever used).
+pub async fn channels(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    let mut out = Vec::new();
+    for app in mine(&state, caller.id) {
+        for (name, stats) in state.realtime.occupied_channels(&app.id, "") {
+            out.push(json!({
+                "id": format!("{}:{}", app.id, name),
+                "name": name.as_str(),
+                "domain_id": &*app.id,
+                "created_at": rfc3339(stats.occupied_since),
+                "subscription_count": stats.subscription_count,
+            }));
+        }
+    }
+    Json(Value::Array(out))
+}
+
+/// Connections per channel and one row per (connection, channel), as Notif's page expects.
+pub async fn ws_status(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
+    let mut by_channel: BTreeMap<String, usize> = BTreeMap::new();
+    let mut connections = Vec::new();
+    for app in mine(&state, caller.id) {
+        for conn in state.realtime.connections(&app.id) {
+            for channel in conn.channels.iter().filter(|c| c.kind() != crate::core::ChannelKind::User) {
+                *by_channel.entry(channel.to_string()).or_default() += 1;
+                connections.push(json!({
+                    "id": format!("{}:{}", conn.socket_id, channel),
+                    "channel_name": channel.as_str(),
+                    "socket_id": conn.socket_id.to_string(),
+                    "connected_user": conn.user.as_deref(),
+                    "connected_at": rfc3339(conn.connected_at),
+                    "status": "connected",
+                }));
+            }
+        }
+    }
+    let by_channel: Vec<Value> =
+        by_channel.into_iter().map(|(channel_name, connection_count)| json!({ "channel_name": channel_name, "connection_count": connection_count })).collect();
+    Json(json!({ "by_channel": by_channel, "connections": connections }))
+}

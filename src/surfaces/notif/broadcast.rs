@@ -1,0 +1,179 @@
+//! `POST /api/broadcast` (SPEC §4): publish `{channel, event, data}` for one app, authenticated by
+//! the app secret in `x-app-key` or by a Pusher signature. Notif accepted the public key browsers
+//! hold, so any page could publish; that stays possible only behind an app's
+//! `legacy_key_publish` switch, which is warned about at start.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::protocol::MAX_EVENT_NAME;
+use super::ws::KEY_HEADER;
+use crate::apps::{App, AppCache};
+use crate::auth::pusher::{self as sig, SignedRequest};
+use crate::auth::secrets_equal;
+use crate::core::{ChannelName, Data, Event};
+use crate::metrics;
+use crate::server::AppState;
+
+/// Largest request body read; the app's message limit (at most 1 MiB) is checked on `data`.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// A validated broadcast.
+struct Broadcast {
+    channel: ChannelName,
+    event: Arc<str>,
+    data: String,
+}
+
+/// `POST /api/broadcast` → `{"ok":true,"channel","event","subscriber_count"}`.
+pub async fn broadcast(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return Err(ApiError::TooLarge(format!("Request body is larger than {MAX_BODY} bytes"))),
+    };
+    let app = authenticate(&state, &method, &uri, &headers, &body)?;
+    let rate = app.limits().api_requests_per_second;
+    if rate > 0
+        && let Err(wait) = state.api_limits.check(&app.id, f64::from(rate), f64::from(rate))
+    {
+        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+    }
+    let b = parse(&body, &app)?;
+    if !state.realtime.broker_healthy() {
+        return Err(ApiError::BrokerDown);
+    }
+    let event = Event {
+        channel: Some(b.channel.clone()),
+        name: b.event.clone(),
+        data: Data::Json(b.data.into()),
+        user_id: None,
+        except: None,
+    };
+    state.realtime.publish(&app.id, event).map_err(|_| ApiError::BrokerDown)?;
+    metrics::published("http");
+    let subscriber_count = state.realtime.channel_stats(&app.id, &b.channel).subscription_count;
+    Ok(Json(json!({
+        "ok": true,
+        "channel": b.channel.as_str(),
+        "event": &*b.event,
+        "subscriber_count": subscriber_count,
+    })))
+}
+
+/// A Pusher-signed request (its query names `auth_key`) is checked as the Pusher API checks it;
+/// otherwise `x-app-key` must be an app's secret, or its key when `legacy_key_publish` is on.
+fn authenticate(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Arc<App>, ApiError> {
+    let query = uri.query().unwrap_or_default();
+    let signer = sig::query_pairs(query).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("auth_key")).map(|(_, v)| v);
+    if let Some(key) = signer {
+        let app = state.apps.by_key(&key).ok_or(ApiError::InactiveSigner)?;
+        let req = SignedRequest { method: method.as_str(), path: uri.path(), query, body };
+        sig::verify_request(&app.key, &app.secret.0, &req, unix_now())?;
+        return if app.enabled { Ok(app) } else { Err(ApiError::InactiveSigner) };
+    }
+    let given = headers
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or(ApiError::MissingAppKey)?;
+    match by_secret(&state.apps, given)? {
+        Some(app) if app.enabled => Ok(app),
+        Some(_) => Err(ApiError::InactiveAppKey),
+        None => match state.apps.by_key(given) {
+            Some(app) if !app.enabled => Err(ApiError::InactiveAppKey),
+            Some(app) if app.switches().legacy_key_publish => Ok(app),
+            Some(_) => Err(ApiError::PublicKey),
+            None => Err(ApiError::InactiveAppKey),
+        },
+    }
+}
+
+/// The app whose secret is `given`. Every secret is compared (constant time each, no early exit),
+/// so timing does not tell which app matched. Apps imported from Notif may share one secret;
+/// then only an enabled one that is alone in holding it is chosen.
+fn by_secret(apps: &AppCache, given: &str) -> Result<Option<Arc<App>>, ApiError> {
+    let matches: Vec<Arc<App>> = apps.all().into_iter().filter(|a| secrets_equal(&a.secret.0, given)).collect();
+    if matches.len() <= 1 {
+        return Ok(matches.into_iter().next());
+    }
+    let mut enabled = matches.into_iter().filter(|a| a.enabled);
+    match (enabled.next(), enabled.next()) {
+        (Some(app), None) => Ok(Some(app)),
+        (None, _) => Err(ApiError::InactiveAppKey),
+        (Some(_), Some(_)) => Err(ApiError::AmbiguousSecret),
+    }
+}
+
+fn parse(body: &Bytes, app: &App) -> Result<Broadcast, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))?;
+    let Value::Object(mut obj) = v else {
+        return Err(ApiError::bad("Body must be a JSON object {channel, event, data}"));
+    };
+    let channel = match obj.get("channel") {
+        Some(Value::String(c)) => ChannelName::parse_for_publish(c).map_err(|e| {
+            let shown: String = c.chars().take(64).collect();
+            ApiError::bad(format!("Invalid channel {shown:?}: {e}"))
+        })?,
+        Some(_) => return Err(ApiError::bad("channel must be a string")),
+        None => return Err(ApiError::bad("channel is required")),
+    };
+    let event = match obj.get("event") {
+        Some(Value::String(e)) if e.is_empty() || e.len() > MAX_EVENT_NAME => {
+            return Err(ApiError::bad("event must be 1–200 characters"));
+        }
+        // Publishing these would let a backend forge protocol frames (member events and the like).
+        Some(Value::String(e)) if e.starts_with("pusher:") || e.starts_with("pusher_internal:") => {
+            return Err(ApiError::bad("event names starting with pusher: or pusher_internal: are reserved"));
+        }
+        Some(Value::String(e)) => Arc::from(e.as_str()),
+        Some(_) => return Err(ApiError::bad("event must be a string")),
+        None => return Err(ApiError::bad("event is required")),
+    };
+    // Any JSON value, as Notif took it; a missing `data` is null.
+    let data = obj.remove("data").unwrap_or(Value::Null).to_string();
+    let limit = app.limits().max_message_bytes;
+    if data.len() > limit {
+        return Err(ApiError::TooLarge(format!("Event data is {} bytes; the limit is {limit}", data.len())));
+    }
+    Ok(Broadcast { channel, event, data })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
+}
+
+/// Warns once per app whose `legacy_key_publish` switch is on (called where apps load at start):
+/// with it, any page holding the public key can publish.
+pub fn warn_legacy_publishers(apps: &AppCache) {
+    for app in apps.all().iter().filter(|a| a.switches().legacy_key_publish) {
+        tracing::warn!(
+            app_id = %app.id,
+            "legacy_key_publish is on: /api/broadcast accepts this app's public key, so any page can publish"
+        );
+    }
+}
+
+/// Other methods on `/api/broadcast`: JSON, like every error here.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

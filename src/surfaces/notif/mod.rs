@@ -1,0 +1,25 @@
+//! Surface B, Notif (SPEC §4): the plain-JSON WebSocket at `/ws`, `POST /api/broadcast` and the
+//! script-tag client `/notifmoo.js`. Accounts and the dashboard API live elsewhere; this module
+//! holds no account logic and imports no other surface.
+
+pub mod broadcast;
+pub mod client_js;
+pub mod codes;
+mod error;
+pub mod protocol;
+pub mod ws;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::server::AppState;
+
+pub use error::ApiError;
+
+/// This surface's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ws", get(ws::upgrade))
+        .route("/api/broadcast", post(broadcast::broadcast).fallback(broadcast::method_not_allowed))
+        .route("/notifmoo.js", get(client_js::serve))
+}
