@@ -7,6 +7,7 @@ import { startServer } from './support/server.mjs';
 import {
   connectedClient,
   disconnectAll,
+  frameData,
   pusherClient,
   rawClient,
   recordChannel,
@@ -21,6 +22,17 @@ describe('pusher-js against Switchboard', () => {
   let server;
   let sdk;
   const clients = [];
+  const raws = [];
+
+  /** A raw protocol-7 client, closed after the test. */
+  const raw = async (options) => {
+    const r = await rawClient(server, options);
+    raws.push(r);
+    return r;
+  };
+  const closeRaws = () => {
+    for (const r of raws.splice(0)) r.close();
+  };
 
   /** A connected pusher-js client, disconnected after the test. */
   const client = async (options = {}) => {
@@ -34,10 +46,14 @@ describe('pusher-js against Switchboard', () => {
     sdk = serverSdk(server);
   });
 
-  afterEach(() => disconnectAll(clients));
+  afterEach(() => {
+    disconnectAll(clients);
+    closeRaws();
+  });
 
   after(async () => {
     disconnectAll(clients);
+    closeRaws();
     await server?.stop();
   });
 
@@ -92,6 +108,7 @@ describe('pusher-js against Switchboard', () => {
       { channel: c2, name: 'batch-two', data: 'two' },
     ]);
     assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), {});
     assert.deepEqual(await got1, { i: 1 });
     assert.equal(await got2, 'two');
   });
@@ -192,19 +209,26 @@ describe('pusher-js against Switchboard', () => {
     const [chWatcher] = await subscribed(watcher, name);
     const seen = recordChannel(chWatcher);
 
+    // Tab 1 is a raw protocol-7 client so the test can tell when the server has seen it close.
     const added = waitFor(chWatcher, 'pusher:member_added');
-    const tab1 = await client({ presence: { user_id: 'carol', user_info: { tab: 1 } } });
-    await subscribed(tab1, name);
+    const tab1 = await raw();
+    const socketId = frameData(await tab1.next((f) => f.event === 'pusher:connection_established')).socket_id;
+    const carol1 = { user_id: 'carol', user_info: { tab: 1 } };
+    const auth = sdk.authorizeChannel(socketId, name, carol1);
+    tab1.send('pusher:subscribe', { channel: name, auth: auth.auth, channel_data: auth.channel_data });
+    await tab1.next((f) => f.event === 'pusher_internal:subscription_succeeded' && f.channel === name);
     assert.equal((await added).id, 'carol');
     const tab2 = await client({ presence: { user_id: 'carol', user_info: { tab: 2 } } });
     const [, tab2Members] = await subscribed(tab2, name);
     assert.equal(tab2Members.count, 2, 'carol counts once');
 
-    tab1.disconnect();
+    tab1.close();
+    await withTimeout(tab1.closed, 5000, 'tab 1 closed');
     // Carol still has tab2: the watcher must not be told she left. A server event orders the check.
     const marker1 = waitFor(chWatcher, 'marker');
     await sdk.trigger(name, 'marker', 1);
     await marker1;
+    assert.equal(chWatcher.members.count, 2);
     const removed = waitFor(chWatcher, 'pusher:member_removed');
     tab2.disconnect();
     assert.equal((await removed).id, 'carol');
@@ -297,6 +321,9 @@ describe('pusher-js against Switchboard', () => {
 
     const rejected = frames.filter((m) => m.event === 'pusher:subscription_error' || m.event === 'pusher:error');
     assert.deepEqual(rejected, [], "pusher-js's own #server-to-user-<id> subscription must not be rejected");
+    for (const c of [u1a, u1b, u2]) {
+      assert.equal(c.user.serverToUserChannel?.subscribed, true, '#server-to-user-<id> subscription succeeded');
+    }
   });
 
   test('terminateUserConnections disconnects all of that user’s connections', async () => {
@@ -396,13 +423,22 @@ describe('pusher-js against Switchboard', () => {
     assert.equal(await got, 1);
   });
 
+  test('the server answers a client close frame (RFC 6455 closing handshake)', async () => {
+    const r = await raw();
+    await r.next((f) => f.event === 'pusher:connection_established');
+    r.socket.close(1000, 'bye');
+    const closed = await withTimeout(r.closed, 5000, 'close');
+    // `ws` reports 1006 when the peer dropped TCP without sending its own Close frame.
+    assert.equal(closed.code, 1000, `close code seen by the client: ${closed.code}`);
+  });
+
   test('wrong app key: error 4001 and the connection does not stay connected', async () => {
-    const raw = await rawClient(server, { key: 'no-such-key' });
-    const frame = await raw.next((f) => f.event === 'pusher:error', 5000, 'pusher:error');
+    const bogus = await raw({ key: 'no-such-key' });
+    const frame = await bogus.next((f) => f.event === 'pusher:error', 5000, 'pusher:error');
     const data = typeof frame.data === 'string' ? JSON.parse(frame.data) : frame.data;
     assert.equal(data.code, 4001);
-    assert.equal((await withTimeout(raw.closed, 5000, 'close')).code, 4001);
-    assert.equal(raw.frames.some((f) => f.event === 'pusher:connection_established'), false);
+    assert.equal((await withTimeout(bogus.closed, 5000, 'close')).code, 4001);
+    assert.equal(bogus.frames.some((f) => f.event === 'pusher:connection_established'), false);
 
     const bad = pusherClient(server, { key: 'no-such-key' });
     clients.push(bad);

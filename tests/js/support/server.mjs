@@ -114,10 +114,7 @@ export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
     cleanup();
     throw err;
   }
-  // Keep collecting logs for diagnostics.
-  child.stderr.on('data', (chunk) => {
-    stderr += chunk;
-  });
+  // The stderr listener above keeps collecting logs for diagnostics.
 
   let stopping;
   const stop = () => {
