@@ -25,7 +25,14 @@ pub struct Account {
 
 impl From<AccountRecord> for Account {
     fn from(r: AccountRecord) -> Self {
-        Self { id: r.id, username: r.username, email: r.email, name: r.name, is_admin: r.is_admin, created_at: r.created_at }
+        Self {
+            id: r.id,
+            username: r.username,
+            email: r.email,
+            name: r.name,
+            is_admin: r.is_admin,
+            created_at: r.created_at,
+        }
     }
 }
 
@@ -83,7 +90,9 @@ impl Accounts {
     /// Creates an account (never an admin) and a token for it.
     pub async fn register(&self, reg: Registration, ip: IpAddr) -> Result<(Account, String), AccountError> {
         let per_minute = f64::from(self.config.register_per_minute);
-        self.limits.check(&format!("register:{ip}"), per_minute / 60.0, per_minute).map_err(AccountError::RateLimited)?;
+        self.limits
+            .check(&format!("register:{ip}"), per_minute / 60.0, per_minute)
+            .map_err(AccountError::RateLimited)?;
         let account = self.create(reg, false).await?;
         let token = self.jwt.issue(account.id, account.username.as_deref())?;
         Ok((account, token))
@@ -91,8 +100,15 @@ impl Accounts {
 
     /// Checks a login (email or username) and returns a token. Unknown user and wrong
     /// password are one error, and take the same time.
-    pub async fn login(&self, login: Option<&str>, password: Option<&str>, ip: IpAddr) -> Result<(Account, String), AccountError> {
-        let (Some(login), Some(password)) = (login.map(str::trim).filter(|l| !l.is_empty()), password.filter(|p| !p.is_empty())) else {
+    pub async fn login(
+        &self,
+        login: Option<&str>,
+        password: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<(Account, String), AccountError> {
+        let (Some(login), Some(password)) =
+            (login.map(str::trim).filter(|l| !l.is_empty()), password.filter(|p| !p.is_empty()))
+        else {
             return Err(AccountError::Invalid("Username and password are required."));
         };
         let per_ip = f64::from(self.config.login_per_minute);
@@ -179,7 +195,9 @@ impl Accounts {
         {
             return Err(AccountError::Duplicate("Email already registered"));
         }
-        let name = name.or_else(|| username.clone()).or_else(|| email.as_ref().and_then(|e| e.split('@').next().map(str::to_owned)));
+        let name = name
+            .or_else(|| username.clone())
+            .or_else(|| email.as_ref().and_then(|e| e.split('@').next().map(str::to_owned)));
         let password_hash = password::hash(password).await?;
         let record = self
             .store

@@ -150,7 +150,11 @@ pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
     };
     let key = match req.key {
         Some(key) => validate_token("key", key, 128)?,
-        None => format!("{}{}", req.key_prefix.unwrap_or_default(), if req.key_prefix.is_some() { random_hex(16) } else { random_hex(10) }),
+        None => format!(
+            "{}{}",
+            req.key_prefix.unwrap_or_default(),
+            if req.key_prefix.is_some() { random_hex(16) } else { random_hex(10) }
+        ),
     };
     let secret = match req.secret {
         Some(s) if !s.is_empty() && s.len() <= 255 => s,
@@ -160,8 +164,11 @@ pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
         None => random_hex(16),
     };
     validate_settings(&req.settings)?;
-    let name =
-        if req.name.trim().is_empty() { format!("app {id}") } else { req.name.trim().chars().take(255).collect() };
+    let name = req.name.trim();
+    if name.chars().count() > 255 {
+        return Err(Error::Invalid { field: "name", reason: "must be at most 255 characters".into() });
+    }
+    let name = if name.is_empty() { format!("app {id}") } else { name.to_owned() };
     let record = store
         .insert_app(NewApp {
             id,

@@ -52,7 +52,12 @@ impl Jwt {
         validation.validate_exp = true;
         validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
         validation.validate_aud = false;
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl_secs }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl_secs,
+        }
     }
 
     /// A token for an account, valid for the configured lifetime.
@@ -76,7 +81,12 @@ impl Jwt {
             Value::String(s) => s.parse().ok(),
             _ => None,
         };
-        data.claims.user_id.as_ref().and_then(id).or_else(|| data.claims.sub.as_ref().and_then(id)).ok_or(TokenError::Invalid)
+        data.claims
+            .user_id
+            .as_ref()
+            .and_then(id)
+            .or_else(|| data.claims.sub.as_ref().and_then(id))
+            .ok_or(TokenError::Invalid)
     }
 }
 
@@ -152,7 +162,9 @@ mod tests {
         let t = encode(&Header::new(Algorithm::HS512), &good, &EncodingKey::from_secret(SECRET)).unwrap();
         assert!(jwt.verify(&t).is_err());
         // missing exp
-        let t = encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub": "1"}), &EncodingKey::from_secret(SECRET)).unwrap();
+        let t =
+            encode(&Header::new(Algorithm::HS256), &serde_json::json!({"sub": "1"}), &EncodingKey::from_secret(SECRET))
+                .unwrap();
         assert!(jwt.verify(&t).is_err());
         // expired beyond the leeway
         let old = serde_json::json!({"sub": "1", "exp": now - 30});

@@ -70,8 +70,9 @@ impl Server {
         );
         realtime.register_encoder(Transport::Pusher, pusher::protocol::encode_event);
         realtime.register_encoder(Transport::Notif, notif::protocol::encode_event);
-        let jwt_secret = jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
-            .map_err(|e| ConfigError(format!("SWITCHBOARD_DATA_DIR: cannot keep the JWT secret there: {e}")))?;
+        let jwt_secret =
+            jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
+                .map_err(|e| ConfigError(format!("SWITCHBOARD_DATA_DIR: cannot keep the JWT secret there: {e}")))?;
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let listener = TcpListener::bind((config.server.bind, config.server.port)).await.map_err(|e| {
             ConfigError(format!("PORT={}: cannot listen on {}: {e}", config.server.port, config.server.bind))

@@ -47,9 +47,13 @@ impl Store {
     /// Inserts an account with the next id; [`Error::Conflict`] on a taken username or email.
     pub async fn insert_account(&self, new: NewAccount) -> Result<AccountRecord, Error> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'account_id'").execute(&mut *tx).await?;
-        let id: i64 =
-            sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'account_id'").fetch_one(&mut *tx).await?.try_get("value")?;
+        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'account_id'")
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'account_id'")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("value")?;
         let now = now_ms();
         let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
         sqlx::query(&self.dialect.sql(&q))
@@ -108,13 +112,16 @@ impl Store {
             .bind(owner)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'apps_revision'").execute(&mut *tx).await?;
+        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'apps_revision'")
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(done.rows_affected())
     }
 
     pub async fn delete_account(&self, id: i64) -> Result<(), Error> {
-        let done = sqlx::query(&self.dialect.sql("DELETE FROM accounts WHERE id = $1")).bind(id).execute(self.pool()).await?;
+        let done =
+            sqlx::query(&self.dialect.sql("DELETE FROM accounts WHERE id = $1")).bind(id).execute(self.pool()).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }

@@ -57,9 +57,11 @@ impl IntoResponse for AuthApiError {
 /// `Retry-After` (SPEC §6).
 pub fn rate_limited(wait: Duration) -> Response {
     let secs = wait.as_secs().max(1);
-    let mut res =
-        (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": "Too many requests, please try again later.", "retryAfter": secs })))
-            .into_response();
+    let mut res = (
+        StatusCode::TOO_MANY_REQUESTS,
+        Json(json!({ "error": "Too many requests, please try again later.", "retryAfter": secs })),
+    )
+        .into_response();
     res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     res
 }
@@ -85,7 +87,11 @@ fn user_json(a: &Account) -> Value {
     json!({ "id": a.id, "username": a.username, "name": a.name, "email": a.email })
 }
 
-async fn register(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Result<Response, AuthApiError> {
+async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, AuthApiError> {
     let map = object(&body)?;
     let reg = Registration {
         name: field(&map, "name")?,
@@ -106,7 +112,11 @@ async fn register(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-async fn login(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Result<Response, AuthApiError> {
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Result<Response, AuthApiError> {
     let map = object(&body)?;
     let login = field(&map, "email")?.or(field(&map, "username")?);
     let password = field(&map, "password")?;
@@ -117,12 +127,14 @@ async fn login(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<Soc
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
     let Some(token) = token else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "No token provided", "authenticated": false }))).into_response();
+        return (StatusCode::UNAUTHORIZED, Json(json!({ "error": "No token provided", "authenticated": false })))
+            .into_response();
     };
     match state.accounts.authenticate(token).await {
         Ok(a) => Json(json!({ "authenticated": true, "user": { "id": a.id, "username": a.username } })).into_response(),
         Err(AccountError::Token) => {
-            (StatusCode::UNAUTHORIZED, Json(json!({ "error": "Invalid token", "authenticated": false }))).into_response()
+            (StatusCode::UNAUTHORIZED, Json(json!({ "error": "Invalid token", "authenticated": false })))
+                .into_response()
         }
         Err(e) => AuthApiError(e).into_response(),
     }

@@ -33,14 +33,17 @@ async fn register_and_login_in_both_styles() {
     assert!(b["token"].as_str().unwrap().split('.').count() == 3);
 
     // Notif's style.
-    let (s, b) = register(&http, json!({"name": "Notif User", "email": "Notif@Example.com", "password": "password-123"})).await;
+    let (s, b) =
+        register(&http, json!({"name": "Notif User", "email": "Notif@Example.com", "password": "password-123"})).await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["email"], "notif@example.com");
     assert_eq!(b["name"], "Notif User");
     assert_eq!(b["user"]["email"], "notif@example.com");
     assert_ne!(b["id"], Value::Null);
 
-    for (login, path) in [(json!({"username": "hestia_user"}), "/auth/login"), (json!({"email": "notif@example.com"}), "/login")] {
+    for (login, path) in
+        [(json!({"username": "hestia_user"}), "/auth/login"), (json!({"email": "notif@example.com"}), "/login")]
+    {
         let mut body = login.clone();
         body["password"] = "password-123".into();
         let (s, b) = http.json(Method::POST, path, Some(body), None).await;
@@ -56,7 +59,10 @@ async fn register_and_login_in_both_styles() {
     }
 
     // Unknown user and wrong password: one answer.
-    for body in [json!({"username": "hestia_user", "password": "wrong-password"}), json!({"username": "nobody", "password": "password-123"})] {
+    for body in [
+        json!({"username": "hestia_user", "password": "wrong-password"}),
+        json!({"username": "nobody", "password": "password-123"}),
+    ] {
         let (s, b) = http.json(Method::POST, "/auth/login", Some(body), None).await;
         assert_eq!((s, b), (401, json!({"error": "Invalid credentials."})));
     }
@@ -117,7 +123,10 @@ fn b64(v: &Value) -> String {
 
 #[tokio::test]
 async fn forged_and_stale_tokens_are_refused() {
-    let server = spawn_with(|c| c.auth.jwt_secret = Some(switchboard::config::Secret("a-test-secret-of-32-characters!!".into()))).await;
+    let server = spawn_with(|c| {
+        c.auth.jwt_secret = Some(switchboard::config::Secret("a-test-secret-of-32-characters!!".into()))
+    })
+    .await;
     let http = server.http();
     let token = account(&http, "victim").await;
     let (_, st) = http.json(Method::GET, "/auth/status", None, Some(&token)).await;
@@ -134,7 +143,11 @@ async fn forged_and_stale_tokens_are_refused() {
     };
     let secret = b"a-test-secret-of-32-characters!!";
     let good = sign(json!({"alg": "HS256"}), &claims, secret);
-    assert_eq!(http.json(Method::GET, "/dashboard/user", None, Some(&good)).await.0, 200, "a correctly made token works");
+    assert_eq!(
+        http.json(Method::GET, "/dashboard/user", None, Some(&good)).await.0,
+        200,
+        "a correctly made token works"
+    );
 
     let forged = [
         format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&claims)),
@@ -167,7 +180,12 @@ async fn login_and_register_are_rate_limited() {
         assert_eq!(register(&http, json!({"username": format!("user{i}"), "password": "password-123"})).await.0, 201);
     }
     let (s, headers, b) = http
-        .request_full(Method::POST, "/auth/register", json!({"username": "user9", "password": "password-123"}).to_string().as_bytes(), &[])
+        .request_full(
+            Method::POST,
+            "/auth/register",
+            json!({"username": "user9", "password": "password-123"}).to_string().as_bytes(),
+            &[],
+        )
         .await;
     assert_eq!(s, 429, "{b}");
     assert!(headers.get("retry-after").is_some());
@@ -175,15 +193,24 @@ async fn login_and_register_are_rate_limited() {
     assert!(b["retryAfter"].as_u64().unwrap() >= 1);
 
     for _ in 0..3 {
-        let (s, _) = http.json(Method::POST, "/auth/login", Some(json!({"username": "user0", "password": "nope-nope"})), None).await;
+        let (s, _) = http
+            .json(Method::POST, "/auth/login", Some(json!({"username": "user0", "password": "nope-nope"})), None)
+            .await;
         assert_eq!(s, 401);
     }
     let (s, headers, _) = http
-        .request_full(Method::POST, "/auth/login", json!({"username": "USER0", "password": "password-123"}).to_string().as_bytes(), &[])
+        .request_full(
+            Method::POST,
+            "/auth/login",
+            json!({"username": "USER0", "password": "password-123"}).to_string().as_bytes(),
+            &[],
+        )
         .await;
     assert_eq!(s, 429, "per account, whatever the case");
     assert!(headers.get("retry-after").is_some());
     // Another account is not affected.
-    let (s, _) = http.json(Method::POST, "/auth/login", Some(json!({"username": "user1", "password": "password-123"})), None).await;
+    let (s, _) = http
+        .json(Method::POST, "/auth/login", Some(json!({"username": "user1", "password": "password-123"})), None)
+        .await;
     assert_eq!(s, 200);
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod accounts;
 mod cli_live;
+mod dashboard_api;
 mod hostile;
 mod isolation;
 mod layers;

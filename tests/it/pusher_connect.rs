@@ -146,10 +146,9 @@ async fn client_close_is_answered() {
     let mut ws = server.connect().await;
     use futures_util::SinkExt;
     ws.inner
-        .send(tokio_tungstenite::tungstenite::Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-            code: 1000.into(),
-            reason: "bye".into(),
-        })))
+        .send(tokio_tungstenite::tungstenite::Message::Close(Some(
+            tokio_tungstenite::tungstenite::protocol::CloseFrame { code: 1000.into(), reason: "bye".into() },
+        )))
         .await
         .unwrap();
     match ws.next().await {

@@ -68,7 +68,8 @@ impl Api {
     pub async fn connect(addr: SocketAddr, authority: &str) -> anyhow::Result<Self> {
         let stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.context("HTTP handshake")?;
         tokio::task::spawn_local(async move {
             let _ = conn.await;
         });

@@ -32,16 +32,16 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
     let ramp = subs::open(ctx, &shared, connections).await;
     let ramp_cpu = cpu.finish();
     let rss_after = server_rss(ctx);
-    *ctx.partial.borrow_mut() = json!({"ramp": ramp.to_json(), "server_rss_before_kib": rss_before, "server_rss_after_ramp_kib": rss_after});
+    *ctx.partial.borrow_mut() =
+        json!({"ramp": ramp.to_json(), "server_rss_before_kib": rss_before, "server_rss_after_ramp_kib": rss_after});
     if ramp.connected == 0 {
         bail!("no connection could be opened: {}", ramp.first_error.as_deref().unwrap_or("?"));
     }
     tokio::time::sleep(settle).await;
     let rss_settled = server_rss(ctx);
     let alive = shared.alive.get();
-    let per_conn = |after: Option<u64>| {
-        after.zip(rss_before).map(|(a, b)| r3((a as f64 - b as f64) / alive.max(1) as f64))
-    };
+    let per_conn =
+        |after: Option<u64>| after.zip(rss_before).map(|(a, b)| r3((a as f64 - b as f64) / alive.max(1) as f64));
     let kib_per_conn = per_conn(rss_settled);
     Ok(json!({
         "connections": connections,
@@ -171,13 +171,8 @@ impl Fanout {
         for _ in 0..opts.publishers.max(1) {
             apis.push(Some(Api::connect(ctx.addr, &ctx.authority).await?));
         }
-        let fanout = Self {
-            ctx: ctx.clone(),
-            shared,
-            apis,
-            next_seq: Cell::new(1),
-            padding: "x".repeat(opts.payload_bytes),
-        };
+        let fanout =
+            Self { ctx: ctx.clone(), shared, apis, next_seq: Cell::new(1), padding: "x".repeat(opts.payload_bytes) };
         Ok((fanout, ramp))
     }
 
@@ -270,8 +265,8 @@ async fn publish(
         let seq = next_seq.get();
         next_seq.set(seq + 1);
         let sent_us = now_us();
-        let body = json!({"name": "e", "channel": ctx.channel, "data": format!("~SB{seq}.{sent_us}~{padding}")})
-            .to_string();
+        let body =
+            json!({"name": "e", "channel": ctx.channel, "data": format!("~SB{seq}.{sent_us}~{padding}")}).to_string();
         let uri = signer.uri(body.as_bytes());
         let started = Instant::now();
         let outcome = async {

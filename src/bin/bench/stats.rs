@@ -68,10 +68,6 @@ impl Histogram {
         self.max = 0;
     }
 
-    pub fn count(&self) -> u64 {
-        self.total
-    }
-
     /// The value under which a share `q` (0..=1) of the samples lie.
     pub fn quantile(&self, q: f64) -> u64 {
         if self.total == 0 {

@@ -254,7 +254,13 @@ pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
     // Every permit back: no attempt still in flight.
     let _ = gate.acquire_many(limit).await;
     let first_error = first_error.borrow().clone();
-    Ramp { requested: count, connected: connected.get(), failed: failed.get(), secs: started.elapsed().as_secs_f64(), first_error }
+    Ramp {
+        requested: count,
+        connected: connected.get(),
+        failed: failed.get(),
+        secs: started.elapsed().as_secs_f64(),
+        first_error,
+    }
 }
 
 #[cfg(test)]

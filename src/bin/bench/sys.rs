@@ -112,7 +112,12 @@ pub const CLIENT_BOUND_PERCENT: f64 = 90.0;
 
 impl CpuWindow {
     pub fn start(server_pid: Option<u32>) -> Self {
-        Self { started: Instant::now(), server_pid, server0: server_pid.and_then(|p| cpu_secs(Some(p))), client0: cpu_secs(None) }
+        Self {
+            started: Instant::now(),
+            server_pid,
+            server0: server_pid.and_then(|p| cpu_secs(Some(p))),
+            client0: cpu_secs(None),
+        }
     }
 
     pub fn finish(&self) -> CpuUsage {
@@ -172,9 +177,9 @@ pub fn r1(x: f64) -> f64 {
 
 /// Facts about the machine and the two processes, recorded with every report.
 pub fn environment(server_pid: Option<u32>) -> Value {
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())));
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|c| {
+        c.lines().find_map(|l| l.strip_prefix("model name").map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned()))
+    });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned());
     json!({
         "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),

@@ -45,7 +45,8 @@ impl WsConn {
              Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n\r\n",
             base64(&rand::random::<[u8; 16]>())
         );
-        let mut conn = Self { stream, buf: Vec::with_capacity(INITIAL_BUFFER), pos: 0, frag: Vec::new(), frag_op: None };
+        let mut conn =
+            Self { stream, buf: Vec::with_capacity(INITIAL_BUFFER), pos: 0, frag: Vec::new(), frag_op: None };
         conn.stream.write_all(request.as_bytes()).await.context("sending the upgrade request")?;
         let end = loop {
             if let Some(i) = find(&conn.buf, b"\r\n\r\n") {

@@ -69,14 +69,25 @@ pub async fn create(State(state): State<AppState>, Caller(caller): Caller, body:
     merge_settings(&mut settings, body.limits, body.switches)?;
     let app = apps::create(
         &state.store,
-        CreateApp { id: body.id, key: body.key, name: body.name, owner_id: Some(caller.id), settings, ..Default::default() },
+        CreateApp {
+            id: body.id,
+            key: body.key,
+            name: body.name,
+            owner_id: Some(caller.id),
+            settings,
+            ..Default::default()
+        },
     )
     .await?;
     reload(&state).await?;
     Ok((StatusCode::CREATED, Json(app_json(&app))).into_response())
 }
 
-pub async fn read(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<Value>, DashError> {
+pub async fn read(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, DashError> {
     let app = owned(&state, &caller, &id)?;
     Ok(Json(app_json(&app)))
 }
@@ -110,14 +121,22 @@ pub async fn update(
     Ok(Json(app_json(&app)))
 }
 
-pub async fn rotate_secret(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<Value>, DashError> {
+pub async fn rotate_secret(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, DashError> {
     owned(&state, &caller, &id)?;
     let app = apps::rotate_secret(&state.store, &id).await?;
     reload(&state).await?;
     Ok(Json(app_json(&app)))
 }
 
-pub async fn delete(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<Value>, DashError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, DashError> {
     owned(&state, &caller, &id)?;
     apps::delete(&state.store, &id).await?;
     reload(&state).await?;
@@ -136,7 +155,11 @@ fn merge_settings(settings: &mut AppSettings, limits: Option<Value>, switches: O
     Ok(())
 }
 
-fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(current: &T, patch: Value, what: &str) -> Result<T, DashError> {
+fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    patch: Value,
+    what: &str,
+) -> Result<T, DashError> {
     let Value::Object(patch) = patch else { return Err(DashError::bad(format!("{what} must be an object"))) };
     let mut value = serde_json::to_value(current).map_err(DashError::internal)?;
     if let Value::Object(map) = &mut value {

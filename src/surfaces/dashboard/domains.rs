@@ -31,7 +31,11 @@ fn mine(state: &AppState, caller_id: i64) -> Vec<std::sync::Arc<App>> {
 }
 
 fn my_domain(state: &AppState, caller_id: i64, id: &str) -> Result<std::sync::Arc<App>, DashError> {
-    state.apps.by_id(id).filter(|a| a.owner_id == Some(caller_id)).ok_or_else(|| DashError::not_found("Domain not found"))
+    state
+        .apps
+        .by_id(id)
+        .filter(|a| a.owner_id == Some(caller_id))
+        .ok_or_else(|| DashError::not_found("Domain not found"))
 }
 
 pub async fn user(Caller(caller): Caller) -> Json<Value> {
@@ -49,7 +53,11 @@ pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json
     Json(Value::Array(mine(&state, caller.id).iter().map(|a| domain_json(a)).collect()))
 }
 
-pub async fn create(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Json<Value>, DashError> {
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    body: Bytes,
+) -> Result<Json<Value>, DashError> {
     let body: Value = serde_json::from_slice(&body).map_err(|_| DashError::bad("domain_name required"))?;
     let raw = body.get("domain_name").and_then(Value::as_str).map(|d| d.trim().to_lowercase()).unwrap_or_default();
     if raw.is_empty() {
@@ -88,7 +96,11 @@ pub async fn update(
     Ok(Json(json!({ "ok": true })))
 }
 
-pub async fn delete(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Json<Value>, DashError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, DashError> {
     my_domain(&state, caller.id, &id)?;
     apps::delete(&state.store, &id).await?;
     state.reload_apps().await.map_err(DashError::internal)?;

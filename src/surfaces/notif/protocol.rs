@@ -44,9 +44,16 @@ pub enum ClientFrame {
     /// `pusher:pong`: nothing to do (liveness is WebSocket-level).
     Pong,
     /// `pusher:signin` (only honoured with `extra_events=1`).
-    Signin { auth: String, user_data: String },
+    Signin {
+        auth: String,
+        user_data: String,
+    },
     /// `client-*` on a channel, as in Pusher.
-    ClientEvent { name: String, channel: ChannelName, data: Value },
+    ClientEvent {
+        name: String,
+        channel: ChannelName,
+        data: Value,
+    },
 }
 
 /// `subscribe {channel, auth?, channel_data?}`. `channel_data` is kept as sent (string or any
@@ -426,7 +433,10 @@ mod tests {
         assert_eq!(v["data"], "");
         let mut e = event(Data::Text("1".into()));
         e.user_id = Some("u1".into());
-        assert_eq!(decode(&encode_event(&e)), json!({"event": "update", "channel": "news", "data": 1, "user_id": "u1"}));
+        assert_eq!(
+            decode(&encode_event(&e)),
+            json!({"event": "update", "channel": "news", "data": 1, "user_id": "u1"})
+        );
     }
 
     #[test]

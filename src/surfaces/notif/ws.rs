@@ -320,7 +320,13 @@ impl NotifSession {
         let parsed: Option<Value> = serde_json::from_str(user_data).ok();
         let id = match parsed.as_ref().and_then(|v| v.get("id")) {
             Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_USER_ID_LEN => s.clone(),
-            _ => return refuse(out, codes::BAD_FRAME, "user_data must be a JSON object with a string id of 1–128 characters"),
+            _ => {
+                return refuse(
+                    out,
+                    codes::BAD_FRAME,
+                    "user_data must be a JSON object with a string id of 1–128 characters",
+                );
+            }
         };
         let watchlist: Vec<Arc<str>> = match parsed.as_ref().and_then(|v| v.get("watchlist")) {
             Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(Arc::from)).collect(),

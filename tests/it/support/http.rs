@@ -26,7 +26,13 @@ impl Http {
     }
 
     /// Any request; returns status and the body parsed as JSON (or a JSON string).
-    pub async fn request(&self, method: Method, path_and_query: &str, body: &[u8], headers: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
         let (status, _, value) = self.request_full(method, path_and_query, body, headers).await;
         (status, value)
     }
