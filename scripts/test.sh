@@ -45,4 +45,14 @@ step "JavaScript suite (pusher-js, pusher, laravel-echo)"
   SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test
 )
 
+step "browser test (notifmoo.js in Debian's Chromium)"
+if ! command -v chromium >/dev/null; then
+  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+fi
+(
+  cd tests/browser
+  npm ci --no-audit --no-fund --loglevel=error
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test
+)
+
 step "all tests passed"

@@ -113,7 +113,9 @@ async fn presence_channel_data_forms_and_user_ids() {
     let mut c = Notif::connect(&server).await;
     let auth = notif_auth(&c.socket_id, ch, Some(r#"{"user_id":42,"user_info":{"a":1,"b":2}}"#));
     let ok = c
-        .subscribe_with(json!({"channel": ch, "auth": auth, "channel_data": {"user_info": {"b": 2, "a": 1}, "user_id": 42}}))
+        .subscribe_with(
+            json!({"channel": ch, "auth": auth, "channel_data": {"user_info": {"b": 2, "a": 1}, "user_id": 42}}),
+        )
         .await;
     assert_eq!(ok["data"]["presence"]["ids"], json!(["s1", "s2", "42"]), "{ok}");
     assert_eq!(ok["data"]["presence"]["hash"]["42"], json!({"a": 1, "b": 2}));
