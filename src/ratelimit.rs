@@ -12,6 +12,35 @@ struct Bucket {
     at: Instant,
 }
 
+/// One connection's bucket (client events): owned by its task, no lock.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenBucket {
+    tokens: f32,
+    at: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    /// A full bucket for `per_second`.
+    pub fn full(per_second: u32) -> Self {
+        Self { tokens: per_second as f32, at: tokio::time::Instant::now() }
+    }
+
+    /// Takes a token if there is one; the bucket holds `per_second` tokens (at least one) and
+    /// refills that many a second.
+    pub fn take(&mut self, per_second: u32) -> bool {
+        let rate = per_second as f32;
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f32() * rate).min(rate.max(1.0));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// Buckets by key; cheap to share behind an `Arc`.
 #[derive(Default)]
 pub struct RateLimiter {

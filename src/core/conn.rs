@@ -82,6 +82,18 @@ pub enum Disconnect {
     Shutdown,
 }
 
+impl Disconnect {
+    /// A bounded metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SlowConsumer => "slow_consumer",
+            Self::AppDisabled => "app_disabled",
+            Self::Terminated => "terminated",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
 /// Bounds of one outbox.
 #[derive(Debug, Clone, Copy)]
 pub struct OutboxLimits {

@@ -66,6 +66,7 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
 /// Knobs shared by `fanout` and `fanout-max`.
 pub struct FanoutOpts {
     pub subscribers: usize,
+    /// Most publish requests in flight (one keep-alive connection each).
     pub publishers: usize,
     pub payload_bytes: usize,
 }
@@ -74,10 +75,129 @@ pub struct FanoutOpts {
 struct PubStats {
     ok: u64,
     errors: u64,
+    /// Ticks dropped because every publisher connection was busy.
+    skipped: u64,
     statuses: BTreeMap<String, u64>,
     latency: Histogram,
     first_sent_us: Option<u64>,
     first_error: Option<String>,
+    max_in_flight: usize,
+}
+
+/// The publisher side: an open-loop schedule served by a pool of keep-alive connections.
+struct Publisher {
+    ctx: Rc<Ctx>,
+    signer: Signer,
+    padding: String,
+    max_conns: usize,
+    idle: RefCell<Vec<Api>>,
+    conns: Cell<usize>,
+    in_flight: Cell<usize>,
+    next_seq: Cell<u64>,
+    stats: RefCell<PubStats>,
+}
+
+impl Publisher {
+    /// Sends one event (sequence number `seq`) on `api`, or on a new connection.
+    async fn send(self: Rc<Self>, seq: u64, api: Option<Api>) {
+        let ctx = &self.ctx;
+        let api = match api {
+            Some(api) => Ok(api),
+            None => Api::connect(ctx.addr, &ctx.authority).await,
+        };
+        let mut api = match api {
+            Ok(api) => api,
+            Err(e) => {
+                self.conns.set(self.conns.get() - 1);
+                self.finish(None, Err(e), None);
+                return;
+            }
+        };
+        // Stamped once a connection is in hand: connection setup is the generator's business.
+        let sent_us = now_us();
+        let data = format!("~SB{seq}.{sent_us}~{}", self.padding);
+        let body = json!({"name": "e", "channel": ctx.channel, "data": data}).to_string();
+        let uri = self.signer.uri(body.as_bytes());
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, api.post(&uri, Bytes::from(body))).await {
+            Ok(r) => r,
+            Err(_) => Err(anyhow::anyhow!("request timed out after {REQUEST_TIMEOUT:?}")),
+        };
+        let keep = outcome.is_ok().then_some(api);
+        self.finish(keep, outcome, Some((started, sent_us)));
+    }
+
+    /// Books a request's outcome; `sent` is `None` when no connection could be made (already
+    /// subtracted from the pool by the caller).
+    fn finish(&self, api: Option<Api>, outcome: anyhow::Result<(u16, Bytes)>, sent: Option<(Instant, u64)>) {
+        match api {
+            Some(api) => self.idle.borrow_mut().push(api),
+            None if sent.is_some() => self.conns.set(self.conns.get() - 1),
+            None => {}
+        }
+        self.in_flight.set(self.in_flight.get() - 1);
+        let mut s = self.stats.borrow_mut();
+        if let Some((started, sent_us)) = sent {
+            s.latency.record(started.elapsed().as_micros() as u64);
+            s.first_sent_us = Some(s.first_sent_us.map_or(sent_us, |f| f.min(sent_us)));
+        }
+        let key = match outcome {
+            Ok((200, _)) => {
+                s.ok += 1;
+                "200".to_owned()
+            }
+            Ok((status, body)) => {
+                s.errors += 1;
+                s.first_error.get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
+                status.to_string()
+            }
+            Err(e) => {
+                s.errors += 1;
+                let key = if format!("{e}").contains("timed out") { "timeout" } else { "transport_error" };
+                s.first_error.get_or_insert_with(|| format!("{e:#}"));
+                key.to_owned()
+            }
+        };
+        *s.statuses.entry(key).or_default() += 1;
+    }
+
+    /// Publishes at `rate` for `duration` (open loop), then waits for the requests in flight.
+    async fn run(self: &Rc<Self>, rate: f64, duration: Duration) -> PubStats {
+        *self.stats.borrow_mut() = PubStats::default();
+        let period = Duration::from_secs_f64(1.0 / rate);
+        let start = Instant::now();
+        let end = start + duration;
+        let mut next = start;
+        while next < end {
+            tokio::time::sleep_until(next.into()).await;
+            let api = self.idle.borrow_mut().pop();
+            if api.is_some() || self.conns.get() < self.max_conns {
+                if api.is_none() {
+                    self.conns.set(self.conns.get() + 1);
+                }
+                let seq = self.next_seq.get();
+                self.next_seq.set(seq + 1);
+                self.in_flight.set(self.in_flight.get() + 1);
+                let mut s = self.stats.borrow_mut();
+                s.max_in_flight = s.max_in_flight.max(self.in_flight.get());
+                drop(s);
+                tokio::task::spawn_local(self.clone().send(seq, api));
+            } else {
+                self.stats.borrow_mut().skipped += 1;
+            }
+            // Late by more than 50 ms (busy generator): resume from now instead of bursting.
+            next += period;
+            let now = Instant::now();
+            if next + Duration::from_millis(50) < now {
+                next = now;
+            }
+        }
+        let until = Instant::now() + REQUEST_TIMEOUT + Duration::from_secs(1);
+        while self.in_flight.get() > 0 && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        std::mem::take(&mut *self.stats.borrow_mut())
+    }
 }
 
 /// One measured publishing period.
@@ -85,11 +205,7 @@ pub struct Step {
     pub rate: f64,
     pub duration: Duration,
     pub subscribers: usize,
-    published: u64,
-    publish_errors: u64,
-    publish_statuses: BTreeMap<String, u64>,
-    publish_latency: Histogram,
-    publish_first_error: Option<String>,
+    publish: PubStats,
     pub achieved_rate: f64,
     pub expected: u64,
     pub received: u64,
@@ -106,17 +222,24 @@ impl Step {
         self.latency.quantile(0.99) as f64 / 1000.0
     }
 
+    pub fn publish_errors(&self) -> u64 {
+        self.publish.errors
+    }
+
     pub fn to_json(&self) -> Value {
+        let p = &self.publish;
         json!({
             "target_rate": r3(self.rate),
             "achieved_rate": r3(self.achieved_rate),
             "duration_secs": self.duration.as_secs_f64(),
             "subscribers": self.subscribers,
-            "published": self.published,
-            "publish_errors": self.publish_errors,
-            "publish_statuses": self.publish_statuses,
-            "publish_first_error": self.publish_first_error,
-            "publish_latency_ms": self.publish_latency.to_json_ms(),
+            "published": p.ok,
+            "publish_errors": p.errors,
+            "publish_skipped": p.skipped,
+            "publish_max_in_flight": p.max_in_flight,
+            "publish_statuses": p.statuses,
+            "publish_first_error": p.first_error,
+            "publish_latency_ms": p.latency.to_json_ms(),
             "expected_deliveries": self.expected,
             "received": self.received,
             "lost": self.lost,
@@ -126,6 +249,8 @@ impl Step {
             "deliveries_per_sec": r1(self.deliveries_per_sec),
             "latency_ms": self.latency.to_json_ms(),
             "server_cpu_us_per_delivery": self.cpu.server_us_per(self.received).map(r3),
+            "client_cpu_us_per_delivery": self.cpu.client_secs.filter(|_| self.received > 0)
+                .map(|s| r3(s * 1e6 / self.received as f64)),
             "cpu": self.cpu.to_json(),
             "client_bound": self.cpu.client_bound(),
         })
@@ -151,13 +276,11 @@ impl Step {
     }
 }
 
-/// Subscribers, publisher connections and the sequence counter, kept across steps.
+/// Subscribers and the publisher, kept across steps.
 struct Fanout {
     ctx: Rc<Ctx>,
     shared: Rc<Shared>,
-    apis: Vec<Option<Api>>,
-    next_seq: Cell<u64>,
-    padding: String,
+    publisher: Rc<Publisher>,
 }
 
 impl Fanout {
@@ -167,13 +290,23 @@ impl Fanout {
         if ramp.connected == 0 {
             bail!("no subscriber could connect: {}", ramp.first_error.as_deref().unwrap_or("?"));
         }
-        let mut apis = Vec::new();
-        for _ in 0..opts.publishers.max(1) {
-            apis.push(Some(Api::connect(ctx.addr, &ctx.authority).await?));
+        let max_conns = opts.publishers.max(1);
+        let mut idle = Vec::new();
+        for _ in 0..max_conns.min(4) {
+            idle.push(Api::connect(ctx.addr, &ctx.authority).await?);
         }
-        let fanout =
-            Self { ctx: ctx.clone(), shared, apis, next_seq: Cell::new(1), padding: "x".repeat(opts.payload_bytes) };
-        Ok((fanout, ramp))
+        let publisher = Rc::new(Publisher {
+            ctx: ctx.clone(),
+            signer: Signer::new(&ctx.creds),
+            padding: "x".repeat(opts.payload_bytes),
+            max_conns,
+            conns: Cell::new(idle.len()),
+            idle: RefCell::new(idle),
+            in_flight: Cell::new(0),
+            next_seq: Cell::new(1),
+            stats: RefCell::default(),
+        });
+        Ok((Self { ctx: ctx.clone(), shared, publisher }, ramp))
     }
 
     /// Publishes at `rate` for `duration`, waits up to `drain` for the deliveries, measures.
@@ -181,38 +314,23 @@ impl Fanout {
         let shared = self.shared.clone();
         let subscribers = shared.alive.get();
         let disconnects_before = shared.disconnects.get();
-        shared.begin_step(self.next_seq.get());
-        let stats = RefCell::new(PubStats::default());
+        shared.begin_step(self.publisher.next_seq.get());
         let cpu = CpuWindow::start(self.ctx.server_pid);
-        let t0 = Instant::now();
-        let end = t0 + duration;
-        let k = self.apis.len();
-        let (ctx, next_seq, padding) = (&self.ctx, &self.next_seq, &self.padding);
-        let publishers = self.apis.iter_mut().enumerate().map(|(i, api)| {
-            let offset = Duration::from_secs_f64(i as f64 / rate);
-            let period = Duration::from_secs_f64(k as f64 / rate);
-            publish(ctx, api, next_seq, &stats, padding, t0 + offset, period, end)
-        });
-        join_all(publishers).await;
-        let stats = stats.into_inner();
-        let expected = stats.ok * subscribers as u64;
+        let publish = self.publisher.run(rate, duration).await;
+        let expected = publish.ok * subscribers as u64;
         let drain_until = Instant::now() + drain;
         while shared.received.get() < expected && Instant::now() < drain_until {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let usage = cpu.finish();
         let received = shared.received.get();
-        let span_us = shared.last_recv_us.get().saturating_sub(stats.first_sent_us.unwrap_or(0));
+        let span_us = shared.last_recv_us.get().saturating_sub(publish.first_sent_us.unwrap_or(0));
         Step {
             rate,
             duration,
             subscribers,
-            published: stats.ok,
-            publish_errors: stats.errors,
-            publish_statuses: stats.statuses,
-            publish_latency: stats.latency,
-            publish_first_error: stats.first_error,
-            achieved_rate: stats.ok as f64 / duration.as_secs_f64(),
+            achieved_rate: publish.ok as f64 / duration.as_secs_f64(),
+            publish,
             expected,
             received,
             lost: expected.saturating_sub(received),
@@ -247,70 +365,6 @@ impl Fanout {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn publish(
-    ctx: &Ctx,
-    api: &mut Option<Api>,
-    next_seq: &Cell<u64>,
-    stats: &RefCell<PubStats>,
-    padding: &str,
-    first: Instant,
-    period: Duration,
-    end: Instant,
-) {
-    let signer = Signer::new(&ctx.creds);
-    let mut next = first;
-    while next < end {
-        tokio::time::sleep_until(next.into()).await;
-        let seq = next_seq.get();
-        next_seq.set(seq + 1);
-        let sent_us = now_us();
-        let body =
-            json!({"name": "e", "channel": ctx.channel, "data": format!("~SB{seq}.{sent_us}~{padding}")}).to_string();
-        let uri = signer.uri(body.as_bytes());
-        let started = Instant::now();
-        let outcome = async {
-            if api.is_none() {
-                *api = Some(Api::connect(ctx.addr, &ctx.authority).await?);
-            }
-            match api.as_mut() {
-                Some(a) => a.post(&uri, Bytes::from(body)).await,
-                None => bail!("no connection"),
-            }
-        };
-        let outcome = tokio::time::timeout(REQUEST_TIMEOUT, outcome).await;
-        let mut s = stats.borrow_mut();
-        s.latency.record(started.elapsed().as_micros() as u64);
-        s.first_sent_us = Some(s.first_sent_us.map_or(sent_us, |f| f.min(sent_us)));
-        match outcome {
-            Ok(Ok((200, _))) => {
-                s.ok += 1;
-                *s.statuses.entry("200".to_owned()).or_default() += 1;
-            }
-            Ok(Ok((status, body))) => {
-                s.errors += 1;
-                *s.statuses.entry(status.to_string()).or_default() += 1;
-                s.first_error.get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&body)));
-            }
-            Ok(Err(e)) => {
-                s.errors += 1;
-                *s.statuses.entry("transport_error".to_owned()).or_default() += 1;
-                s.first_error.get_or_insert_with(|| format!("{e:#}"));
-                *api = None;
-            }
-            Err(_) => {
-                s.errors += 1;
-                *s.statuses.entry("timeout".to_owned()).or_default() += 1;
-                s.first_error.get_or_insert_with(|| "request timed out".to_owned());
-                *api = None;
-            }
-        }
-        drop(s);
-        // Behind schedule (slow server): carry on from now rather than bursting to catch up.
-        next = (next + period).max(Instant::now());
-    }
-}
-
 fn drain_for(duration: Duration) -> Duration {
     Duration::from_secs(3).max(duration / 2)
 }
@@ -330,7 +384,7 @@ pub async fn fanout(ctx: &Rc<Ctx>, opts: &FanoutOpts, rate: f64, duration: Durat
         "publishers": opts.publishers,
         "payload_bytes": opts.payload_bytes,
         "ramp": ramp.to_json(),
-        "warmup": {"published": warmup.published, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
+        "warmup": {"published": warmup.publish.ok, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
         "result": step.to_json(),
         "notes": f.shared.notes_json(),
     }))
@@ -374,14 +428,35 @@ pub async fn fanout_max(ctx: &Rc<Ctx>, opts: &FanoutOpts, max: &MaxOpts, budget:
             }
         }
         let step = f.step(rate, max.step_duration, drain).await;
-        let passed = step.lost == 0
-            && step.publish_errors == 0
-            && step.p99_ms() <= max.max_p99_ms
-            && step.achieved_rate >= max.min_achieved * rate
-            && step.subscribers == opts.subscribers;
-        eprintln!("bench: fanout-max: {} → {}", step.summary(), if passed { "pass" } else { "FAIL" });
+        let mut failures = Vec::new();
+        if step.lost > 0 {
+            failures.push(format!("{} lost", step.lost));
+        }
+        if step.publish_errors() > 0 {
+            failures.push(format!("{} publish errors", step.publish_errors()));
+        }
+        if step.p99_ms() > max.max_p99_ms {
+            failures.push(format!("p99 {:.1} ms > {} ms", step.p99_ms(), max.max_p99_ms));
+        }
+        if step.achieved_rate < max.min_achieved * rate {
+            failures.push(format!(
+                "achieved {:.1}/s < {:.0} % of {rate}/s",
+                step.achieved_rate,
+                max.min_achieved * 100.0
+            ));
+        }
+        if step.subscribers != opts.subscribers {
+            failures.push(format!("{} of {} subscribers connected", step.subscribers, opts.subscribers));
+        }
+        let passed = failures.is_empty();
+        eprintln!(
+            "bench: fanout-max: {} → {}",
+            step.summary(),
+            if passed { "pass".to_owned() } else { format!("FAIL ({})", failures.join(", ")) }
+        );
         let mut summary = step.to_json();
         summary["passed"] = json!(passed);
+        summary["failures"] = json!(failures);
         steps.push(summary);
         if passed {
             lo = Some(rate);

@@ -41,6 +41,16 @@ pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
+/// Busy and stolen CPU seconds of the whole machine (all cores), from /proc/stat.
+fn machine_secs() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …
+    let busy = v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum::<f64>();
+    Some((busy / clk_tck(), v.get(7).copied().unwrap_or(0.0) / clk_tck()))
+}
+
 /// A `Name:   value kB` line of /proc/PID/status, as a number.
 fn status_field(pid: Option<u32>, name: &str) -> Option<String> {
     let status = std::fs::read_to_string(proc_path(pid, "status")).ok()?;
@@ -97,6 +107,7 @@ pub struct CpuWindow {
     server_pid: Option<u32>,
     server0: Option<f64>,
     client0: Option<f64>,
+    machine0: Option<(f64, f64)>,
 }
 
 /// The result of a [`CpuWindow`].
@@ -105,6 +116,8 @@ pub struct CpuUsage {
     pub wall_secs: f64,
     pub server_secs: Option<f64>,
     pub client_secs: Option<f64>,
+    /// Busy CPU seconds of the whole machine (all cores) and the part of it stolen by the hypervisor.
+    pub machine_secs: Option<(f64, f64)>,
 }
 
 /// Generator CPU at or above this share of one core marks a result as client bound.
@@ -117,6 +130,7 @@ impl CpuWindow {
             server_pid,
             server0: server_pid.and_then(|p| cpu_secs(Some(p))),
             client0: cpu_secs(None),
+            machine0: machine_secs(),
         }
     }
 
@@ -128,6 +142,7 @@ impl CpuWindow {
             wall_secs,
             server_secs: server1.zip(self.server0).map(|(b, a)| b - a),
             client_secs: client1.zip(self.client0).map(|(b, a)| b - a),
+            machine_secs: machine_secs().zip(self.machine0).map(|(b, a)| (b.0 - a.0, b.1 - a.1)),
         }
     }
 }
@@ -153,8 +168,17 @@ impl CpuUsage {
         self.server_secs.map(|s| s * 1e6 / units as f64)
     }
 
+    /// Machine CPU used by neither the server nor this tool (other load, interrupts), % of one core.
+    pub fn other_percent(&self) -> Option<f64> {
+        let (busy, _) = self.machine_secs?;
+        let other = busy - self.server_secs.unwrap_or(0.0) - self.client_secs.unwrap_or(0.0);
+        Some(100.0 * other.max(0.0) / self.wall_secs.max(1e-9))
+    }
+
     pub fn to_json(self) -> Value {
         json!({
+            "other_cpu_percent": self.other_percent().map(r1),
+            "steal_cpu_percent": self.machine_secs.map(|(_, st)| r1(100.0 * st / self.wall_secs.max(1e-9))),
             "window_secs": r3(self.wall_secs),
             "server_cpu_secs": self.server_secs.map(r3),
             "server_cpu_percent": self.server_percent().map(r1),
@@ -182,9 +206,12 @@ pub fn environment(server_pid: Option<u32>) -> Value {
     });
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok().map(|s| s.trim().to_owned());
     json!({
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "cpus_online": std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .map(|c| c.lines().filter(|l| l.starts_with("processor")).count()),
         "cpu_model": cpu_model,
         "kernel": kernel,
+        "loadavg": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.trim().to_owned()),
         "client_cpus_allowed": cpus_allowed(None),
         "server_pid": server_pid,
         "server_cpus_allowed": server_pid.and_then(|p| cpus_allowed(Some(p))),

@@ -173,9 +173,10 @@ fn parse_channel(raw: &str) -> Result<ChannelName, FrameError> {
     ChannelName::parse(raw).map_err(|error| FrameError::BadChannel { name: echo(raw), error })
 }
 
-/// Client input quoted in an error, cut short so a huge frame is not echoed back whole.
+/// Client input quoted in an error, cut short so a huge frame is not echoed back whole;
+/// characters outside printable ASCII become `?`, so the echo stays short once quoted.
 fn echo(s: &str) -> String {
-    s.chars().take(ECHO_LIMIT).collect()
+    s.chars().take(ECHO_LIMIT).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect()
 }
 
 /// The encoder registered with the core: `{"event","channel","data"}` with `data` raw JSON

@@ -23,6 +23,7 @@ use crate::core::{
     MAX_WATCHLIST, Member, SubscribeError, Transport,
 };
 use crate::metrics;
+use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
 use crate::transport::ws::{self as loop_, Closing, Flow, Replies, Session};
 
@@ -155,9 +156,8 @@ pub struct NotifSession {
     /// `extra_events=1`: member events, cache misses and sign-in frames are sent too.
     extra_events: bool,
     liveness: Liveness,
-    /// Client-event token bucket: tokens left and when it was last refilled.
-    tokens: f32,
-    refilled: Instant,
+    /// Client events allowed now.
+    bucket: TokenBucket,
     /// Presence user per presence channel, for `user_id` on client events.
     presence_user: Vec<(ChannelName, Arc<str>)>,
 }
@@ -174,14 +174,13 @@ impl NotifSession {
         };
         let now = Instant::now();
         Self {
-            tokens: limits.client_events_per_second as f32,
+            bucket: TokenBucket::full(limits.client_events_per_second),
             state,
             app,
             conn,
             rules,
             extra_events,
             liveness: Liveness::new(now),
-            refilled: now,
             presence_user: Vec::new(),
         }
     }
@@ -272,7 +271,7 @@ impl NotifSession {
         if !self.conn.is_subscribed(&channel) {
             return refuse(out, codes::BAD_FRAME, "Client event rejected: not subscribed to this channel");
         }
-        if !self.take_token() {
+        if !self.bucket.take(self.app.limits().client_events_per_second) {
             return refuse(out, codes::RATE_LIMITED, "Client event rejected due to rate limit");
         }
         // A Notif client publishes JSON values; they reach Pusher clients encoded once.
@@ -291,19 +290,6 @@ impl NotifSession {
         metrics::published("client");
         if self.state.realtime.publish(&self.app.id, event).is_err() {
             refuse(out, codes::BAD_FRAME, "Event could not be published: broker unavailable");
-        }
-    }
-
-    fn take_token(&mut self) -> bool {
-        let rate = self.app.limits().client_events_per_second as f32;
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f32() * rate).min(rate.max(1.0));
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 
@@ -409,12 +395,7 @@ impl Session for NotifSession {
 
     fn closing_for(&self, reason: Disconnect) -> Closing {
         let (code, message) = codes::for_disconnect(reason);
-        metrics::disconnect(match reason {
-            Disconnect::SlowConsumer => "slow_consumer",
-            Disconnect::AppDisabled => "app_disabled",
-            Disconnect::Terminated => "terminated",
-            Disconnect::Shutdown => "shutdown",
-        });
+        metrics::disconnect(reason.label());
         // A restart is routine: notifmoo.js reconnects on the close alone, without an onError.
         let last_frame = (reason != Disconnect::Shutdown).then(|| proto::error(code, message, None));
         Closing { last_frame, code, reason: message }

@@ -20,6 +20,7 @@ use crate::core::{
     MAX_WATCHLIST, Member, SubscribeError, Transport,
 };
 use crate::metrics;
+use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
 use crate::transport::ws::{self as loop_, Closing, Flow, Replies, Session};
 
@@ -123,9 +124,8 @@ pub struct PusherSession {
     rules: ChannelRules,
     last_seen: Instant,
     ping_sent: Option<Instant>,
-    /// Client-event token bucket: tokens left and when it was last refilled.
-    tokens: f32,
-    refilled: Instant,
+    /// Client events allowed now.
+    bucket: TokenBucket,
     /// Presence user per presence channel, for `user_id` on client events.
     presence_user: Vec<(ChannelName, Arc<str>)>,
 }
@@ -140,14 +140,13 @@ impl PusherSession {
         };
         let now = Instant::now();
         Self {
-            tokens: limits.client_events_per_second as f32,
+            bucket: TokenBucket::full(limits.client_events_per_second),
             state,
             app,
             conn,
             rules,
             last_seen: now,
             ping_sent: None,
-            refilled: now,
             presence_user: Vec::new(),
         }
     }
@@ -291,7 +290,7 @@ impl PusherSession {
         if name.len() > MAX_EVENT_NAME {
             return out.text(proto::error(codes::GENERIC, "Event name is longer than 200 characters"));
         }
-        if !self.take_token() {
+        if !self.bucket.take(self.app.limits().client_events_per_second) {
             return out.text(proto::error(codes::CLIENT_EVENT_RATE, "Client event rejected due to rate limit"));
         }
         let data = match data {
@@ -312,19 +311,6 @@ impl PusherSession {
         metrics::published("client");
         if self.state.realtime.publish(&self.app.id, event).is_err() {
             out.text(proto::error(codes::GENERIC, "Event could not be published: broker unavailable"));
-        }
-    }
-
-    fn take_token(&mut self) -> bool {
-        let rate = self.app.limits().client_events_per_second as f32;
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.refilled).as_secs_f32() * rate).min(rate.max(1.0));
-        self.refilled = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
         }
     }
 
@@ -449,12 +435,7 @@ impl Session for PusherSession {
 
     fn closing_for(&self, reason: Disconnect) -> Closing {
         let (code, message) = codes::for_disconnect(reason);
-        metrics::disconnect(match reason {
-            Disconnect::SlowConsumer => "slow_consumer",
-            Disconnect::AppDisabled => "app_disabled",
-            Disconnect::Terminated => "terminated",
-            Disconnect::Shutdown => "shutdown",
-        });
+        metrics::disconnect(reason.label());
         Closing { last_frame: Some(proto::error(code, message)), code, reason: message }
     }
 
