@@ -252,7 +252,11 @@ pub async fn ensure_default(store: &Store, pinned: &DefaultAppConfig) -> Result<
         if existing.is_empty() {
             let app = create(
                 store,
-                CreateApp { name: pinned.name.clone().unwrap_or_else(|| "default".into()), ..Default::default() },
+                CreateApp {
+                    name: pinned.name.clone().unwrap_or_else(|| "default".into()),
+                    owner_id: store.first_admin().await?,
+                    ..Default::default()
+                },
             )
             .await?;
             return Ok(Some((app, true)));
@@ -273,6 +277,7 @@ pub async fn ensure_default(store: &Store, pinned: &DefaultAppConfig) -> Result<
                     key: pinned.key.clone(),
                     secret: pinned.secret.as_ref().map(|s| s.0.clone()),
                     name: pinned.name.clone().unwrap_or_else(|| "default".into()),
+                    owner_id: store.first_admin().await?,
                     ..Default::default()
                 },
             )
