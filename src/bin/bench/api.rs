@@ -76,9 +76,14 @@ impl Api {
         Ok(Self { sender, authority: authority.to_owned() })
     }
 
+    /// The server closed the connection (idle keep-alive connections are closed by servers).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
     /// POSTs a JSON body; the status and the response body.
     pub async fn post(&mut self, uri: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
-        self.sender.ready().await.context("connection closed")?;
+        self.sender.ready().await.map_err(|e| anyhow::Error::new(NotSent(e.to_string())))?;
         let request = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -86,9 +91,24 @@ impl Api {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .context("building the request")?;
-        let response = self.sender.send_request(request).await.context("sending the request")?;
+        let response = self.sender.send_request(request).await.map_err(|e| {
+            // Canceled: the connection went away before the request was written; safe to resend.
+            if e.is_canceled() { anyhow::Error::new(NotSent(e.to_string())) } else { anyhow::Error::new(e) }
+        })?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.context("reading the response")?.to_bytes();
         Ok((status, body))
     }
 }
+
+/// The request never left: the connection was closed before it could be written.
+#[derive(Debug)]
+pub struct NotSent(String);
+
+impl std::fmt::Display for NotSent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection closed before the request was sent: {}", self.0)
+    }
+}
+
+impl std::error::Error for NotSent {}

@@ -123,7 +123,8 @@ mod tests {
         for v in 1..=1000 {
             h.record(v);
         }
-        assert_eq!(h.quantile(0.5), 500);
+        assert!(h.quantile(0.5).abs_diff(500) <= 2);
+        assert_eq!(h.quantile(0.1), 100);
         assert!(h.quantile(0.99).abs_diff(990) <= 8);
         assert_eq!(h.quantile(1.0), 1000);
     }

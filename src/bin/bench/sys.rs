@@ -41,6 +41,23 @@ pub fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / clk_tck())
 }
 
+/// The kernel's softirq threads: network processing deferred to them is nobody's process time.
+fn ksoftirqd_pids() -> &'static [u32] {
+    static PIDS: OnceLock<Vec<u32>> = OnceLock::new();
+    PIDS.get_or_init(|| {
+        let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+        dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with("ksoftirqd/"))
+            })
+            .collect()
+    })
+}
+
+fn ksoftirqd_secs() -> f64 {
+    ksoftirqd_pids().iter().filter_map(|p| cpu_secs(Some(*p))).sum()
+}
+
 /// Busy and stolen CPU seconds of the whole machine (all cores), from /proc/stat.
 fn machine_secs() -> Option<(f64, f64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
@@ -108,6 +125,7 @@ pub struct CpuWindow {
     server0: Option<f64>,
     client0: Option<f64>,
     machine0: Option<(f64, f64)>,
+    softirqd0: f64,
 }
 
 /// The result of a [`CpuWindow`].
@@ -118,6 +136,8 @@ pub struct CpuUsage {
     pub client_secs: Option<f64>,
     /// Busy CPU seconds of the whole machine (all cores) and the part of it stolen by the hypervisor.
     pub machine_secs: Option<(f64, f64)>,
+    /// CPU seconds of the ksoftirqd threads (deferred network processing).
+    pub ksoftirqd_secs: f64,
 }
 
 /// Generator CPU at or above this share of one core marks a result as client bound.
@@ -131,6 +151,7 @@ impl CpuWindow {
             server0: server_pid.and_then(|p| cpu_secs(Some(p))),
             client0: cpu_secs(None),
             machine0: machine_secs(),
+            softirqd0: ksoftirqd_secs(),
         }
     }
 
@@ -143,6 +164,7 @@ impl CpuWindow {
             server_secs: server1.zip(self.server0).map(|(b, a)| b - a),
             client_secs: client1.zip(self.client0).map(|(b, a)| b - a),
             machine_secs: machine_secs().zip(self.machine0).map(|(b, a)| (b.0 - a.0, b.1 - a.1)),
+            ksoftirqd_secs: ksoftirqd_secs() - self.softirqd0,
         }
     }
 }
@@ -168,16 +190,17 @@ impl CpuUsage {
         self.server_secs.map(|s| s * 1e6 / units as f64)
     }
 
-    /// Machine CPU used by neither the server nor this tool (other load, interrupts), % of one core.
+    /// Machine CPU used by neither the server, this tool nor ksoftirqd (other load), % of one core.
     pub fn other_percent(&self) -> Option<f64> {
         let (busy, _) = self.machine_secs?;
-        let other = busy - self.server_secs.unwrap_or(0.0) - self.client_secs.unwrap_or(0.0);
+        let other = busy - self.server_secs.unwrap_or(0.0) - self.client_secs.unwrap_or(0.0) - self.ksoftirqd_secs;
         Some(100.0 * other.max(0.0) / self.wall_secs.max(1e-9))
     }
 
     pub fn to_json(self) -> Value {
         json!({
             "other_cpu_percent": self.other_percent().map(r1),
+            "ksoftirqd_cpu_percent": r1(100.0 * self.ksoftirqd_secs / self.wall_secs.max(1e-9)),
             "steal_cpu_percent": self.machine_secs.map(|(_, st)| r1(100.0 * st / self.wall_secs.max(1e-9))),
             "window_secs": r3(self.wall_secs),
             "server_cpu_secs": self.server_secs.map(r3),

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmarks Switchboard with the `bench` tool (src/bin/bench): builds release, starts one
+# server pinned to core 0 on a free port with a temporary data directory and pinned credentials,
+# runs every scenario with the generator pinned to core 1, stops the server by its PID.
+# Results: target/bench/<scenario>.json and target/bench/results.json (all of them).
+#
+#   scripts/bench.sh            # the full suite (about 5 minutes on 2 cores, plus the build)
+#   scripts/bench.sh --quick    # smaller connection counts, shorter runs (about 2 minutes)
+#
+# Environment: BENCH_OUT (results directory), SERVER_CORE / CLIENT_CORE (default 0 / 1),
+# SKIP_BUILD=1 to reuse target/release binaries.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+SERVER_CORE=${SERVER_CORE:-0}
+CLIENT_CORE=${CLIENT_CORE:-1}
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+
+APP_ID=bench
+APP_KEY=bench-key
+APP_SECRET=bench-secret-0123456789
+
+# Both processes hold one descriptor per connection: raise the limit (soft up to hard).
+want=65536
+hard=$(ulimit -Hn)
+if [[ "$hard" != unlimited && "$hard" -lt "$want" ]]; then want=$hard; fi
+ulimit -n "$want" || echo "bench.sh: could not raise the open-files limit (now $(ulimit -n))" >&2
+echo "bench.sh: open-files limit $(ulimit -n)" >&2
+
+if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
+    cargo build --release --bin switchboard --bin bench >&2
+fi
+SERVER_BIN=$ROOT/target/release/switchboard
+BENCH_BIN=$ROOT/target/release/bench
+
+mkdir -p "$OUT"
+rm -f "$OUT"/*.json
+DATA_DIR=$(mktemp -d -t switchboard-bench.XXXXXX)
+SERVER_LOG=$OUT/server.log
+SERVER_PID=
+
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        for _ in $(seq 1 50); do
+            kill -0 "$SERVER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT INT TERM
+
+# Port 0: the server picks a free port and logs it.
+SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
+    SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
+    taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
+    2>"$SERVER_LOG" &
+SERVER_PID=$!
+
+URL=
+for _ in $(seq 1 300); do
+    URL=$(grep -o 'listening on http://[0-9.:]*' "$SERVER_LOG" 2>/dev/null | head -n1 | sed 's/^listening on //' || true)
+    [[ -n "$URL" ]] && break
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "bench.sh: the server exited during startup:" >&2
+        cat "$SERVER_LOG" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [[ -z "$URL" ]]; then
+    echo "bench.sh: the server did not report its address within 30 s" >&2
+    exit 1
+fi
+echo "bench.sh: server PID $SERVER_PID on $URL (core $SERVER_CORE), generator on core $CLIENT_CORE" >&2
+
+# Busy share (%) of all cores over one second, from /proc/stat.
+machine_busy_percent() {
+    local a b
+    read -r _ u n s i w q sq st _ </proc/stat
+    a=$((u + n + s + q + sq + st)) b=$((u + n + s + i + w + q + sq + st))
+    sleep 1
+    read -r _ u n s i w q sq st _ </proc/stat
+    echo $(((u + n + s + q + sq + st - a) * 100 / (u + n + s + i + w + q + sq + st - b + 1)))
+}
+
+# Other processes on the cores distort every figure: wait (bounded) for a quiet machine.
+wait_quiet() {
+    local busy
+    for _ in $(seq 1 "${QUIET_WAIT_SECS:-30}"); do
+        busy=$(machine_busy_percent)
+        [[ $busy -le ${QUIET_PERCENT:-8} ]] && return
+    done
+    echo "bench.sh: warning: the machine is still ${busy}% busy; figures will be disturbed" >&2
+}
+
+FAILED=()
+run() {
+    local name=$1
+    shift
+    echo "bench.sh: == $name: $*" >&2
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "bench.sh: the server is gone; skipping $name" >&2
+        echo "{\"scenario\": \"$name\", \"error\": \"server not running\"}" >"$OUT/$name.json"
+        FAILED+=("$name")
+        return
+    fi
+    wait_quiet
+    if ! taskset -c "$CLIENT_CORE" "$BENCH_BIN" --url "$URL" --app-id "$APP_ID" --key "$APP_KEY" \
+        --secret "$APP_SECRET" --server-pid "$SERVER_PID" "$@" >"$OUT/$name.json"; then
+        FAILED+=("$name")
+    fi
+    # Let the server reap the closed connections before the next scenario.
+    sleep 3
+}
+
+if [[ $QUICK == 1 ]]; then
+    run idle-2000 idle --connections 2000 --settle 2
+    run fanout-1000 fanout --subscribers 1000 --rate 10 --duration 5
+    run fanout-2000 fanout --subscribers 2000 --rate 5 --duration 5
+    run fanout-max-1000 fanout-max --subscribers 1000 --step-duration 3 --max-steps 6
+    run http-32 http --concurrency 32 --duration 5
+else
+    # Idle first: the server's RSS baseline is taken before any other load touched its heap.
+    run idle-10000 idle --connections 10000 --settle 5
+    run fanout-1000 fanout --subscribers 1000 --rate 10 --duration 10
+    run fanout-10000 fanout --subscribers 10000 --rate 5 --duration 10
+    run fanout-max-1000 fanout-max --subscribers 1000 --step-duration 5
+    run fanout-max-10000 fanout-max --subscribers 10000 --step-duration 5
+    run http-32 http --concurrency 32 --duration 10
+fi
+
+# One file holding every report, keyed by scenario run.
+{
+    echo "{"
+    first=1
+    for f in "$OUT"/*.json; do
+        name=$(basename "$f" .json)
+        [[ "$name" == results ]] && continue
+        [[ $first == 1 ]] || echo ","
+        first=0
+        printf '"%s": ' "$name"
+        if [[ -s "$f" ]]; then cat "$f"; else echo '{"error": "no output"}'; fi
+    done
+    echo "}"
+} >"$OUT/results.json.tmp"
+mv "$OUT/results.json.tmp" "$OUT/results.json"
+
+if kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "bench.sh: server still running after the suite (PID $SERVER_PID), server RSS $(grep VmRSS /proc/"$SERVER_PID"/status | awk '{print $2, $3}')" >&2
+else
+    echo "bench.sh: WARNING: the server died during the suite; see $SERVER_LOG" >&2
+    FAILED+=("server-died")
+fi
+echo "bench.sh: results in $OUT/results.json" >&2
+if [[ ${#FAILED[@]} -gt 0 ]]; then
+    echo "bench.sh: failed: ${FAILED[*]}" >&2
+    exit 1
+fi
