@@ -95,6 +95,15 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
     let mut replies = Replies::default();
     let mut batch: Vec<Bytes> = Vec::new();
     session.on_open(&mut replies);
+    // Shutdown reaches live connections through `Realtime::close_all` (their close signal), so
+    // the loop does not wait on the token: a connection admitted after that sweep sees it here.
+    if shutdown.is_cancelled() {
+        conn.close(Disconnect::Shutdown);
+    }
+    // One timer for the connection's life, moved only when the session's deadline moves: a
+    // fresh timer per turn would cost a timer-wheel insert and removal per delivered batch.
+    let timer = sleep_until(session.deadline());
+    tokio::pin!(timer);
     let end: Option<Closing> = loop {
         let closing = conn.drain(&mut batch);
         session.filter_outgoing(&mut batch);
@@ -108,9 +117,12 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
         if let Some(reason) = closing {
             break Some(session.closing_for(reason));
         }
+        let deadline = session.deadline();
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
         let flow = tokio::select! {
             biased;
-            _ = shutdown.cancelled() => Flow::Close(session.closing_for(Disconnect::Shutdown)),
             _ = conn.woken() => Flow::Continue,
             msg = socket.recv() => {
                 session.on_activity(Instant::now());
@@ -138,7 +150,7 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
                     }
                 }
             }
-            _ = sleep_until(session.deadline()) => session.on_timer(Instant::now(), &mut replies),
+            _ = &mut timer => session.on_timer(Instant::now(), &mut replies),
         };
         if let Flow::Close(closing) = flow {
             // Answers produced before the close still go out (e.g. a pusher:error).
