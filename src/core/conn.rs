@@ -3,13 +3,15 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::future::poll_fn;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use super::channel::ChannelName;
 
@@ -124,7 +126,11 @@ pub struct Conn {
     pub connected_at: i64,
     limits: OutboxLimits,
     outbox: Mutex<Outbox>,
-    wake: Notify,
+    /// Set when frames were queued or a close asked for; cleared when the connection task takes the
+    /// wake-up. With `task` this is a `Notify` for one waiter: only the connection task waits, and
+    /// the fan-out wakes thousands of them per event, so `Notify`'s locked waiter list cost more.
+    pending: AtomicBool,
+    task: AtomicWaker,
     closed: AtomicBool,
     pub(crate) membership: Mutex<Membership>,
 }
@@ -141,7 +147,8 @@ impl Conn {
             connected_at: super::now_ms(),
             limits,
             outbox: Mutex::new(Outbox { frames: VecDeque::new(), bytes: 0, closing: None }),
-            wake: Notify::new(),
+            pending: AtomicBool::new(false),
+            task: AtomicWaker::new(),
             closed: AtomicBool::new(false),
             membership: Mutex::default(),
         })
@@ -157,7 +164,7 @@ impl Conn {
         if out.frames.len() >= self.limits.max_frames || out.bytes + frame.len() > self.limits.max_bytes {
             out.closing = Some(Disconnect::SlowConsumer);
             drop(out);
-            self.wake.notify_one();
+            self.wake();
             return false;
         }
         out.bytes += frame.len();
@@ -166,7 +173,7 @@ impl Conn {
         drop(out);
         // Only the first frame of a batch needs to wake the task; it drains them all.
         if first {
-            self.wake.notify_one();
+            self.wake();
         }
         true
     }
@@ -178,7 +185,7 @@ impl Conn {
             out.closing = Some(reason);
         }
         drop(out);
-        self.wake.notify_one();
+        self.wake();
     }
 
     /// Moves every queued frame into `batch`; returns the close reason once one is set.
@@ -199,9 +206,22 @@ impl Conn {
     }
 
     /// Resolves when frames were queued or a close was asked for since the last call.
-    /// Cancel-safe: a notification is never lost.
+    /// Cancel-safe: a notification is never lost. Only the connection's own task may wait here
+    /// (one waker slot).
     pub async fn woken(&self) {
-        self.wake.notified().await
+        poll_fn(|cx| {
+            if self.pending.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.task.register(cx.waker());
+            if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
+    }
+
+    fn wake(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.task.wake();
     }
 
     /// Whether the core has already removed this connection.
@@ -247,6 +267,24 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(c.drain(&mut batch), Some(Disconnect::SlowConsumer));
         assert_eq!(batch.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn wake_before_wait_is_kept_once() {
+        let c = Conn::new(
+            SocketId { node: 1, seq: 1 },
+            Transport::Pusher,
+            "a".into(),
+            OutboxLimits { max_bytes: 100, max_frames: 10 },
+        );
+        assert!(c.try_send(Bytes::from_static(b"1")));
+        assert!(c.try_send(Bytes::from_static(b"2")));
+        let wait = std::time::Duration::from_millis(50);
+        assert!(tokio::time::timeout(wait, c.woken()).await.is_ok());
+        // The second frame joined the first one's batch: no second wake-up.
+        assert!(tokio::time::timeout(wait, c.woken()).await.is_err());
+        c.close(Disconnect::Shutdown);
+        assert!(tokio::time::timeout(wait, c.woken()).await.is_ok());
     }
 
     proptest! {

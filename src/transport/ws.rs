@@ -5,11 +5,16 @@
 //! a connection go out in one write), then waits for the next frame, wake-up, timer or
 //! shutdown. A connection marked slow is closed even while a write is stuck.
 
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use futures_util::SinkExt;
+use futures_util::task::AtomicWaker;
+use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -104,6 +109,7 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
     // fresh timer per turn would cost a timer-wheel insert and removal per delivered batch.
     let timer = sleep_until(session.deadline());
     tokio::pin!(timer);
+    let gate = ReadGate::new();
     let end: Option<Closing> = loop {
         let closing = conn.drain(&mut batch);
         session.filter_outgoing(&mut batch);
@@ -124,7 +130,7 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
         let flow = tokio::select! {
             biased;
             _ = conn.woken() => Flow::Continue,
-            msg = socket.recv() => {
+            msg = gate.recv(&mut socket) => {
                 session.on_activity(Instant::now());
                 match msg {
                     Some(Ok(Message::Text(text))) => {
@@ -167,6 +173,59 @@ pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: Ca
     }
 }
 
+/// Polls the socket's read side only when it can make progress. Each delivery wakes the task,
+/// and polling `recv` on every turn costs a trip through tokio-tungstenite, tungstenite (which
+/// zero-fills its read buffer before each read) and hyper for nothing. The read side gets its own
+/// waker, which records that the socket woke the task; until it does, `recv` stays unpolled.
+struct ReadGate {
+    flag: Arc<ReadFlag>,
+    waker: Waker,
+}
+
+struct ReadFlag {
+    /// Set when the read side woke us, or when the last read returned a message (more may be
+    /// buffered); cleared before each read attempt.
+    ready: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ReadFlag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.ready.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl ReadGate {
+    fn new() -> Self {
+        let flag = Arc::new(ReadFlag { ready: AtomicBool::new(true), task: AtomicWaker::new() });
+        let waker = Waker::from(flag.clone());
+        Self { flag, waker }
+    }
+
+    /// Like `socket.recv()`, and as cancel-safe: a message is returned from the poll that read it.
+    async fn recv(&self, socket: &mut WebSocket) -> Option<Result<Message, axum::Error>> {
+        poll_fn(|cx| {
+            self.flag.task.register(cx.waker());
+            if !self.flag.ready.swap(false, Ordering::AcqRel) {
+                return Poll::Pending;
+            }
+            match socket.poll_next_unpin(&mut Context::from_waker(&self.waker)) {
+                Poll::Ready(msg) => {
+                    self.flag.ready.store(true, Ordering::Release);
+                    Poll::Ready(msg)
+                }
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+}
+
 /// How a batch write ended.
 enum Written {
     Done,
@@ -200,6 +259,9 @@ async fn write_batch(
     }
     loop {
         tokio::select! {
+            // Flush first: it usually completes at once, and then `woken` is never polled (a waker
+            // registration per delivery saved).
+            biased;
             res = socket.flush() => return if res.is_ok() { Written::Done } else { Written::SocketGone },
             _ = conn.woken() => {
                 // Woken mid-write: only a close matters here; new frames wait for the next turn.
