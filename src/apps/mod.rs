@@ -92,6 +92,15 @@ impl App {
         &self.settings.switches
     }
 
+    /// The limits and switches the core applies to this app's subscriptions.
+    pub fn channel_rules(&self) -> crate::core::ChannelRules {
+        crate::core::ChannelRules {
+            max_members: self.settings.limits.max_presence_members,
+            max_channels: self.settings.limits.max_channels_per_connection,
+            subscription_count: self.settings.switches.subscription_count,
+        }
+    }
+
     /// Whether an upgrade or handshake from `origin` may proceed (SPEC §1).
     pub fn origin_allowed(&self, origin: Option<&str>) -> bool {
         origin::allowed(&self.origins, origin)

@@ -133,11 +133,7 @@ pub struct PusherSession {
 impl PusherSession {
     fn new(state: AppState, app: Arc<App>, conn: ConnHandle) -> Self {
         let limits = app.limits();
-        let rules = ChannelRules {
-            max_members: limits.max_presence_members,
-            max_channels: limits.max_channels_per_connection,
-            subscription_count: app.switches().subscription_count,
-        };
+        let rules = app.channel_rules();
         let now = Instant::now();
         Self {
             bucket: TokenBucket::full(limits.client_events_per_second),
