@@ -67,6 +67,15 @@ impl RateLimiter {
         }
     }
 
+    /// A per-second limit whose burst is one second's worth; 0 means unlimited. `Err` carries
+    /// the wait in whole seconds (at least 1), as `Retry-After` wants it.
+    pub fn per_second(&self, key: &str, rate: u32) -> Result<(), u64> {
+        if rate == 0 {
+            return Ok(());
+        }
+        self.check(key, f64::from(rate), f64::from(rate)).map_err(|wait| wait.as_secs().max(1))
+    }
+
     /// Forgets buckets that have refilled (called periodically so per-IP keys do not pile up).
     pub fn sweep(&self, older_than: Duration) {
         let now = Instant::now();

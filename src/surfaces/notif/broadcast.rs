@@ -45,12 +45,7 @@ pub async fn broadcast(
         Err(_) => return Err(ApiError::TooLarge(format!("Request body is larger than {MAX_BODY} bytes"))),
     };
     let app = authenticate(&state, &method, &uri, &headers, &body)?;
-    let rate = app.limits().api_requests_per_second;
-    if rate > 0
-        && let Err(wait) = state.api_limits.check(&app.id, f64::from(rate), f64::from(rate))
-    {
-        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
-    }
+    state.api_limits.per_second(&app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
     let b = parse(&body, &app)?;
     if !state.realtime.broker_healthy() {
         return Err(ApiError::BrokerDown);

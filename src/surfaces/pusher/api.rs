@@ -54,12 +54,7 @@ async fn authenticate(
     if !app.enabled {
         return Err(ApiError::Disabled);
     }
-    let rate = app.limits().api_requests_per_second;
-    if rate > 0
-        && let Err(wait) = state.api_limits.check(&app.id, f64::from(rate), f64::from(rate))
-    {
-        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
-    }
+    state.api_limits.per_second(&app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
     Ok((app, body))
 }
 
