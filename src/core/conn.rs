@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
+use std::io::{self, IoSlice};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +15,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::channel::ChannelName;
+use super::flush::FlushQueue;
 
 /// `\d+\.\d+`: a node part (random per process, so ids are unique across nodes) and a
 /// sequence number.
@@ -103,10 +105,115 @@ pub struct OutboxLimits {
     pub max_frames: usize,
 }
 
+/// A socket the core may write to without waiting: a transport attaches one to a connection
+/// whose frames are ready-made wire bytes, so a flush writes them as they are.
+pub trait Wire: Send + Sync {
+    /// Writes what fits now; `WouldBlock` when the socket is full.
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// The same for several buffers, in order.
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize>;
+}
+
+/// How a write attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued is written.
+    Done,
+    /// The socket is full; the connection task must wait until it drains.
+    Stalled,
+    /// The socket failed; the connection is over.
+    Broken,
+}
+
+/// Frames written per system call at most.
+const MAX_IOV: usize = 64;
+
 struct Outbox {
     frames: VecDeque<Bytes>,
     bytes: usize,
     closing: Option<Disconnect>,
+    wire: Option<Arc<dyn Wire>>,
+    /// Listed in the flush queue: frames queued now leave with that flush.
+    listed: bool,
+    /// The socket was full: the connection task writes the rest when it drains.
+    stalled: bool,
+    /// The front frame is partly written; it must be finished before any other byte.
+    partial: bool,
+    broken: bool,
+    /// The connection task is handling a client frame: what the core sends meanwhile (a
+    /// subscription count, a member event) waits in `held` and goes out after the task's answers
+    /// (`subscription_succeeded` comes first).
+    holding: bool,
+    held: Vec<Bytes>,
+}
+
+impl Outbox {
+    fn release(&mut self) {
+        self.holding = false;
+        let held = std::mem::take(&mut self.held);
+        self.frames.extend(held);
+    }
+
+    /// Writes queued frames until none are left or the socket is full.
+    fn write(&mut self) -> Flushed {
+        let Some(wire) = self.wire.clone() else {
+            return Flushed::Done;
+        };
+        while let Some(front) = self.frames.front() {
+            // One frame (the usual case at low rates) goes out with `send`, which is cheaper in
+            // the kernel than `writev`; a backlog goes out in one vectored write.
+            let res = if self.frames.len() == 1 {
+                wire.try_write(front)
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for (slot, frame) in iov.iter_mut().zip(self.frames.iter()) {
+                    *slot = IoSlice::new(frame);
+                    n += 1;
+                }
+                wire.try_write_vectored(&iov[..n])
+            };
+            match res {
+                Ok(0) => return self.broke(),
+                Ok(mut written) => {
+                    self.bytes = self.bytes.saturating_sub(written);
+                    while let Some(front) = self.frames.front_mut() {
+                        if written < front.len() {
+                            let _ = front.split_to(written);
+                            self.partial = written > 0 || self.partial;
+                            break;
+                        }
+                        written -= front.len();
+                        self.frames.pop_front();
+                        self.partial = false;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.stalled = true;
+                    return Flushed::Stalled;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.broke(),
+            }
+        }
+        self.stalled = false;
+        if self.frames.capacity() > 64 {
+            // Keep idle connections small after a burst.
+            self.frames.shrink_to(8);
+        }
+        Flushed::Done
+    }
+
+    fn broke(&mut self) -> Flushed {
+        self.broken = true;
+        self.frames.clear();
+        self.bytes = 0;
+        Flushed::Broken
+    }
+
+    fn over(&self, len: usize, limits: &OutboxLimits) -> bool {
+        self.frames.len() + self.held.len() >= limits.max_frames || self.bytes + len > limits.max_bytes
+    }
 }
 
 /// What the core keeps about a connection's membership.
@@ -126,12 +233,16 @@ pub struct Conn {
     pub connected_at: i64,
     limits: OutboxLimits,
     outbox: Mutex<Outbox>,
-    /// Set when frames were queued or a close asked for; cleared when the connection task takes the
-    /// wake-up. With `task` this is a `Notify` for one waiter: only the connection task waits, and
-    /// the fan-out wakes thousands of them per event, so `Notify`'s locked waiter list cost more.
+    flush: Arc<FlushQueue>,
+    /// Set when the connection task has something to do (frames for a connection without a
+    /// wire, a full socket, a close); cleared when it takes the wake-up. With `task` this is a
+    /// `Notify` for one waiter: only the connection task waits, and `Notify`'s locked waiter list
+    /// costs more.
     pending: AtomicBool,
     task: AtomicWaker,
     closed: AtomicBool,
+    /// Pusher-protocol extras (`pusher_internal:` events) are not sent to this connection.
+    skip_extras: AtomicBool,
     pub(crate) membership: Mutex<Membership>,
 }
 
@@ -139,43 +250,180 @@ pub struct Conn {
 pub type ConnHandle = Arc<Conn>;
 
 impl Conn {
-    pub(crate) fn new(socket_id: SocketId, transport: Transport, app: Arc<str>, limits: OutboxLimits) -> ConnHandle {
+    pub(crate) fn new(
+        socket_id: SocketId,
+        transport: Transport,
+        app: Arc<str>,
+        limits: OutboxLimits,
+        flush: Arc<FlushQueue>,
+    ) -> ConnHandle {
         Arc::new(Self {
             socket_id,
             transport,
             app,
             connected_at: super::now_ms(),
             limits,
-            outbox: Mutex::new(Outbox { frames: VecDeque::new(), bytes: 0, closing: None }),
+            outbox: Mutex::new(Outbox {
+                frames: VecDeque::new(),
+                bytes: 0,
+                closing: None,
+                wire: None,
+                listed: false,
+                stalled: false,
+                partial: false,
+                broken: false,
+                holding: false,
+                held: Vec::new(),
+            }),
+            flush,
             pending: AtomicBool::new(false),
             task: AtomicWaker::new(),
             closed: AtomicBool::new(false),
+            skip_extras: AtomicBool::new(false),
             membership: Mutex::default(),
         })
     }
 
-    /// Queues a frame without waiting. A full outbox marks the connection as a slow consumer
-    /// and returns false; so does a closing one.
-    pub fn try_send(&self, frame: Bytes) -> bool {
+    /// Lets the core write this connection's frames straight to its socket. Frames are then
+    /// wire bytes, written as they are.
+    pub fn attach_wire(&self, wire: Arc<dyn Wire>) {
+        self.outbox.lock().wire = Some(wire);
+    }
+
+    /// Lets go of the socket (the connection task is done with it) and of anything unsent.
+    pub fn detach_wire(&self) {
         let mut out = self.outbox.lock();
-        if out.closing.is_some() {
+        out.wire = None;
+        out.frames.clear();
+        out.bytes = 0;
+    }
+
+    /// Leaves `pusher_internal:` events out of what this connection gets (Notif clients that
+    /// did not ask for them).
+    pub fn skip_extras(&self) {
+        self.skip_extras.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this connection takes this fanned-out event.
+    pub(crate) fn wants(&self, event: &super::Event) -> bool {
+        !(self.skip_extras.load(Ordering::Relaxed) && event.is_protocol_extra())
+    }
+
+    /// Queues a frame without waiting and arranges its write. A full outbox marks the
+    /// connection as a slow consumer and returns false; so does a closing one.
+    pub fn try_send(self: &Arc<Self>, frame: Bytes) -> bool {
+        let mut out = self.outbox.lock();
+        if out.closing.is_some() || out.broken {
             return false;
         }
-        if out.frames.len() >= self.limits.max_frames || out.bytes + frame.len() > self.limits.max_bytes {
+        if out.over(frame.len(), &self.limits) {
             out.closing = Some(Disconnect::SlowConsumer);
             drop(out);
             self.wake();
             return false;
         }
         out.bytes += frame.len();
+        if out.holding {
+            out.held.push(frame);
+            return true;
+        }
         out.frames.push_back(frame);
-        let first = out.frames.len() == 1;
+        if out.wire.is_none() {
+            let first = out.frames.len() == 1;
+            drop(out);
+            // Only the first frame of a batch needs to wake the task; it drains them all.
+            if first {
+                self.wake();
+            }
+            return true;
+        }
+        if out.listed || out.stalled {
+            return true;
+        }
+        out.listed = true;
         drop(out);
-        // Only the first frame of a batch needs to wake the task; it drains them all.
-        if first {
+        if !self.flush.push(self.clone()) {
+            self.outbox.lock().listed = false;
             self.wake();
         }
         true
+    }
+
+    /// Holds what the core sends to this connection until the next [`Conn::send_now`], so that
+    /// the answers to the frame being handled go out first.
+    pub fn hold(&self) {
+        self.outbox.lock().holding = true;
+    }
+
+    /// Queues the connection's own frames (answers, pings), then what was held, and writes at
+    /// once what the socket takes. The outbox bounds apply: a client that sends requests but
+    /// never reads the answers is a slow consumer too.
+    pub fn send_now(&self, frames: impl IntoIterator<Item = Bytes>) -> Flushed {
+        let mut out = self.outbox.lock();
+        if out.broken {
+            return Flushed::Broken;
+        }
+        for frame in frames {
+            if out.over(frame.len(), &self.limits) {
+                out.closing.get_or_insert(Disconnect::SlowConsumer);
+                break;
+            }
+            out.bytes += frame.len();
+            out.frames.push_back(frame);
+        }
+        out.release();
+        if out.stalled { Flushed::Stalled } else { out.write() }
+    }
+
+    /// Writes what is queued (after the socket drained, or to finish before a close).
+    pub fn flush_now(&self) -> Flushed {
+        let mut out = self.outbox.lock();
+        if out.broken {
+            return Flushed::Broken;
+        }
+        out.stalled = false;
+        out.write()
+    }
+
+    /// The flush queue's turn for this connection.
+    pub(crate) fn flush_listed(&self) {
+        let mut out = self.outbox.lock();
+        out.listed = false;
+        if out.stalled || out.broken {
+            return;
+        }
+        if out.write() != Flushed::Done {
+            drop(out);
+            self.wake();
+        }
+    }
+
+    /// Ends the stream of frames before a close: a slow consumer's backlog is dropped (all but
+    /// a partly written frame, which must finish), everyone else's still goes out. Then `last`
+    /// frames are queued whatever the bounds. Returns whether anything is left to write.
+    pub fn queue_last(&self, last: impl IntoIterator<Item = Bytes>) -> bool {
+        let mut out = self.outbox.lock();
+        out.release();
+        if out.closing == Some(Disconnect::SlowConsumer) {
+            let keep = usize::from(out.partial).min(out.frames.len());
+            out.frames.truncate(keep);
+            out.bytes = out.frames.iter().map(Bytes::len).sum();
+        }
+        for frame in last {
+            out.bytes += frame.len();
+            out.frames.push_back(frame);
+        }
+        !out.frames.is_empty() && !out.broken
+    }
+
+    /// Whether the socket was full at the last write (the connection task waits for it).
+    pub fn stalled(&self) -> bool {
+        self.outbox.lock().stalled
+    }
+
+    /// Whether a write failed (the peer is gone).
+    pub fn broken(&self) -> bool {
+        self.outbox.lock().broken
     }
 
     /// Asks the connection task to close (the first reason wins).
@@ -188,14 +436,16 @@ impl Conn {
         self.wake();
     }
 
-    /// Moves every queued frame into `batch`; returns the close reason once one is set.
+    /// Moves every queued frame into `batch` (for a transport without a wire); returns the close
+    /// reason once one is set.
     pub fn drain(&self, batch: &mut Vec<Bytes>) -> Option<Disconnect> {
         let mut out = self.outbox.lock();
-        batch.extend(out.frames.drain(..));
-        out.bytes = 0;
-        if out.frames.capacity() > 64 {
-            // Keep idle connections small after a burst.
-            out.frames.shrink_to(8);
+        if out.wire.is_none() {
+            batch.extend(out.frames.drain(..));
+            out.bytes = 0;
+            if out.frames.capacity() > 64 {
+                out.frames.shrink_to(8);
+            }
         }
         out.closing
     }
@@ -205,7 +455,7 @@ impl Conn {
         self.outbox.lock().closing
     }
 
-    /// Resolves when frames were queued or a close was asked for since the last call.
+    /// Resolves when the connection task has something to do since the last call.
     /// Cancel-safe: a notification is never lost. Only the connection's own task may wait here
     /// (one waker slot).
     pub async fn woken(&self) {
@@ -260,6 +510,7 @@ mod tests {
             Transport::Pusher,
             "a".into(),
             OutboxLimits { max_bytes: 10, max_frames: 2 },
+            Arc::default(),
         );
         assert!(c.try_send(Bytes::from_static(b"12345")));
         assert!(c.try_send(Bytes::from_static(b"12345")));
@@ -276,6 +527,7 @@ mod tests {
             Transport::Pusher,
             "a".into(),
             OutboxLimits { max_bytes: 100, max_frames: 10 },
+            Arc::default(),
         );
         assert!(c.try_send(Bytes::from_static(b"1")));
         assert!(c.try_send(Bytes::from_static(b"2")));
@@ -285,6 +537,85 @@ mod tests {
         assert!(tokio::time::timeout(wait, c.woken()).await.is_err());
         c.close(Disconnect::Shutdown);
         assert!(tokio::time::timeout(wait, c.woken()).await.is_ok());
+    }
+
+    /// A socket that takes `room` more bytes, then reports itself full.
+    struct TestWire {
+        room: Mutex<usize>,
+        got: Mutex<Vec<u8>>,
+    }
+
+    impl Wire for TestWire {
+        fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.try_write_vectored(&[IoSlice::new(buf)])
+        }
+
+        fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut room = self.room.lock();
+            if *room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut n = 0;
+            for buf in bufs {
+                let take = buf.len().min(*room - n);
+                self.got.lock().extend_from_slice(&buf[..take]);
+                n += take;
+                if n == *room {
+                    break;
+                }
+            }
+            *room -= n;
+            Ok(n)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_stalls_and_resumes_in_order() {
+        let c = Conn::new(
+            SocketId { node: 1, seq: 1 },
+            Transport::Pusher,
+            "a".into(),
+            OutboxLimits { max_bytes: 100, max_frames: 10 },
+            Arc::default(),
+        );
+        let wire = Arc::new(TestWire { room: Mutex::new(4), got: Mutex::default() });
+        c.attach_wire(wire.clone());
+        assert_eq!(c.send_now([Bytes::from_static(b"abc"), Bytes::from_static(b"def")]), Flushed::Stalled);
+        assert!(c.stalled());
+        // Queued behind the stalled socket, not listed for the flusher.
+        assert!(c.try_send(Bytes::from_static(b"ghi")));
+        assert_eq!(&*wire.got.lock(), b"abcd");
+        // A close keeps the partly written frame so the stream stays well-formed.
+        c.close(Disconnect::SlowConsumer);
+        assert!(c.queue_last([Bytes::from_static(b"!")]));
+        *wire.room.lock() = 100;
+        assert_eq!(c.flush_now(), Flushed::Done);
+        assert_eq!(&*wire.got.lock(), b"abcdef!");
+    }
+
+    #[tokio::test]
+    async fn the_flush_queue_writes_fanned_out_frames() {
+        let c = Conn::new(
+            SocketId { node: 1, seq: 1 },
+            Transport::Pusher,
+            "a".into(),
+            OutboxLimits { max_bytes: 100, max_frames: 10 },
+            Arc::default(),
+        );
+        let wire = Arc::new(TestWire { room: Mutex::new(100), got: Mutex::default() });
+        c.attach_wire(wire.clone());
+        assert!(c.try_send(Bytes::from_static(b"one")));
+        assert!(c.try_send(Bytes::from_static(b"two")));
+        for _ in 0..100 {
+            if wire.got.lock().len() == 6 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(&*wire.got.lock(), b"onetwo");
+        // Written by the flush queue: the connection task was never needed.
+        let wait = std::time::Duration::from_millis(20);
+        assert!(tokio::time::timeout(wait, c.woken()).await.is_err());
     }
 
     proptest! {

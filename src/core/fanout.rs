@@ -37,7 +37,7 @@ pub(crate) fn fan_out(encoders: &Encoders, channel: &Channel, event: &Event) -> 
     let mut frames: [Option<Bytes>; Transport::COUNT] = Default::default();
     let mut delivered = 0;
     for (socket_id, sub) in &channel.subscribers {
-        if event.except == Some(*socket_id) {
+        if event.except == Some(*socket_id) || !sub.conn.wants(event) {
             continue;
         }
         let t = sub.conn.transport;

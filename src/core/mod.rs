@@ -9,6 +9,7 @@
 pub mod channel;
 pub mod conn;
 mod fanout;
+mod flush;
 mod presence;
 mod registry;
 
@@ -24,9 +25,10 @@ pub use crate::broker::wire::Data;
 use crate::broker::{self, Broker, Envelope, wire};
 use crate::metrics;
 pub use channel::{ChannelKind, ChannelName, ChannelNameError};
-pub use conn::{Conn, ConnHandle, Disconnect, OutboxLimits, SocketId, Transport};
+pub use conn::{Conn, ConnHandle, Disconnect, Flushed, OutboxLimits, SocketId, Transport, Wire};
 pub use fanout::Encoder;
 use fanout::Encoders;
+use flush::FlushQueue;
 pub use presence::PresenceSnapshot;
 use registry::{AppSpace, Cached, Channel, Subscriber};
 
@@ -62,6 +64,12 @@ impl Event {
     /// Internal events (`pusher:`, `pusher_internal:`) are never cached or counted as messages.
     pub fn is_internal(&self) -> bool {
         self.name.starts_with("pusher_internal:") || self.name.starts_with("pusher:")
+    }
+
+    /// Pusher-protocol extras the core fans out (member events, subscription counts,
+    /// watchlists), which some connections leave out.
+    pub fn is_protocol_extra(&self) -> bool {
+        self.name.starts_with("pusher_internal:")
     }
 }
 
@@ -147,6 +155,8 @@ struct Inner {
     broker: Arc<dyn Broker>,
     encoders: Encoders,
     outbox: OutboxLimits,
+    /// One flush queue per core: connections are spread over them by sequence number.
+    flush: Vec<Arc<FlushQueue>>,
 }
 
 /// What the broker calls back into; weak so the broker does not keep the core alive.
@@ -176,6 +186,9 @@ impl Realtime {
             broker: broker.clone(),
             encoders: Encoders::default(),
             outbox,
+            flush: (0..std::thread::available_parallelism().map_or(1, usize::from))
+                .map(|_| Arc::new(FlushQueue::default()))
+                .collect(),
         });
         broker.attach(Arc::new(SinkRef(Arc::downgrade(&inner))));
         Self(inner)
@@ -208,7 +221,8 @@ impl Realtime {
             return Err(ConnectError::OverQuota);
         }
         let socket_id = SocketId { node: self.0.node, seq: self.0.seq.fetch_add(1, Ordering::Relaxed) };
-        let conn = Conn::new(socket_id, transport, app.clone(), self.0.outbox);
+        let flush = self.0.flush[socket_id.seq as usize % self.0.flush.len()].clone();
+        let conn = Conn::new(socket_id, transport, app.clone(), self.0.outbox, flush);
         space.conns.lock().insert(socket_id, conn.clone());
         metrics::connection_opened(transport);
         Ok(conn)
@@ -551,6 +565,9 @@ impl Realtime {
 
     /// Queues an event for one connection only.
     pub fn send_to(&self, conn: &ConnHandle, event: &Event) -> bool {
+        if !conn.wants(event) {
+            return false;
+        }
         match self.0.encoders.encode_for(conn, event) {
             Some(frame) => conn.try_send(frame),
             None => false,

@@ -28,6 +28,7 @@ use crate::config::{Config, ConfigError};
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::store::Store;
 use crate::surfaces::{notif, pusher};
+use crate::transport::ws;
 
 pub use shutdown::Shutdown;
 pub use state::{AppState, Shared};
@@ -68,8 +69,9 @@ impl Server {
                 max_frames: config.connection.outbox_max_frames,
             },
         );
-        realtime.register_encoder(Transport::Pusher, pusher::protocol::encode_event);
-        realtime.register_encoder(Transport::Notif, notif::protocol::encode_event);
+        // Both speak WebSocket: a fanned-out event is framed once, ready for every socket.
+        realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
+        realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let jwt_secret =
             jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
                 .map_err(|e| ConfigError(format!("SWITCHBOARD_DATA_DIR: cannot keep the JWT secret there: {e}")))?;

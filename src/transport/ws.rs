@@ -1,30 +1,65 @@
 //! The WebSocket connection loop shared by the Pusher and Notif surfaces.
 //!
-//! One task per connection, the only writer to its socket. Each turn it writes what the session
-//! answered and everything the fan-out queued, as one batch and one flush (so frames queued for
-//! a connection go out in one write), then waits for the next frame, wake-up, timer or
-//! shutdown. A connection marked slow is closed even while a write is stuck.
+//! Writing: every byte a connection sends goes through its outbox in the core, as ready-made
+//! WebSocket frames (server frames are unmasked, so a fanned-out frame is the same bytes for
+//! every subscriber and is framed once). The core's flush queue writes fanned-out frames straight
+//! to the socket; this loop writes the session's answers the same way and takes over when the
+//! socket is full. Reading: tungstenite's frame codec over the non-blocking socket, only when the
+//! socket says it is readable. One task per connection runs the reads, the timer and the close.
 
-use std::future::poll_fn;
+use std::io::{self, IoSlice, Read, Write};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::body::Body;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
-use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_util::sync::CancellationToken;
 
-use crate::core::{ConnHandle, Disconnect};
+use crate::core::{ConnHandle, Disconnect, Flushed, Wire};
 use crate::metrics;
 
 /// How long a closing connection waits to send its close frame (a slow consumer's may sit
-/// behind unsent data) and then for the client's close frame. Bounded, so a dead peer costs a
-/// few seconds of one task at most.
+/// behind a partly written frame) and then for the client's close frame. Bounded, so a dead peer
+/// costs a few seconds of one task at most.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// The read buffer a connection starts with; tungstenite grows it for larger frames. Small,
+/// because idle connections are most connections.
+const READ_BUFFER: usize = 1024;
+/// Messages handled in one turn before the task yields, so a client that floods frames cannot
+/// keep the others waiting.
+const READS_PER_TURN: usize = 64;
+
+/// A server text frame (RFC 6455 §5.2: FIN, opcode 1, no mask) around `payload`.
+pub fn text_frame(payload: &[u8]) -> Bytes {
+    let len = payload.len();
+    let mut out = Vec::with_capacity(len + 10);
+    out.push(0x81);
+    if len < 126 {
+        out.push(len as u8);
+    } else if let Ok(short) = u16::try_from(len) {
+        out.push(126);
+        out.extend_from_slice(&short.to_be_bytes());
+    } else {
+        out.push(127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(payload);
+    out.into()
+}
+
+/// A server Ping with no payload.
+const PING_FRAME: &[u8] = &[0x89, 0x00];
 
 /// What the loop does after a session callback.
 #[derive(Debug)]
@@ -42,26 +77,21 @@ pub struct Closing {
     pub reason: &'static str,
 }
 
-/// Frames a session wants written, in order.
+/// Frames a session wants written, in order (already framed).
 #[derive(Default)]
 pub struct Replies {
-    frames: Vec<Out>,
-}
-
-enum Out {
-    Text(Bytes),
-    Ping,
+    frames: Vec<Bytes>,
 }
 
 impl Replies {
     /// Queues a text frame (valid UTF-8 JSON built by the surface).
     pub fn text(&mut self, frame: Bytes) {
-        self.frames.push(Out::Text(frame));
+        self.frames.push(text_frame(&frame));
     }
 
     /// Queues a WebSocket Ping.
     pub fn ping(&mut self) {
-        self.frames.push(Out::Ping);
+        self.frames.push(Bytes::from_static(PING_FRAME));
     }
 }
 
@@ -81,9 +111,6 @@ pub trait Session: Send {
     fn deadline(&self) -> Instant;
     /// The deadline passed.
     fn on_timer(&mut self, now: Instant, out: &mut Replies) -> Flow;
-    /// Drops queued fan-out frames this connection must not get, before they are written (Notif
-    /// leaves out Pusher-protocol extras unless the client asked for them). Default: keep all.
-    fn filter_outgoing(&self, _batch: &mut Vec<Bytes>) {}
     /// How this surface closes for a reason the core gave.
     fn closing_for(&self, reason: Disconnect) -> Closing;
     /// Closing for a frame over the size cap (RFC 6455 1009).
@@ -94,212 +121,389 @@ pub trait Session: Send {
     fn finish(&mut self);
 }
 
+/// The socket is the core's [`Wire`]: the flush queue writes to it without waiting.
+impl Wire for TcpStream {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        TcpStream::try_write(self, buf)
+    }
+
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        TcpStream::try_write_vectored(self, bufs)
+    }
+}
+
+/// An upgraded WebSocket: the TCP stream (shared with the core, which writes to it) and
+/// tungstenite's protocol state for reading.
+pub struct Socket {
+    stream: Arc<TcpStream>,
+    ctx: WebSocketContext,
+    /// Bytes tungstenite wrote (Pong answers, the close reply), waiting to join the outbox.
+    control: Vec<u8>,
+}
+
+/// The result of one non-blocking read.
+enum Read1 {
+    Message(Message),
+    WouldBlock,
+    TooBig,
+    /// The peer went away or broke the protocol.
+    Gone,
+}
+
+/// tungstenite's view of the socket for one call: reads are non-blocking, writes are collected.
+struct Io<'a> {
+    stream: &'a TcpStream,
+    out: &'a mut Vec<u8>,
+}
+
+impl Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.try_read(buf)
+    }
+}
+
+impl Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Socket {
+    fn new(stream: TcpStream, read_ahead: Bytes, config: WebSocketConfig) -> Self {
+        let ctx = if read_ahead.is_empty() {
+            WebSocketContext::new(Role::Server, Some(config))
+        } else {
+            // Frames the client sent right behind its upgrade request, read by the HTTP layer.
+            WebSocketContext::from_partially_read(read_ahead.to_vec(), Role::Server, Some(config))
+        };
+        Self { stream: Arc::new(stream), ctx, control: Vec::new() }
+    }
+
+    fn io(&mut self) -> (&mut WebSocketContext, Io<'_>) {
+        (&mut self.ctx, Io { stream: &self.stream, out: &mut self.control })
+    }
+
+    fn try_read(&mut self) -> Read1 {
+        let (ctx, mut io) = self.io();
+        match ctx.read(&mut io) {
+            Ok(msg) => Read1::Message(msg),
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Read1::WouldBlock,
+            Err(WsError::Capacity(_)) => Read1::TooBig,
+            Err(err) => {
+                tracing::debug!(error = %err, "websocket read failed");
+                Read1::Gone
+            }
+        }
+    }
+
+    /// tungstenite's pending replies (the answer to a close), collected.
+    fn flush_replies(&mut self) {
+        let (ctx, mut io) = self.io();
+        let _ = ctx.flush(&mut io);
+    }
+
+    fn take_control(&mut self) -> Option<Bytes> {
+        (!self.control.is_empty()).then(|| Bytes::from(std::mem::take(&mut self.control)))
+    }
+
+    /// The close frame, through tungstenite so that it expects the client's answer.
+    fn close_frame(&mut self, code: u16, reason: &'static str) -> Option<Bytes> {
+        let frame = CloseFrame { code: code.into(), reason: reason.into() };
+        let (ctx, mut io) = self.io();
+        let _ = ctx.close(&mut io, Some(frame));
+        self.take_control()
+    }
+
+    /// Waits (bounded) for the client's close frame, so the socket ends cleanly rather than
+    /// with a reset.
+    async fn await_close(&mut self) {
+        let _ = timeout(CLOSE_GRACE, async {
+            loop {
+                match self.try_read() {
+                    Read1::Message(Message::Close(_)) | Read1::Gone | Read1::TooBig => break,
+                    Read1::Message(_) => {}
+                    Read1::WouldBlock => {
+                        if self.stream.readable().await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Writes what the connection has queued, waiting for the socket as needed, for at most
+/// [`CLOSE_GRACE`]. False if the socket failed or stayed full.
+async fn drain(stream: &TcpStream, conn: &ConnHandle) -> bool {
+    timeout(CLOSE_GRACE, async {
+        loop {
+            match conn.flush_now() {
+                Flushed::Done => return true,
+                Flushed::Broken => return false,
+                Flushed::Stalled => {
+                    if stream.writable().await.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or(false)
+}
+
 /// Runs a session on a socket until either side ends it.
-pub async fn run<S: Session>(mut socket: WebSocket, mut session: S, shutdown: CancellationToken) {
+pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: CancellationToken) {
     let conn = session.conn().clone();
+    let stream = socket.stream.clone();
+    conn.attach_wire(stream.clone());
     let mut replies = Replies::default();
-    let mut batch: Vec<Bytes> = Vec::new();
     session.on_open(&mut replies);
     // Shutdown reaches live connections through `Realtime::close_all` (their close signal), so
     // the loop does not wait on the token: a connection admitted after that sweep sees it here.
     if shutdown.is_cancelled() {
         conn.close(Disconnect::Shutdown);
     }
-    // One timer for the connection's life, moved only when the session's deadline moves: a
-    // fresh timer per turn would cost a timer-wheel insert and removal per delivered batch.
+    // One timer for the connection's life, moved only when the session's deadline moves.
     let timer = sleep_until(session.deadline());
     tokio::pin!(timer);
-    let gate = ReadGate::new();
-    let end: Option<Closing> = loop {
-        let closing = conn.drain(&mut batch);
-        session.filter_outgoing(&mut batch);
-        if !(replies.frames.is_empty() && batch.is_empty()) {
-            match write_batch(&mut socket, &conn, &mut replies, &mut batch).await {
-                Written::Done => {}
-                Written::SocketGone => break None,
-                Written::Evicted(reason) => break Some(session.closing_for(reason)),
-            }
+    // Whether the socket may have data: reads stop at `WouldBlock` and wait for readiness.
+    let mut readable = true;
+    let end: Option<Closing> = 'conn: loop {
+        // Always: this also releases what the core sent while a client frame was handled.
+        let control = socket.take_control();
+        if conn.send_now(replies.frames.drain(..).chain(control)) == Flushed::Broken {
+            break None;
         }
-        if let Some(reason) = closing {
+        if conn.broken() {
+            break None;
+        }
+        if let Some(reason) = conn.closing() {
             break Some(session.closing_for(reason));
+        }
+        if readable {
+            conn.hold();
+            let mut handled = 0;
+            while handled < READS_PER_TURN {
+                let msg = match socket.try_read() {
+                    Read1::Message(msg) => msg,
+                    Read1::WouldBlock => {
+                        readable = false;
+                        break;
+                    }
+                    Read1::TooBig => break 'conn Some(session.closing_too_big()),
+                    Read1::Gone => break 'conn None,
+                };
+                handled += 1;
+                session.on_activity(Instant::now());
+                let flow = match msg {
+                    Message::Text(text) => {
+                        metrics::message_in(conn.transport);
+                        session.on_text(text.as_str(), &mut replies)
+                    }
+                    Message::Binary(_) => session.on_binary(&mut replies),
+                    Message::Close(_) => {
+                        // Answer the client's close (RFC 6455 §5.5.1) and stop.
+                        session.finish();
+                        socket.flush_replies();
+                        if let Some(reply) = socket.take_control()
+                            && conn.queue_last([reply])
+                        {
+                            drain(&stream, &conn).await;
+                        }
+                        conn.detach_wire();
+                        return;
+                    }
+                    _ => Flow::Continue,
+                };
+                if let Flow::Close(closing) = flow {
+                    break 'conn Some(closing);
+                }
+            }
+            if readable {
+                // A full turn of reads: let the others run, then go on.
+                tokio::task::yield_now().await;
+            }
+            // Write the answers (and release what was held) before waiting.
+            continue;
         }
         let deadline = session.deadline();
         if timer.deadline() != deadline {
             timer.as_mut().reset(deadline);
         }
+        let stalled = conn.stalled();
         let flow = tokio::select! {
             biased;
             _ = conn.woken() => Flow::Continue,
-            msg = gate.recv(&mut socket) => {
-                session.on_activity(Instant::now());
-                match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        metrics::message_in(conn.transport);
-                        session.on_text(text.as_str(), &mut replies)
-                    }
-                    Some(Ok(Message::Binary(_))) => session.on_binary(&mut replies),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Flow::Continue,
-                    Some(Ok(Message::Close(_))) => {
-                        // Answer the client's close (RFC 6455 §5.5.1): tungstenite queued the
-                        // reply; a flush sends it.
-                        session.finish();
-                        let _ = timeout(CLOSE_GRACE, socket.flush()).await;
-                        return;
-                    }
-                    None => break None,
-                    Some(Err(err)) => {
-                        if is_capacity(&err) {
-                            break Some(session.closing_too_big());
-                        }
-                        tracing::debug!(error = %err, "websocket read failed");
-                        break None;
-                    }
+            res = stream.writable(), if stalled => {
+                if res.is_err() || conn.flush_now() == Flushed::Broken {
+                    break None;
                 }
+                Flow::Continue
+            }
+            res = stream.readable(), if !readable => {
+                if res.is_err() {
+                    break None;
+                }
+                readable = true;
+                Flow::Continue
             }
             _ = &mut timer => session.on_timer(Instant::now(), &mut replies),
         };
         if let Flow::Close(closing) = flow {
-            // Answers produced before the close still go out (e.g. a pusher:error).
-            if !replies.frames.is_empty() {
-                write_batch(&mut socket, &conn, &mut replies, &mut batch).await;
-            }
             break Some(closing);
         }
     };
     // Leave channels before the close handshake, so nobody waits on a peer that is gone.
     session.finish();
     if let Some(closing) = end {
-        close(&mut socket, closing).await;
-    }
-}
-
-/// Polls the socket's read side only when it can make progress. Each delivery wakes the task,
-/// and polling `recv` on every turn costs a trip through tokio-tungstenite, tungstenite (which
-/// zero-fills its read buffer before each read) and hyper for nothing. The read side gets its own
-/// waker, which records that the socket woke the task; until it does, `recv` stays unpolled.
-struct ReadGate {
-    flag: Arc<ReadFlag>,
-    waker: Waker,
-}
-
-struct ReadFlag {
-    /// Set when the read side woke us, or when the last read returned a message (more may be
-    /// buffered); cleared before each read attempt.
-    ready: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Wake for ReadFlag {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.ready.store(true, Ordering::Release);
-        self.task.wake();
-    }
-}
-
-impl ReadGate {
-    fn new() -> Self {
-        let flag = Arc::new(ReadFlag { ready: AtomicBool::new(true), task: AtomicWaker::new() });
-        let waker = Waker::from(flag.clone());
-        Self { flag, waker }
-    }
-
-    /// Like `socket.recv()`, and as cancel-safe: a message is returned from the poll that read it.
-    async fn recv(&self, socket: &mut WebSocket) -> Option<Result<Message, axum::Error>> {
-        poll_fn(|cx| {
-            self.flag.task.register(cx.waker());
-            if !self.flag.ready.swap(false, Ordering::AcqRel) {
-                return Poll::Pending;
-            }
-            match socket.poll_next_unpin(&mut Context::from_waker(&self.waker)) {
-                Poll::Ready(msg) => {
-                    self.flag.ready.store(true, Ordering::Release);
-                    Poll::Ready(msg)
-                }
-                Poll::Pending => Poll::Pending,
-            }
-        })
-        .await
-    }
-}
-
-/// How a batch write ended.
-enum Written {
-    Done,
-    SocketGone,
-    /// The connection was told to close while the write was stuck (a slow consumer).
-    Evicted(Disconnect),
-}
-
-/// Writes replies then queued frames with one flush.
-async fn write_batch(
-    socket: &mut WebSocket,
-    conn: &ConnHandle,
-    replies: &mut Replies,
-    batch: &mut Vec<Bytes>,
-) -> Written {
-    let frames = replies.frames.drain(..).chain(batch.drain(..).map(Out::Text));
-    for frame in frames {
-        let msg = match frame {
-            Out::Text(bytes) => match Utf8Bytes::try_from(bytes) {
-                Ok(text) => Message::Text(text),
-                Err(_) => continue,
-            },
-            Out::Ping => Message::Ping(Bytes::new()),
-        };
-        if socket.feed(msg).await.is_err() {
-            return Written::SocketGone;
+        // Answers produced before the close still go out (e.g. a pusher:error).
+        let mut last: Vec<Bytes> = replies.frames.drain(..).collect();
+        last.extend(closing.last_frame.as_deref().map(text_frame));
+        last.extend(socket.close_frame(closing.code, closing.reason));
+        if conn.queue_last(last) && drain(&stream, &conn).await {
+            socket.await_close().await;
         }
     }
-    if batch.capacity() > 256 {
-        batch.shrink_to(16);
-    }
-    loop {
-        tokio::select! {
-            // Flush first: it usually completes at once, and then `woken` is never polled (a waker
-            // registration per delivery saved).
-            biased;
-            res = socket.flush() => return if res.is_ok() { Written::Done } else { Written::SocketGone },
-            _ = conn.woken() => {
-                // Woken mid-write: only a close matters here; new frames wait for the next turn.
-                if let Some(reason) = conn.closing() {
-                    return Written::Evicted(reason);
-                }
-            }
-        }
-    }
-}
-
-async fn close(socket: &mut WebSocket, closing: Closing) {
-    if let Some(frame) = closing.last_frame
-        && let Ok(text) = Utf8Bytes::try_from(frame)
-    {
-        let _ = timeout(CLOSE_GRACE, socket.feed(Message::Text(text))).await;
-    }
-    let frame = CloseFrame { code: closing.code, reason: Utf8Bytes::from_static(closing.reason) };
-    if timeout(CLOSE_GRACE, socket.send(Message::Close(Some(frame)))).await.is_err() {
-        return;
-    }
-    // Wait briefly for the client's close so the socket ends cleanly rather than with a reset.
-    let _ = timeout(CLOSE_GRACE, async {
-        while let Some(Ok(msg)) = socket.recv().await {
-            if matches!(msg, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-fn is_capacity(err: &axum::Error) -> bool {
-    let text = err.to_string();
-    text.contains("Space limit exceeded") || text.contains("too long") || text.contains("Message too long")
+    conn.detach_wire();
 }
 
 /// Ends a socket that was never admitted (a refused upgrade): the last frame, then the close.
-pub async fn refuse(mut socket: WebSocket, closing: Closing) {
-    close(&mut socket, closing).await;
+pub async fn refuse(mut socket: Socket, closing: Closing) {
+    let mut bytes = Vec::new();
+    if let Some(frame) = &closing.last_frame {
+        bytes.extend_from_slice(&text_frame(frame));
+    }
+    if let Some(close) = socket.close_frame(closing.code, closing.reason) {
+        bytes.extend_from_slice(&close);
+    }
+    let stream = socket.stream.clone();
+    let sent = timeout(CLOSE_GRACE, async {
+        let mut at = 0;
+        while at < bytes.len() {
+            match stream.try_write(&bytes[at..]) {
+                Ok(0) => return false,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stream.writable().await.is_err() {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    })
+    .await;
+    if sent == Ok(true) {
+        socket.await_close().await;
+    }
+}
+
+/// The WebSocket handshake of an HTTP/1.1 request (RFC 6455 §4.2), as an extractor.
+pub struct WsUpgrade {
+    accept: HeaderValue,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+    config: WebSocketConfig,
+}
+
+/// The request is not a WebSocket upgrade; each surface answers it in its own format.
+#[derive(Debug)]
+pub struct NotAnUpgrade;
+
+impl axum::response::IntoResponse for NotAnUpgrade {
+    fn into_response(self) -> Response {
+        (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response()
+    }
+}
+
+fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
+    type Rejection = NotAnUpgrade;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        if parts.method != Method::GET
+            || !has_token(headers, header::CONNECTION, "upgrade")
+            || !has_token(headers, header::UPGRADE, "websocket")
+            || headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13")
+        {
+            return Err(NotAnUpgrade);
+        }
+        let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(NotAnUpgrade)?;
+        let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| NotAnUpgrade)?;
+        let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>().ok_or(NotAnUpgrade)?;
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(0);
+        Ok(Self { accept, on_upgrade, config })
+    }
+}
+
+impl WsUpgrade {
+    /// Caps frames and messages at `bytes` (larger ones close the connection with 1009).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.config = self.config.max_message_size(Some(bytes)).max_frame_size(Some(bytes));
+        self
+    }
+
+    /// Answers 101 and runs `serve` on the socket once the client has it.
+    pub fn on_upgrade<F, Fut>(self, serve: F) -> Response
+    where
+        F: FnOnce(Socket) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Self { accept, on_upgrade, config } = self;
+        tokio::spawn(async move {
+            let upgraded = match on_upgrade.await {
+                Ok(upgraded) => upgraded,
+                Err(err) => {
+                    tracing::debug!(error = %err, "websocket upgrade failed");
+                    return;
+                }
+            };
+            // Our server hands hyper the TCP stream itself; taking it back lets the core write
+            // frames to it directly.
+            let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+                tracing::error!("websocket upgrade on an unexpected stream type");
+                return;
+            };
+            serve(Socket::new(parts.io.into_inner(), parts.read_buf, config)).await;
+        });
+        let mut response = Response::new(Body::empty());
+        *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let headers = response.headers_mut();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_rfc6455_lengths() {
+        assert_eq!(&text_frame(b"hi")[..], &[0x81, 2, b'h', b'i']);
+        let mid = text_frame(&[b'a'; 300]);
+        assert_eq!(&mid[..4], &[0x81, 126, 1, 44]);
+        assert_eq!(mid.len(), 304);
+        let big = text_frame(&vec![b'a'; 70_000]);
+        assert_eq!(&big[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    }
 }

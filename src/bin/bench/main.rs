@@ -83,6 +83,11 @@ enum Scenario {
         /// Seconds of publishing.
         #[arg(long, default_value_t = 10)]
         duration: u64,
+        /// Seconds of publishing at the same rate before the measured run, not counted: each new
+        /// connection starts in the kernel's quick-ACK mode, which over loopback charges every
+        /// ACK of the generator to the server's core until it settles.
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
         /// Most publish requests in flight (a pool of keep-alive connections; the schedule is open loop).
         #[arg(long, default_value_t = 64)]
         publishers: usize,
@@ -152,7 +157,7 @@ impl Scenario {
         let ramp = self.connections() as u64 / 100 + 30;
         match self {
             Scenario::Idle { settle, .. } => ramp + settle + 30,
-            Scenario::Fanout { duration, .. } => ramp + duration * 2 + 30,
+            Scenario::Fanout { duration, warmup, .. } => ramp + warmup * 2 + duration * 2 + 30,
             Scenario::FanoutMax { .. } => ramp + 200,
             Scenario::Http { duration, warmup, .. } => duration + warmup + 30,
         }
@@ -248,9 +253,9 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
             );
             Ok(report)
         }
-        Scenario::Fanout { subscribers, rate, duration, publishers, payload_bytes } => {
+        Scenario::Fanout { subscribers, rate, duration, warmup, publishers, payload_bytes } => {
             let opts = FanoutOpts { subscribers, publishers, payload_bytes };
-            scenarios::fanout(ctx, &opts, rate, Duration::from_secs(duration)).await
+            scenarios::fanout(ctx, &opts, rate, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
         Scenario::FanoutMax {
             subscribers,

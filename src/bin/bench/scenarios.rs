@@ -408,14 +408,22 @@ fn drain_for(duration: Duration) -> Duration {
     Duration::from_secs(3).max(duration / 2)
 }
 
-pub async fn fanout(ctx: &Rc<Ctx>, opts: &FanoutOpts, rate: f64, duration: Duration) -> anyhow::Result<Value> {
+pub async fn fanout(
+    ctx: &Rc<Ctx>,
+    opts: &FanoutOpts,
+    rate: f64,
+    duration: Duration,
+    warmup: Duration,
+) -> anyhow::Result<Value> {
     if rate <= 0.0 {
         bail!("--rate must be positive");
     }
     let (mut f, ramp) = Fanout::new(ctx, opts).await?;
     *ctx.partial.borrow_mut() = json!({"ramp": ramp.to_json()});
-    let warmup = f.step(rate.max(2.0), Duration::from_secs(1), Duration::from_secs(3)).await;
-    f.quiesce(Duration::from_secs(3)).await;
+    let warmup = f.step(rate.max(2.0), warmup.max(Duration::from_secs(1)), drain_for(warmup)).await;
+    // No pause before the measured run: a gap longer than the receivers' retransmission timeout
+    // (200 ms on loopback) puts every connection back into quick-ACK mode, which is the start-up
+    // cost the warm-up is there to leave out. Late warm-up deliveries count as stale.
     let step = f.step(rate, duration, drain_for(duration)).await;
     eprintln!("bench: fanout: {}", step.summary());
     Ok(json!({
@@ -423,7 +431,7 @@ pub async fn fanout(ctx: &Rc<Ctx>, opts: &FanoutOpts, rate: f64, duration: Durat
         "publishers": opts.publishers,
         "payload_bytes": opts.payload_bytes,
         "ramp": ramp.to_json(),
-        "warmup": {"published": warmup.publish.ok, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
+        "warmup": {"secs": warmup.duration.as_secs_f64(), "published": warmup.publish.ok, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
         "result": step.to_json(),
         "notes": f.shared.notes_json(),
     }))

@@ -28,11 +28,6 @@ pub const MAX_USER_INFO: usize = 1024;
 /// Longest piece of client input echoed back in an error message.
 const ECHO_LIMIT: usize = 64;
 
-/// Every frame the core fans out whose event starts like this is a Pusher-protocol extra
-/// (member events, subscription counts, watchlists): [`encode_event`] always writes the event
-/// first, so a prefix test finds them without parsing.
-const EXTRA_PREFIX: &[u8] = b"{\"event\":\"pusher_internal:";
-
 /// A client frame, parsed and validated.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientFrame {
@@ -215,12 +210,6 @@ pub fn encode_event(event: &Event) -> Bytes {
 fn push_str(out: &mut Vec<u8>, s: &str) {
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
-}
-
-/// Whether a fanned-out frame is a Pusher-protocol extra that only `extra_events=1`
-/// connections get (SPEC §4: notifmoo.js hands unknown frames to the app).
-pub fn is_extra(frame: &[u8]) -> bool {
-    frame.starts_with(EXTRA_PREFIX)
 }
 
 fn control(event: &str, channel: Option<&str>, data: Value) -> Bytes {
@@ -438,14 +427,6 @@ mod tests {
             decode(&encode_event(&e)),
             json!({"event": "update", "channel": "news", "data": 1, "user_id": "u1"})
         );
-    }
-
-    #[test]
-    fn extras_are_recognised_by_prefix() {
-        let mut e = event(Data::Json(r#"{"user_id":"1"}"#.into()));
-        e.name = crate::core::events::MEMBER_ADDED.into();
-        assert!(is_extra(&encode_event(&e)));
-        assert!(!is_extra(&encode_event(&event(Data::Json("{}".into())))));
     }
 
     #[test]

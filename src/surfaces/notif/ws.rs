@@ -5,11 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -25,16 +23,12 @@ use crate::core::{
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
-use crate::transport::ws::{self as loop_, Closing, Flow, Replies, Session};
+use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
 /// Header carrying the app key when the query has no `api_key` (Notif's alternative).
 pub const KEY_HEADER: &str = "x-app-key";
 /// Room for the JSON envelope around an event's `data` in one frame.
 const ENVELOPE_BYTES: usize = 4096;
-/// The read buffer a connection starts with; it grows for larger frames.
-const READ_BUFFER: usize = 1024;
-/// Frames fed to a socket are buffered up to this much before a write.
-const WRITE_BUFFER: usize = 64 * 1024;
 /// A WebSocket Ping goes out this often (SPEC §4).
 pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A connection that sent no frame at all (a Pong counts) for this long is closed (SPEC §4).
@@ -46,7 +40,7 @@ pub async fn upgrade(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<WsUpgrade, NotAnUpgrade>,
 ) -> Response {
     let params = sig::query_pairs(query.as_deref().unwrap_or_default());
     if params.iter().any(|(k, _)| k == "EIO") {
@@ -64,13 +58,7 @@ pub async fn upgrade(
     };
     let extra_events = params.iter().any(|(k, v)| k == "extra_events" && (v == "1" || v == "true"));
     let cap = app.limits().max_message_bytes + ENVELOPE_BYTES;
-    let outbox = state.config.connection.outbox_max_bytes;
-    ws.read_buffer_size(READ_BUFFER)
-        .max_message_size(cap)
-        .max_frame_size(cap)
-        .write_buffer_size(WRITE_BUFFER)
-        .max_write_buffer_size(outbox.max(WRITE_BUFFER).saturating_mul(2))
-        .on_upgrade(move |socket| serve(socket, state, app, extra_events))
+    ws.max_message_size(cap).on_upgrade(move |socket| serve(socket, state, app, extra_events))
 }
 
 /// The app the key names, if it is enabled and the origin may use it.
@@ -92,7 +80,7 @@ fn admit(state: &AppState, params: &[(String, String)], headers: &HeaderMap) -> 
     Ok(app)
 }
 
-async fn serve(socket: WebSocket, state: AppState, app: Arc<App>, extra_events: bool) {
+async fn serve(socket: Socket, state: AppState, app: Arc<App>, extra_events: bool) {
     let conn = match state.realtime.connect(&app.id, Transport::Notif, app.limits().max_connections) {
         Ok(conn) => conn,
         Err(_) => {
@@ -102,6 +90,11 @@ async fn serve(socket: WebSocket, state: AppState, app: Arc<App>, extra_events: 
             return loop_::refuse(socket, Closing { last_frame, code: codes::OVER_LIMIT, reason: message }).await;
         }
     };
+    if !extra_events {
+        // Member events, subscription counts and watchlists (SPEC §4: notifmoo.js would hand
+        // unknown frames to the app).
+        conn.skip_extras();
+    }
     let shutdown = state.shutdown.token();
     let session = NotifSession::new(state, app, conn, extra_events);
     loop_::run(socket, session, shutdown).await;
@@ -380,12 +373,6 @@ impl Session for NotifSession {
                 metrics::disconnect("pong_timeout");
                 Flow::Close(Closing { last_frame: None, code: codes::PONG_TIMEOUT, reason: "Pong reply not received" })
             }
-        }
-    }
-
-    fn filter_outgoing(&self, batch: &mut Vec<Bytes>) {
-        if !self.extra_events {
-            batch.retain(|frame| !proto::is_extra(frame));
         }
     }
 

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,7 +21,7 @@ use crate::core::{
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
-use crate::transport::ws::{self as loop_, Closing, Flow, Replies, Session};
+use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
 /// Longest event name (SPEC §3).
 pub const MAX_EVENT_NAME: usize = 200;
@@ -30,12 +29,6 @@ pub const MAX_EVENT_NAME: usize = 200;
 pub const MAX_USER_INFO: usize = 1024;
 /// Room for the JSON envelope around an event's `data` in one frame.
 const ENVELOPE_BYTES: usize = 4096;
-/// The read buffer a connection starts with; it grows for larger frames. Small, because idle
-/// connections are most connections.
-const READ_BUFFER: usize = 1024;
-/// Frames fed to a socket are buffered up to this much before a write; a flush writes the rest,
-/// so one batch is usually one write.
-const WRITE_BUFFER: usize = 64 * 1024;
 
 /// `GET /app/{key}`: checks the app, protocol and origin, then upgrades. Refusals are sent as
 /// Pusher does: a `pusher:error` frame, then a close with the same code.
@@ -44,30 +37,24 @@ pub async fn upgrade(
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ws: Result<WsUpgrade, NotAnUpgrade>,
 ) -> Response {
     let Ok(ws) = ws else {
         return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": "expected a WebSocket upgrade" })))
             .into_response();
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let ws = ws.read_buffer_size(READ_BUFFER);
     match admit(&state, &key, query.as_deref(), origin) {
         Err((code, message)) => ws.on_upgrade(move |socket| refuse(socket, code, message)),
         Ok(app) => {
             let cap = app.limits().max_message_bytes + ENVELOPE_BYTES;
-            let outbox = state.config.connection.outbox_max_bytes;
-            ws.max_message_size(cap)
-                .max_frame_size(cap)
-                .write_buffer_size(WRITE_BUFFER)
-                .max_write_buffer_size(outbox.max(WRITE_BUFFER).saturating_mul(2))
-                .on_upgrade(move |socket| serve(socket, state, app))
+            ws.max_message_size(cap).on_upgrade(move |socket| serve(socket, state, app))
         }
     }
 }
 
 /// `/app/{key}/…` and `/app/`: Pusher's 4005 for a path it does not know.
-pub async fn bad_path(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+pub async fn bad_path(ws: Result<WsUpgrade, NotAnUpgrade>) -> Response {
     match ws {
         Ok(ws) => ws.on_upgrade(|socket| refuse(socket, codes::PATH_NOT_FOUND, "Path not found".into())),
         Err(_) => (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))).into_response(),
@@ -99,12 +86,12 @@ fn admit(state: &AppState, key: &str, query: Option<&str>, origin: Option<&str>)
     Ok(app)
 }
 
-async fn refuse(socket: WebSocket, code: u16, message: String) {
+async fn refuse(socket: Socket, code: u16, message: String) {
     metrics::disconnect("refused");
     loop_::refuse(socket, Closing { last_frame: Some(proto::error(code, &message)), code, reason: "refused" }).await;
 }
 
-async fn serve(socket: WebSocket, state: AppState, app: Arc<App>) {
+async fn serve(socket: Socket, state: AppState, app: Arc<App>) {
     let conn = match state.realtime.connect(&app.id, Transport::Pusher, app.limits().max_connections) {
         Ok(conn) => conn,
         Err(_) => {

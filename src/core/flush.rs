@@ -1,0 +1,84 @@
+//! Flush queues: where connections with fresh frames wait to be written to their sockets.
+//!
+//! The fan-out queues a frame on each subscriber and lists the connection here (once, however
+//! many frames it gets before the flush). One task per queue then writes every listed
+//! connection's frames with one non-blocking vectored write each. That costs one task wake-up
+//! per event instead of one per subscriber, and frames that pile up under load still leave in
+//! one write per connection. A socket that is full is handed to its own connection task, which
+//! waits for it to drain.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+
+use super::conn::ConnHandle;
+
+/// Connections written between two yields, so a large fan-out does not keep other tasks
+/// (requests, reads, timers) waiting for the whole of it.
+const YIELD_EVERY: usize = 256;
+
+#[derive(Default)]
+pub(crate) struct FlushQueue {
+    list: Mutex<Vec<ConnHandle>>,
+    pending: AtomicBool,
+    task: AtomicWaker,
+    started: AtomicBool,
+}
+
+impl FlushQueue {
+    /// Lists a connection; false when no runtime can run the flush (the caller wakes the
+    /// connection's own task instead).
+    pub fn push(self: &Arc<Self>, conn: ConnHandle) -> bool {
+        if !self.started.load(Ordering::Acquire) && !self.start() {
+            return false;
+        }
+        let first = {
+            let mut list = self.list.lock();
+            list.push(conn);
+            list.len() == 1
+        };
+        if first {
+            self.pending.store(true, Ordering::Release);
+            self.task.wake();
+        }
+        true
+    }
+
+    fn start(self: &Arc<Self>) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if !self.started.swap(true, Ordering::AcqRel) {
+            runtime.spawn(self.clone().run());
+        }
+        true
+    }
+
+    async fn run(self: Arc<Self>) {
+        let mut batch: Vec<ConnHandle> = Vec::new();
+        loop {
+            poll_fn(|cx| {
+                if self.pending.swap(false, Ordering::AcqRel) {
+                    return Poll::Ready(());
+                }
+                self.task.register(cx.waker());
+                if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
+            })
+            .await;
+            std::mem::swap(&mut *self.list.lock(), &mut batch);
+            for (i, conn) in batch.drain(..).enumerate() {
+                conn.flush_listed();
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            if batch.capacity() > 4 * YIELD_EVERY {
+                batch.shrink_to(YIELD_EVERY);
+            }
+        }
+    }
+}
