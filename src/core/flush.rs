@@ -8,8 +8,8 @@
 //! waits for it to drain.
 
 use std::future::poll_fn;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -24,9 +24,40 @@ const YIELD_EVERY: usize = 256;
 #[derive(Default)]
 pub(crate) struct FlushQueue {
     list: Mutex<Vec<ConnHandle>>,
+    signal: Arc<Signal>,
+    started: AtomicBool,
+}
+
+/// Wakes the queue's task; shared with it apart from the queue, so that the task holds the
+/// queue only weakly and ends once the engine and its connections are gone.
+#[derive(Default)]
+struct Signal {
     pending: AtomicBool,
     task: AtomicWaker,
-    started: AtomicBool,
+}
+
+impl Signal {
+    fn notify(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.task.wake();
+    }
+
+    async fn wait(&self) {
+        poll_fn(|cx| {
+            if self.pending.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            self.task.register(cx.waker());
+            if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
+        })
+        .await
+    }
+}
+
+impl Drop for FlushQueue {
+    fn drop(&mut self) {
+        self.signal.notify();
+    }
 }
 
 impl FlushQueue {
@@ -42,8 +73,7 @@ impl FlushQueue {
             list.len() == 1
         };
         if first {
-            self.pending.store(true, Ordering::Release);
-            self.task.wake();
+            self.signal.notify();
         }
         true
     }
@@ -53,32 +83,29 @@ impl FlushQueue {
             return false;
         };
         if !self.started.swap(true, Ordering::AcqRel) {
-            runtime.spawn(self.clone().run());
+            runtime.spawn(run(Arc::downgrade(self), self.signal.clone()));
         }
         true
     }
+}
 
-    async fn run(self: Arc<Self>) {
-        let mut batch: Vec<ConnHandle> = Vec::new();
-        loop {
-            poll_fn(|cx| {
-                if self.pending.swap(false, Ordering::AcqRel) {
-                    return Poll::Ready(());
-                }
-                self.task.register(cx.waker());
-                if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
-            })
-            .await;
-            std::mem::swap(&mut *self.list.lock(), &mut batch);
-            for (i, conn) in batch.drain(..).enumerate() {
-                conn.flush_listed();
-                if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                    tokio::task::yield_now().await;
-                }
+async fn run(queue: Weak<FlushQueue>, signal: Arc<Signal>) {
+    let mut batch: Vec<ConnHandle> = Vec::new();
+    loop {
+        signal.wait().await;
+        let Some(queue) = queue.upgrade() else {
+            return;
+        };
+        std::mem::swap(&mut *queue.list.lock(), &mut batch);
+        drop(queue);
+        for (i, conn) in batch.drain(..).enumerate() {
+            conn.flush_listed();
+            if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
             }
-            if batch.capacity() > 4 * YIELD_EVERY {
-                batch.shrink_to(YIELD_EVERY);
-            }
+        }
+        if batch.capacity() > 4 * YIELD_EVERY {
+            batch.shrink_to(YIELD_EVERY);
         }
     }
 }
