@@ -24,3 +24,4 @@ mod pusher_users;
 mod slow_consumer;
 mod store_backends;
 mod timeouts;
+mod ws_handshake;
