@@ -20,6 +20,7 @@ use bytes::Bytes;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -146,7 +147,10 @@ enum Read1 {
     Message(Message),
     WouldBlock,
     TooBig,
-    /// The peer went away or broke the protocol.
+    /// The peer broke RFC 6455 (an unmasked frame, a bad opcode, invalid UTF-8): the close code
+    /// and reason to fail the connection with (§7.1.7).
+    Violation(u16, &'static str),
+    /// The peer went away.
     Gone,
 }
 
@@ -194,6 +198,16 @@ impl Socket {
             Ok(msg) => Read1::Message(msg),
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Read1::WouldBlock,
             Err(WsError::Capacity(_)) => Read1::TooBig,
+            Err(WsError::Utf8(_)) => Read1::Violation(1007, "invalid UTF-8"),
+            Err(WsError::Protocol(
+                ProtocolError::ResetWithoutClosingHandshake
+                | ProtocolError::ReceivedAfterClosing
+                | ProtocolError::SendAfterClosing,
+            )) => Read1::Gone,
+            Err(WsError::Protocol(err)) => {
+                tracing::debug!(error = %err, "websocket protocol violation");
+                Read1::Violation(1002, "protocol error")
+            }
             Err(err) => {
                 tracing::debug!(error = %err, "websocket read failed");
                 Read1::Gone
@@ -225,7 +239,7 @@ impl Socket {
         let _ = timeout(CLOSE_GRACE, async {
             loop {
                 match self.try_read() {
-                    Read1::Message(Message::Close(_)) | Read1::Gone | Read1::TooBig => break,
+                    Read1::Message(Message::Close(_)) | Read1::Gone | Read1::TooBig | Read1::Violation(..) => break,
                     Read1::Message(_) => {}
                     Read1::WouldBlock => {
                         if self.stream.readable().await.is_err() {
@@ -299,6 +313,7 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
                         break;
                     }
                     Read1::TooBig => break 'conn Some(session.closing_too_big()),
+                    Read1::Violation(code, reason) => break 'conn Some(Closing { last_frame: None, code, reason }),
                     Read1::Gone => break 'conn None,
                 };
                 handled += 1;

@@ -22,11 +22,21 @@ fn upgrade_request(path: &str, version: &str) -> String {
 
 /// A masked client frame.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    assert!(payload.len() < 126);
+    let mut out = unmasked_frame(opcode, payload);
+    out[1] |= 0x80;
     let mask = [0x12, 0x34, 0x56, 0x78];
-    let mut out = vec![0x80 | opcode, 0x80 | payload.len() as u8];
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out.splice(2..2, mask);
+    for (i, b) in out[6..].iter_mut().enumerate() {
+        *b ^= mask[i % 4];
+    }
+    out
+}
+
+/// A frame as only a server may send it.
+fn unmasked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    assert!(payload.len() < 126);
+    let mut out = vec![0x80 | opcode, payload.len() as u8];
+    out.extend_from_slice(payload);
     out
 }
 
@@ -139,6 +149,27 @@ async fn requests_that_are_not_version_13_upgrades_are_refused() {
         assert!(head.starts_with("HTTP/1.1 400"), "{request:?} → {head}");
     }
     // The server is still fine.
+    let mut ws = server.connect().await;
+    ws.subscribe("after").await;
+}
+
+#[tokio::test]
+async fn protocol_violations_close_with_1002_and_bad_utf8_with_1007() {
+    let server = spawn_server().await;
+    let path = format!("/app/{APP_KEY}?protocol=7");
+    for (frame, code) in [
+        (unmasked_frame(1, br#"{"event":"pusher:ping","data":{}}"#), 1002u16),
+        (client_frame(1, &[b'"', 0xff, 0xfe, b'"']), 1007),
+        (client_frame(3, b"reserved opcode"), 1002),
+    ] {
+        let mut raw = open(&server, upgrade_request(&path, "13").as_bytes()).await;
+        assert!(raw.head().await.starts_with("HTTP/1.1 101"));
+        assert_eq!(raw.event().await["event"], "pusher:connection_established");
+        raw.stream.write_all(&frame).await.unwrap();
+        let (opcode, payload) = raw.frame().await;
+        assert_eq!(opcode, 8, "a close frame");
+        assert_eq!(u16::from_be_bytes([payload[0], payload[1]]), code);
+    }
     let mut ws = server.connect().await;
     ws.subscribe("after").await;
 }
