@@ -88,6 +88,10 @@ enum Scenario {
         /// ACK of the generator to the server's core until it settles.
         #[arg(long, default_value_t = 5)]
         warmup: u64,
+        /// Write every measured delivery to this file, one `seq sent_us received_us` line each
+        /// (microseconds on the generator's monotonic clock), to see latency per event.
+        #[arg(long)]
+        latency_log: Option<std::path::PathBuf>,
         /// Most publish requests in flight (a pool of keep-alive connections; the schedule is open loop).
         #[arg(long, default_value_t = 64)]
         publishers: usize,
@@ -253,8 +257,8 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
             );
             Ok(report)
         }
-        Scenario::Fanout { subscribers, rate, duration, warmup, publishers, payload_bytes } => {
-            let opts = FanoutOpts { subscribers, publishers, payload_bytes };
+        Scenario::Fanout { subscribers, rate, duration, warmup, ref latency_log, publishers, payload_bytes } => {
+            let opts = FanoutOpts { subscribers, latency_log: latency_log.clone(), publishers, payload_bytes };
             scenarios::fanout(ctx, &opts, rate, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
         Scenario::FanoutMax {
@@ -267,7 +271,7 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
             publishers,
             payload_bytes,
         } => {
-            let opts = FanoutOpts { subscribers, publishers, payload_bytes };
+            let opts = FanoutOpts { subscribers, latency_log: None, publishers, payload_bytes };
             let max = MaxOpts {
                 start_rate,
                 step_duration: Duration::from_secs(step_duration),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
@@ -66,6 +66,8 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
 /// Knobs shared by `fanout` and `fanout-max`.
 pub struct FanoutOpts {
     pub subscribers: usize,
+    /// Where `fanout` writes one line per measured delivery: `seq sent_us received_us`.
+    pub latency_log: Option<std::path::PathBuf>,
     /// Most publish requests in flight (one keep-alive connection each).
     pub publishers: usize,
     pub payload_bytes: usize,
@@ -404,6 +406,11 @@ async fn wait_quiet(ctx: &Ctx, max: Duration) -> Duration {
     started.elapsed().saturating_sub(Duration::from_secs(1))
 }
 
+/// Room for every delivery of a run (capped: the log is for runs of minutes at most).
+fn expected_log_len(subscribers: usize, rate: f64, duration: Duration) -> usize {
+    ((subscribers as f64 * rate * duration.as_secs_f64()) as usize).min(50_000_000)
+}
+
 fn drain_for(duration: Duration) -> Duration {
     Duration::from_secs(3).max(duration / 2)
 }
@@ -424,7 +431,14 @@ pub async fn fanout(
     // No pause before the measured run: a gap longer than the receivers' retransmission timeout
     // (200 ms on loopback) puts every connection back into quick-ACK mode, which is the start-up
     // cost the warm-up is there to leave out. Late warm-up deliveries count as stale.
+    if opts.latency_log.is_some() {
+        *f.shared.log.borrow_mut() = Some(Vec::with_capacity(expected_log_len(opts.subscribers, rate, duration)));
+    }
     let step = f.step(rate, duration, drain_for(duration)).await;
+    if let (Some(path), Some(log)) = (&opts.latency_log, f.shared.log.borrow_mut().take()) {
+        let text: String = log.iter().map(|(seq, sent, recv)| format!("{seq} {sent} {recv}\n")).collect();
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
     eprintln!("bench: fanout: {}", step.summary());
     Ok(json!({
         "subscribers": opts.subscribers,

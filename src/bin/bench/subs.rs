@@ -50,6 +50,8 @@ pub struct Shared {
     pub disconnects: Cell<u64>,
     pub pings: Cell<u64>,
     notes: RefCell<BTreeMap<String, u64>>,
+    /// Every counted delivery as (sequence, sent µs, received µs), when `--latency-log` asks.
+    pub log: RefCell<Option<Vec<(u64, u64, u64)>>>,
 }
 
 impl Shared {
@@ -75,6 +77,9 @@ impl Shared {
         }
         self.received.set(self.received.get() + 1);
         self.latency.borrow_mut().record(now.saturating_sub(sent_us));
+        if let Some(log) = self.log.borrow_mut().as_mut() {
+            log.push((seq, sent_us, now));
+        }
         if now > self.last_recv_us.get() {
             self.last_recv_us.set(now);
         }
