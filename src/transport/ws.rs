@@ -290,11 +290,16 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
     tokio::pin!(timer);
     // Whether the socket may have data: reads stop at `WouldBlock` and wait for readiness.
     let mut readable = true;
+    // A full turn of reads ended: let the other tasks run before the next one.
+    let mut yield_first = false;
     let end: Option<Closing> = 'conn: loop {
         // Always: this also releases what the core sent while a client frame was handled.
         let control = socket.take_control();
         if conn.send_now(replies.frames.drain(..).chain(control)) == Flushed::Broken {
             break None;
+        }
+        if std::mem::take(&mut yield_first) {
+            tokio::task::yield_now().await;
         }
         if conn.broken() {
             break None;
@@ -342,11 +347,8 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
                     break 'conn Some(closing);
                 }
             }
-            if readable {
-                // A full turn of reads: let the others run, then go on.
-                tokio::task::yield_now().await;
-            }
-            // Write the answers (and release what was held) before waiting.
+            // Write the answers (and release what was held), then wait or read on.
+            yield_first = readable;
             continue;
         }
         let deadline = session.deadline();
