@@ -3,19 +3,17 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::Poll;
 
 use bytes::Bytes;
-use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::channel::ChannelName;
 use super::flush::FlushQueue;
+use super::signal::Signal;
 
 /// `\d+\.\d+`: a node part (random per process, so ids are unique across nodes) and a
 /// sequence number.
@@ -234,12 +232,9 @@ pub struct Conn {
     limits: OutboxLimits,
     outbox: Mutex<Outbox>,
     flush: Arc<FlushQueue>,
-    /// Set when the connection task has something to do (frames for a connection without a
-    /// wire, a full socket, a close); cleared when it takes the wake-up. With `task` this is a
-    /// `Notify` for one waiter: only the connection task waits, and `Notify`'s locked waiter list
-    /// costs more.
-    pending: AtomicBool,
-    task: AtomicWaker,
+    /// Wakes the connection task when it has something to do: frames for a connection without a
+    /// wire, a full socket, a close.
+    signal: Signal,
     closed: AtomicBool,
     /// Pusher-protocol extras (`pusher_internal:` events) are not sent to this connection.
     skip_extras: AtomicBool,
@@ -276,8 +271,7 @@ impl Conn {
                 held: Vec::new(),
             }),
             flush,
-            pending: AtomicBool::new(false),
-            task: AtomicWaker::new(),
+            signal: Signal::default(),
             closed: AtomicBool::new(false),
             skip_extras: AtomicBool::new(false),
             membership: Mutex::default(),
@@ -459,19 +453,11 @@ impl Conn {
     /// Cancel-safe: a notification is never lost. Only the connection's own task may wait here
     /// (one waker slot).
     pub async fn woken(&self) {
-        poll_fn(|cx| {
-            if self.pending.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
-            }
-            self.task.register(cx.waker());
-            if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
-        })
-        .await
+        self.signal.wait().await
     }
 
     fn wake(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.task.wake();
+        self.signal.notify();
     }
 
     /// Whether the core has already removed this connection.
@@ -503,15 +489,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn test_conn(max_bytes: usize, max_frames: usize) -> ConnHandle {
+        let limits = OutboxLimits { max_bytes, max_frames };
+        Conn::new(SocketId { node: 1, seq: 1 }, Transport::Pusher, "a".into(), limits, Arc::default())
+    }
+
     #[test]
     fn outbox_bounds_evict() {
-        let c = Conn::new(
-            SocketId { node: 1, seq: 1 },
-            Transport::Pusher,
-            "a".into(),
-            OutboxLimits { max_bytes: 10, max_frames: 2 },
-            Arc::default(),
-        );
+        let c = test_conn(10, 2);
         assert!(c.try_send(Bytes::from_static(b"12345")));
         assert!(c.try_send(Bytes::from_static(b"12345")));
         assert!(!c.try_send(Bytes::from_static(b"1")));
@@ -522,13 +507,7 @@ mod tests {
 
     #[tokio::test]
     async fn wake_before_wait_is_kept_once() {
-        let c = Conn::new(
-            SocketId { node: 1, seq: 1 },
-            Transport::Pusher,
-            "a".into(),
-            OutboxLimits { max_bytes: 100, max_frames: 10 },
-            Arc::default(),
-        );
+        let c = test_conn(100, 10);
         assert!(c.try_send(Bytes::from_static(b"1")));
         assert!(c.try_send(Bytes::from_static(b"2")));
         let wait = std::time::Duration::from_millis(50);
@@ -571,13 +550,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_socket_stalls_and_resumes_in_order() {
-        let c = Conn::new(
-            SocketId { node: 1, seq: 1 },
-            Transport::Pusher,
-            "a".into(),
-            OutboxLimits { max_bytes: 100, max_frames: 10 },
-            Arc::default(),
-        );
+        let c = test_conn(100, 10);
         let wire = Arc::new(TestWire { room: Mutex::new(4), got: Mutex::default() });
         c.attach_wire(wire.clone());
         assert_eq!(c.send_now([Bytes::from_static(b"abc"), Bytes::from_static(b"def")]), Flushed::Stalled);
@@ -595,13 +568,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_flush_queue_writes_fanned_out_frames() {
-        let c = Conn::new(
-            SocketId { node: 1, seq: 1 },
-            Transport::Pusher,
-            "a".into(),
-            OutboxLimits { max_bytes: 100, max_frames: 10 },
-            Arc::default(),
-        );
+        let c = test_conn(100, 10);
         let wire = Arc::new(TestWire { room: Mutex::new(100), got: Mutex::default() });
         c.attach_wire(wire.clone());
         assert!(c.try_send(Bytes::from_static(b"one")));

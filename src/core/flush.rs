@@ -7,15 +7,13 @@
 //! one write per connection. A socket that is full is handed to its own connection task, which
 //! waits for it to drain.
 
-use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::task::Poll;
 
-use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::conn::ConnHandle;
+use super::signal::Signal;
 
 /// Connections written between two yields, so a large fan-out does not keep other tasks
 /// (requests, reads, timers) waiting for the whole of it.
@@ -24,34 +22,10 @@ const YIELD_EVERY: usize = 256;
 #[derive(Default)]
 pub(crate) struct FlushQueue {
     list: Mutex<Vec<ConnHandle>>,
+    /// Wakes the queue's task; shared with it apart from the queue, so that the task holds the
+    /// queue only weakly and ends once the engine and its connections are gone.
     signal: Arc<Signal>,
     started: AtomicBool,
-}
-
-/// Wakes the queue's task; shared with it apart from the queue, so that the task holds the
-/// queue only weakly and ends once the engine and its connections are gone.
-#[derive(Default)]
-struct Signal {
-    pending: AtomicBool,
-    task: AtomicWaker,
-}
-
-impl Signal {
-    fn notify(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.task.wake();
-    }
-
-    async fn wait(&self) {
-        poll_fn(|cx| {
-            if self.pending.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(());
-            }
-            self.task.register(cx.waker());
-            if self.pending.swap(false, Ordering::AcqRel) { Poll::Ready(()) } else { Poll::Pending }
-        })
-        .await
-    }
 }
 
 impl Drop for FlushQueue {

@@ -12,6 +12,7 @@ mod fanout;
 mod flush;
 mod presence;
 mod registry;
+mod signal;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
