@@ -2,10 +2,10 @@
 //!
 //! The fan-out queues a frame on each subscriber and lists the connection here (once, however
 //! many frames it gets before the flush). One task per queue then writes every listed
-//! connection's frames with one non-blocking vectored write each. That costs one task wake-up
-//! per event instead of one per subscriber, and frames that pile up under load still leave in
-//! one write per connection. A socket that is full is handed to its own connection task, which
-//! waits for it to drain.
+//! connection's frames with one non-blocking write each (`send` for one frame, `writev` for a
+//! backlog). That costs one task wake-up per event instead of one per subscriber, and frames
+//! that pile up under load still leave in one write per connection. A socket that is full is
+//! handed to its own connection task, which waits for it to drain.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};

@@ -1,4 +1,5 @@
 //! Transports: the connection loops surfaces share. A surface supplies a [`ws::Session`] (its
-//! protocol); the loop owns the socket, the outbox and the timers.
+//! protocol); the loop owns the upgrade, the reads, the timers and the close, and the core's
+//! outbox and flush queues do the writing.
 
 pub mod ws;

@@ -1,4 +1,4 @@
-//! The WebSocket connection loop shared by the Pusher and Notif surfaces.
+//! The WebSocket upgrade and connection loop shared by the Pusher and Notif surfaces.
 //!
 //! Writing: every byte a connection sends goes through its outbox in the core, as ready-made
 //! WebSocket frames (server frames are unmasked, so a fanned-out frame is the same bytes for
