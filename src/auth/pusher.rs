@@ -1,5 +1,5 @@
 //! Pusher's signatures: channel authorization, user authentication and signed HTTP API requests
-//! (https://pusher.com/docs/channels/library_auth_reference/).
+//! (<https://pusher.com/docs/channels/library_auth_reference/>).
 
 use md5::{Digest, Md5};
 

@@ -1,4 +1,4 @@
-//! The signed HTTP API (https://pusher.com/docs/channels/library_auth_reference/rest-api/):
+//! The signed HTTP API (<https://pusher.com/docs/channels/library_auth_reference/rest-api/>):
 //! publish events and batches, query channels and presence users, terminate a user's
 //! connections. Every request is signed; nothing is read before the signature checks out.
 

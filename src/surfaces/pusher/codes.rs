@@ -1,5 +1,5 @@
 //! Pusher's close and error codes
-//! (https://pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol/#error-codes),
+//! (<https://pusher.com/docs/channels/library_auth_reference/pusher-websockets-protocol/#error-codes>),
 //! and the one mapping from the core's disconnect reasons to them.
 
 use crate::core::Disconnect;
