@@ -79,7 +79,8 @@ pub enum AppsCommand {
         key: Option<String>,
         #[arg(long)]
         secret: Option<String>,
-        /// Allowed origin, repeatable: host, host:port, scheme://host or scheme://host:port; *.domain matches subdomains.
+        /// Allowed origin, repeatable: host, host:port, scheme://host or scheme://host:port;
+        /// *.domain matches subdomains.
         #[arg(long = "allowed-origin")]
         allowed_origins: Vec<String>,
     },
