@@ -154,9 +154,16 @@ impl Outbox {
 
     /// Writes queued frames until none are left or the socket is full.
     fn write(&mut self) -> Flushed {
-        let Some(wire) = self.wire.clone() else {
+        // Taken out and put back rather than cloned: no reference-count traffic per write.
+        let Some(wire) = self.wire.take() else {
             return Flushed::Done;
         };
+        let flushed = self.write_to(&*wire);
+        self.wire = Some(wire);
+        flushed
+    }
+
+    fn write_to(&mut self, wire: &dyn Wire) -> Flushed {
         while let Some(front) = self.frames.front() {
             // One frame (the usual case at low rates) goes out with `send`, which is cheaper in
             // the kernel than `writev`; a backlog goes out in one vectored write.
@@ -413,11 +420,6 @@ impl Conn {
     /// Whether the socket was full at the last write (the connection task waits for it).
     pub fn stalled(&self) -> bool {
         self.outbox.lock().stalled
-    }
-
-    /// Whether a write failed (the peer is gone).
-    pub fn broken(&self) -> bool {
-        self.outbox.lock().broken
     }
 
     /// Asks the connection task to close (the first reason wins).

@@ -301,9 +301,6 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
         if std::mem::take(&mut yield_first) {
             tokio::task::yield_now().await;
         }
-        if conn.broken() {
-            break None;
-        }
         if let Some(reason) = conn.closing() {
             break Some(session.closing_for(reason));
         }
