@@ -1,8 +1,7 @@
 //! Notif's HTTP errors: a status and `{"error": message}`, always JSON (SPEC §4: Notif sent some
 //! extractor rejections as plain text). The upgrade refusals keep Notif's exact messages.
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::pusher::ApiAuthError;
@@ -73,10 +72,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response();
-        if let Self::RateLimited(secs) = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        let retry_after = if let Self::RateLimited(secs) = self { Some(secs) } else { None };
+        crate::surfaces::json_error(self.status(), self.to_string(), retry_after)
     }
 }

@@ -1,7 +1,6 @@
 //! The HTTP API's errors: a status and a JSON `{"error": message}` (SPEC §3).
 
-use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::pusher::ApiAuthError;
@@ -44,10 +43,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), Json(serde_json::json!({ "error": self.to_string() }))).into_response();
-        if let Self::RateLimited(secs) = self {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
+        let retry_after = if let Self::RateLimited(secs) = self { Some(secs) } else { None };
+        crate::surfaces::json_error(self.status(), self.to_string(), retry_after)
     }
 }
