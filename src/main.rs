@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard::cli::{self, Cli};
 
+/// mimalloc returns freed memory to the system within moments; glibc's malloc kept hundreds of
+/// megabytes of freed outbox and frame memory after a burst of slow consumers.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli::run(cli) {
