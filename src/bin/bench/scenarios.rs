@@ -17,6 +17,10 @@ use crate::subs::{self, Ctx, Ramp, Shared};
 use crate::sys::{self, CpuUsage, CpuWindow, r1, r3};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pooled publish connections idle longer than this are dropped, not reused: servers close idle
+/// keep-alive connections (Switchboard after 10 s), and a request written as the server closes
+/// is reset. Like any HTTP client pool, stay well under the server's idle timeout.
+const POOL_IDLE: Duration = Duration::from_secs(4);
 
 fn server_rss(ctx: &Ctx) -> Option<u64> {
     ctx.server_pid.and_then(|p| sys::rss_kib(Some(p)))
@@ -89,10 +93,13 @@ struct PubStats {
 /// The publisher side: an open-loop schedule served by a pool of keep-alive connections.
 struct Publisher {
     ctx: Rc<Ctx>,
+    /// Where the 200s are booked, for the subscribers' order check.
+    shared: Rc<Shared>,
     signer: Signer,
     padding: String,
     max_conns: usize,
-    idle: RefCell<Vec<Api>>,
+    /// Idle connections and since when (the last is the most recently used).
+    idle: RefCell<Vec<(Api, Instant)>>,
     conns: Cell<usize>,
     in_flight: Cell<usize>,
     next_seq: Cell<u64>,
@@ -113,7 +120,7 @@ impl Publisher {
             let mut conn = match conn {
                 Ok(a) => a,
                 Err(e) => {
-                    self.finish(None, Err(e), None);
+                    self.finish(seq, None, Err(e), None);
                     return;
                 }
             };
@@ -131,15 +138,15 @@ impl Publisher {
                 continue;
             }
             let keep = (outcome.is_ok() && !conn.is_closed()).then_some(conn);
-            self.finish(keep, outcome, Some((started, sent_us)));
+            self.finish(seq, keep, outcome, Some((started, sent_us)));
             return;
         }
     }
 
     /// Books a request's outcome; `api` goes back to the pool, or the pool shrinks by one.
-    fn finish(&self, api: Option<Api>, outcome: anyhow::Result<(u16, Bytes)>, sent: Option<(Instant, u64)>) {
+    fn finish(&self, seq: u64, api: Option<Api>, outcome: anyhow::Result<(u16, Bytes)>, sent: Option<(Instant, u64)>) {
         match api {
-            Some(api) => self.idle.borrow_mut().push(api),
+            Some(api) => self.idle.borrow_mut().push((api, Instant::now())),
             None => self.conns.set(self.conns.get() - 1),
         }
         self.in_flight.set(self.in_flight.get() - 1);
@@ -150,6 +157,7 @@ impl Publisher {
         }
         let key = match outcome {
             Ok((200, _)) => {
+                self.shared.acked(seq, now_us());
                 s.ok += 1;
                 "200".to_owned()
             }
@@ -168,11 +176,11 @@ impl Publisher {
         *s.statuses.entry(key).or_default() += 1;
     }
 
-    /// A pooled connection the server has not closed, if any.
+    /// A pooled connection the server has not closed and that was used within `POOL_IDLE`.
     fn take_idle(&self) -> Option<Api> {
         let mut idle = self.idle.borrow_mut();
-        while let Some(api) = idle.pop() {
-            if !api.is_closed() {
+        while let Some((api, since)) = idle.pop() {
+            if !api.is_closed() && since.elapsed() < POOL_IDLE {
                 return Some(api);
             }
             self.conns.set(self.conns.get() - 1);
@@ -230,6 +238,7 @@ pub struct Step {
     pub received: u64,
     pub lost: u64,
     out_of_order: u64,
+    overtaken: u64,
     disconnects: u64,
     deliveries_per_sec: f64,
     latency: Histogram,
@@ -266,6 +275,7 @@ impl Step {
             "lost": self.lost,
             "unexpected": self.received.saturating_sub(self.expected),
             "out_of_order": self.out_of_order,
+            "overtaken": self.overtaken,
             "disconnects": self.disconnects,
             "deliveries_per_sec": r1(self.deliveries_per_sec),
             "latency_ms": self.latency.to_json_ms(),
@@ -318,10 +328,11 @@ impl Fanout {
         let max_conns = opts.publishers.max(1);
         let mut idle = Vec::new();
         for _ in 0..max_conns.min(4) {
-            idle.push(Api::connect(ctx.addr, &ctx.authority).await?);
+            idle.push((Api::connect(ctx.addr, &ctx.authority).await?, Instant::now()));
         }
         let publisher = Rc::new(Publisher {
             ctx: ctx.clone(),
+            shared: shared.clone(),
             signer: Signer::new(&ctx.creds),
             padding: "x".repeat(opts.payload_bytes),
             max_conns,
@@ -360,6 +371,7 @@ impl Fanout {
             received,
             lost: expected.saturating_sub(received),
             out_of_order: shared.out_of_order.get(),
+            overtaken: shared.overtaken.get(),
             disconnects: shared.disconnects.get() - disconnects_before,
             deliveries_per_sec: if span_us == 0 { 0.0 } else { received as f64 * 1e6 / span_us as f64 },
             latency: shared.latency.borrow().clone(),

@@ -43,7 +43,14 @@ pub struct Shared {
     step_lo: Cell<u64>,
     pub received: Cell<u64>,
     pub stale: Cell<u64>,
+    /// Deliveries that came after a later event although that event was published only after
+    /// this one's publish had been answered (the server broke publish order), or twice.
     pub out_of_order: Cell<u64>,
+    /// Deliveries that came after a later event published while this one was still in flight:
+    /// concurrent publishes may reach the server in either order, so this is not an error.
+    pub overtaken: Cell<u64>,
+    /// When (µs) the generator had the 200 for each sequence number; 0 until then.
+    acked_us: RefCell<Vec<u64>>,
     pub last_recv_us: Cell<u64>,
     pub latency: RefCell<Histogram>,
     pub alive: Cell<usize>,
@@ -60,16 +67,33 @@ impl Shared {
         self.step_lo.set(lo);
         self.received.set(0);
         self.out_of_order.set(0);
+        self.overtaken.set(0);
         self.last_recv_us.set(0);
         self.latency.borrow_mut().clear();
     }
 
+    /// Books the publisher's 200 for `seq`.
+    pub fn acked(&self, seq: u64, at_us: u64) {
+        let mut acked = self.acked_us.borrow_mut();
+        let i = seq as usize;
+        if acked.len() <= i {
+            acked.resize(i + 1, 0);
+        }
+        acked[i] = at_us;
+    }
+
+    /// `last` is the subscriber's highest sequence so far and when it was published.
     #[inline]
-    fn delivered(&self, seq: u64, sent_us: u64, now: u64, last_seq: &mut u64) {
-        if seq <= *last_seq {
-            self.out_of_order.set(self.out_of_order.get() + 1);
+    fn delivered(&self, seq: u64, sent_us: u64, now: u64, last: &mut (u64, u64)) {
+        if seq > last.0 {
+            *last = (seq, sent_us);
         } else {
-            *last_seq = seq;
+            let acked = self.acked_us.borrow().get(seq as usize).copied().unwrap_or(0);
+            if seq == last.0 || (acked != 0 && acked <= last.1) {
+                self.out_of_order.set(self.out_of_order.get() + 1);
+            } else {
+                self.overtaken.set(self.overtaken.get() + 1);
+            }
         }
         if seq < self.step_lo.get() {
             self.stale.set(self.stale.get() + 1);
@@ -153,7 +177,7 @@ async fn setup(ctx: &Ctx) -> anyhow::Result<WsConn> {
 
 /// The receive loop; returns why the connection ended.
 async fn receive(mut conn: WsConn, shared: &Shared) -> String {
-    let mut last_seq = 0u64;
+    let mut last = (0u64, 0u64);
     let mut replies: Vec<(u8, Vec<u8>)> = Vec::new();
     loop {
         // One clock reading per read batch: the frames in it arrived together.
@@ -168,7 +192,7 @@ async fn receive(mut conn: WsConn, shared: &Shared) -> String {
             match op {
                 OP_TEXT => {
                     if let Some((seq, sent)) = parse_stamp(data) {
-                        shared.delivered(seq, sent, now, &mut last_seq);
+                        shared.delivered(seq, sent, now, &mut last);
                     } else if find(data, b"\"pusher:ping\"").is_some() {
                         shared.pings.set(shared.pings.get() + 1);
                         replies.push((OP_TEXT, PONG.to_vec()));
@@ -271,6 +295,27 @@ pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_check_tells_broken_order_from_concurrent_publishes() {
+        let shared = Shared::default();
+        let mut last = (0, 0);
+        // 1 was answered (t=100) before 2 was sent (t=150): 2 before 1 breaks publish order.
+        shared.acked(1, 100);
+        shared.delivered(2, 150, 200, &mut last);
+        shared.delivered(1, 90, 210, &mut last);
+        assert_eq!((shared.out_of_order.get(), shared.overtaken.get()), (1, 0));
+        // 4 was sent (t=250) while 3, sent at 240, was still in flight: either order is fine.
+        let mut last = (0, 0);
+        shared.acked(3, 400);
+        shared.delivered(4, 250, 350, &mut last);
+        shared.delivered(3, 240, 360, &mut last);
+        assert_eq!((shared.out_of_order.get(), shared.overtaken.get()), (1, 1));
+        // A duplicate is always out of order.
+        shared.delivered(4, 250, 370, &mut last);
+        assert_eq!(shared.out_of_order.get(), 2);
+        assert_eq!(last, (4, 250));
+    }
 
     #[test]
     fn stamps() {
