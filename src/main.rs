@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchboard::cli::{self, Cli};
 
-/// mimalloc: the top fan-out rates and the HTTP rate were 12–60 % higher than with glibc's
+/// mimalloc: the top fan-out rates and the HTTP rate were 12–67 % higher than with glibc's
 /// malloc, and freed memory goes back to the system as the server carries on, where glibc kept
 /// hundreds of megabytes after a burst of slow consumers (BENCHMARKS.md).
 #[global_allocator]
