@@ -126,6 +126,7 @@ pub enum Flushed {
 /// Frames written per system call at most.
 const MAX_IOV: usize = 64;
 
+#[derive(Default)]
 struct Outbox {
     frames: VecDeque<Bytes>,
     bytes: usize,
@@ -202,11 +203,15 @@ impl Outbox {
             }
         }
         self.stalled = false;
+        self.trim();
+        Flushed::Done
+    }
+
+    /// Keeps an emptied queue small after a burst (idle connections are most connections).
+    fn trim(&mut self) {
         if self.frames.capacity() > 64 {
-            // Keep idle connections small after a burst.
             self.frames.shrink_to(8);
         }
-        Flushed::Done
     }
 
     fn broke(&mut self) -> Flushed {
@@ -265,18 +270,7 @@ impl Conn {
             app,
             connected_at: super::now_ms(),
             limits,
-            outbox: Mutex::new(Outbox {
-                frames: VecDeque::new(),
-                bytes: 0,
-                closing: None,
-                wire: None,
-                listed: false,
-                stalled: false,
-                partial: false,
-                broken: false,
-                holding: false,
-                held: Vec::new(),
-            }),
+            outbox: Mutex::default(),
             flush,
             signal: Signal::default(),
             closed: AtomicBool::new(false),
@@ -439,9 +433,7 @@ impl Conn {
         if out.wire.is_none() {
             batch.extend(out.frames.drain(..));
             out.bytes = 0;
-            if out.frames.capacity() > 64 {
-                out.frames.shrink_to(8);
-            }
+            out.trim();
         }
         out.closing
     }
