@@ -431,6 +431,15 @@ impl Realtime {
         shard.get(channel).map(stats).unwrap_or_default()
     }
 
+    /// The event a cache channel would replay to a subscriber now, and how long it is kept yet.
+    pub fn cached_event(&self, app: &str, channel: &ChannelName) -> Option<(Event, Duration)> {
+        let space = self.0.spaces.read().get(app).cloned()?;
+        let shard = space.shard(channel).read();
+        let cached = shard.get(channel)?.cached.as_ref()?;
+        let left = CACHE_TTL.checked_sub(cached.at.elapsed())?;
+        Some((cached.event.clone(), left))
+    }
+
     /// Occupied channels whose name starts with `prefix`, sorted by name. Per-user channels
     /// are internal and never listed.
     pub fn occupied_channels(&self, app: &str, prefix: &str) -> Vec<(ChannelName, ChannelStats)> {

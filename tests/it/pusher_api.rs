@@ -117,6 +117,49 @@ async fn channel_queries() {
 }
 
 #[tokio::test]
+async fn cache_attribute_returns_the_cached_event_and_its_ttl() {
+    let server = spawn_server().await;
+    let http = server.http();
+    let path = format!("/apps/{APP_ID}/channels");
+
+    // Nothing cached yet: null, whether or not anyone is subscribed.
+    let (status, none) = http.signed(Method::GET, &format!("{path}/cache-price"), "", &[("info", "cache")]).await;
+    assert_eq!((status, none), (200, json!({"occupied": false, "cache": null})));
+
+    http.trigger(json!({"name": "tick", "channel": "cache-price", "data": "{\"eur\":1}"})).await;
+    http.trigger(json!({"name": "tick", "channel": "cache-price", "data": {"eur": 2}})).await;
+    let mut ws = server.connect().await;
+    ws.subscribe("cache-price").await;
+    assert_eq!(ws.recv().await["data"], "{\"eur\":2}");
+
+    let (status, got) =
+        http.signed(Method::GET, &format!("{path}/cache-price"), "", &[("info", "cache,subscription_count")]).await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["occupied"], true);
+    assert_eq!(got["subscription_count"], 1);
+    assert_eq!(got["cache"]["event"], "tick");
+    assert_eq!(got["cache"]["data"], "{\"eur\":2}", "the data as subscribers receive it");
+    let ttl = got["cache"]["ttl"].as_u64().unwrap_or_default();
+    assert!((1790..=1800).contains(&ttl), "30 minutes less the test's time: {ttl}");
+
+    // Only a cache channel has a cache; lists and triggers have no such attribute.
+    let (status, err) = http.signed(Method::GET, &format!("{path}/price"), "", &[("info", "cache")]).await;
+    assert_eq!(status, 400, "{err}");
+    assert!(err["error"].is_string());
+    let (status, _) = http.signed(Method::GET, &path, "", &[("info", "cache")]).await;
+    assert_eq!(status, 400);
+    let (status, _) = http
+        .signed(
+            Method::POST,
+            &events_path(),
+            &json!({"name": "e", "channel": "cache-price", "data": "d", "info": "cache"}).to_string(),
+            &[],
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
 async fn error_statuses() {
     let server = spawn_server().await;
     let http = server.http();

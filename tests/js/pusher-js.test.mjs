@@ -382,6 +382,14 @@ describe('pusher-js against Switchboard', () => {
       ['pusher:subscription_succeeded', 'price', 'marker'],
       'only the last event is replayed, and no cache_miss',
     );
+
+    // The backend can read what a new subscriber would get (info=cache).
+    const res = await sdk.get({ path: `/channels/${name}`, params: { info: 'cache' } });
+    assert.equal(res.status, 200);
+    const { cache } = await res.json();
+    assert.equal(cache.event, 'marker');
+    assert.equal(cache.data, 'm', 'the data as subscribers receive it');
+    assert.ok(cache.ttl > 0 && cache.ttl <= 1800, `ttl ${cache.ttl}`);
   });
 
   test('empty cache channel gives pusher:cache_miss', async () => {

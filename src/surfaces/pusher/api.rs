@@ -75,6 +75,8 @@ struct Trigger {
 struct Info {
     user_count: bool,
     subscription_count: bool,
+    /// The cached event of a cache channel (`GET /channels/{name}` only).
+    cache: bool,
 }
 
 impl Info {
@@ -84,14 +86,23 @@ impl Info {
             match attr {
                 "user_count" => info.user_count = true,
                 "subscription_count" => info.subscription_count = true,
+                "cache" => info.cache = true,
                 other => {
                     return Err(ApiError::bad(format!(
-                        "Unknown info attribute {other:?}; use user_count, subscription_count"
+                        "Unknown info attribute {other:?}; use user_count, subscription_count, cache"
                     )));
                 }
             }
         }
         Ok(info)
+    }
+
+    /// Refuses `cache` where it has no meaning (triggers, channel lists).
+    fn without_cache(self) -> Result<Self, ApiError> {
+        if self.cache {
+            return Err(ApiError::bad("cache is only available for one channel: GET /channels/{name}?info=cache"));
+        }
+        Ok(self)
     }
 
     fn any(self) -> bool {
@@ -158,7 +169,7 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
         }
         Some(_) => return Err(ApiError::bad("socket_id must be a string")),
     };
-    let info = Info::parse(obj.get("info").and_then(Value::as_str))?;
+    let info = Info::parse(obj.get("info").and_then(Value::as_str))?.without_cache()?;
     Ok(Trigger { name: name.into(), data, channels, except, info })
 }
 
@@ -258,7 +269,7 @@ pub async fn channels(
 ) -> ApiResult {
     let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
     let prefix = query_param(&uri, "filter_by_prefix").unwrap_or_default();
-    let info = Info::parse(query_param(&uri, "info").as_deref())?;
+    let info = Info::parse(query_param(&uri, "info").as_deref())?.without_cache()?;
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(ApiError::bad("user_count is only available with filter_by_prefix=presence-"));
     }
@@ -289,11 +300,25 @@ pub async fn channel(
     if info.user_count && channel.kind() != ChannelKind::Presence {
         return Err(ApiError::bad("user_count is only available for presence channels"));
     }
+    if info.cache && !channel.is_cache() {
+        return Err(ApiError::bad("cache is only available for cache channels"));
+    }
     let stats = state.realtime.channel_stats(&app.id, &channel);
     let mut out = Map::new();
     out.insert("occupied".into(), (stats.subscription_count > 0).into());
     if let Value::Object(attrs) = info.render(&channel, stats) {
         out.extend(attrs);
+    }
+    if info.cache {
+        // What a subscriber would be replayed now (null after a miss), with the seconds it is
+        // kept yet: what a backend needs to serve initial state itself.
+        let cached = state.realtime.cached_event(&app.id, &channel).map(|(event, left)| {
+            let data = match &event.data {
+                Data::Text(s) | Data::Json(s) => &**s,
+            };
+            json!({ "event": &*event.name, "data": data, "ttl": left.as_secs() })
+        });
+        out.insert("cache".into(), cached.unwrap_or(Value::Null));
     }
     Ok(Json(Value::Object(out)))
 }
