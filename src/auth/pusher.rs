@@ -126,21 +126,53 @@ pub fn verify_request(key: &str, secret: &str, req: &SignedRequest<'_>, now: i64
     if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(ApiAuthError::Stale);
     }
-    if !req.body.is_empty() {
-        let md5 = get("body_md5").ok_or(ApiAuthError::Missing("body_md5"))?;
-        let actual = hex::encode(Md5::digest(req.body));
-        if !secrets_equal(&md5.to_ascii_lowercase(), &actual) {
-            return Err(ApiAuthError::BodyMd5);
+    // Required with a body; checked whenever given (an empty body's MD5 is well defined too).
+    match get("body_md5") {
+        None if !req.body.is_empty() => return Err(ApiAuthError::Missing("body_md5")),
+        None => {}
+        Some(md5) => {
+            let actual = hex::encode(Md5::digest(req.body));
+            if !secrets_equal(&md5.to_ascii_lowercase(), &actual) {
+                return Err(ApiAuthError::BodyMd5);
+            }
         }
     }
     let text = string_to_sign(req.method, req.path, &params);
-    if verify_hmac_hex(secret, text.as_bytes(), signature) { Ok(()) } else { Err(ApiAuthError::Signature) }
+    if verify_hmac_hex(secret, text.as_bytes(), signature) {
+        return Ok(());
+    }
+    // A key given more than once (`channels[]=a&channels[]=b`): some SDKs sort such pairs by
+    // value too, others (Go's `url.Values`) keep them in the order given. Accept either.
+    let mut keys: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        let text = join_signed(req.method, req.path, params.iter().filter(|(k, _)| k != "auth_signature"), false);
+        if verify_hmac_hex(secret, text.as_bytes(), signature) {
+            return Ok(());
+        }
+    }
+    Err(ApiAuthError::Signature)
 }
 
 /// `METHOD\nPATH\nk=v&…` with keys lowercased and sorted, `auth_signature` left out.
 pub fn string_to_sign(method: &str, path: &str, params: &[(String, String)]) -> String {
-    let mut sorted: Vec<_> = params.iter().filter(|(k, _)| k != "auth_signature").collect();
-    sorted.sort();
+    join_signed(method, path, params.iter().filter(|(k, _)| k != "auth_signature"), true)
+}
+
+/// Sorts the pairs by key (and by value where `by_value`; otherwise pairs with one key keep
+/// their order) and joins them after the method and path.
+fn join_signed<'a>(
+    method: &str,
+    path: &str,
+    params: impl Iterator<Item = &'a (String, String)>,
+    by_value: bool,
+) -> String {
+    let mut sorted: Vec<_> = params.collect();
+    if by_value {
+        sorted.sort();
+    } else {
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    }
     let query: Vec<String> = sorted.iter().map(|(k, v)| format!("{k}={v}")).collect();
     format!("{}\n{}\n{}", method.to_ascii_uppercase(), path, query.join("&"))
 }
@@ -210,6 +242,39 @@ mod tests {
         let req = SignedRequest { method: "GET", path: "/apps/3/channels", query: &q, body: b"" };
         assert_eq!(verify_request(KEY, SECRET, &req, 100), Ok(()));
         let req = SignedRequest { path: "/apps/4/channels", ..req };
+        assert_eq!(verify_request(KEY, SECRET, &req, 100), Err(ApiAuthError::Signature));
+    }
+
+    #[test]
+    fn body_md5_is_checked_whenever_given() {
+        let empty_md5 = hex::encode(Md5::digest(b""));
+        for (md5, ok) in [(empty_md5.as_str(), true), ("abc", false)] {
+            let q = sign_query(KEY, SECRET, "GET", "/apps/3/channels", b"", &[("body_md5", md5)], 100);
+            let req = SignedRequest { method: "GET", path: "/apps/3/channels", query: &q, body: b"" };
+            let want = if ok { Ok(()) } else { Err(ApiAuthError::BodyMd5) };
+            assert_eq!(verify_request(KEY, SECRET, &req, 100), want, "{md5}");
+        }
+    }
+
+    #[test]
+    fn repeated_keys_may_be_signed_in_given_or_value_order() {
+        let base = [("auth_key", KEY), ("auth_timestamp", "100"), ("auth_version", "1.0")];
+        // Signed with the pairs of one key in the order given (b before a), as Go does.
+        let text = "POST\n/apps/3/events\nauth_key=278d425bdf160c739803&auth_timestamp=100&auth_version=1.0&channels[]=b&channels[]=a";
+        let signature = super::super::hmac_hex(SECRET, text);
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in base.iter().chain(&[("channels[]", "b"), ("channels[]", "a"), ("auth_signature", &signature)]) {
+            ser.append_pair(k, v);
+        }
+        let q = ser.finish();
+        let req = SignedRequest { method: "POST", path: "/apps/3/events", query: &q, body: b"" };
+        assert_eq!(verify_request(KEY, SECRET, &req, 100), Ok(()));
+        // Sorted by value as well (what `sign_query` and Ruby do).
+        let q =
+            sign_query(KEY, SECRET, "POST", "/apps/3/events", b"", &[("channels[]", "b"), ("channels[]", "a")], 100);
+        let req = SignedRequest { query: &q, ..req };
+        assert_eq!(verify_request(KEY, SECRET, &req, 100), Ok(()));
+        let req = SignedRequest { path: "/apps/4/events", ..req };
         assert_eq!(verify_request(KEY, SECRET, &req, 100), Err(ApiAuthError::Signature));
     }
 

@@ -20,12 +20,18 @@ pub fn build(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(dashboard::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))).into_response()
+}
+
+/// Every surface answers errors in JSON; axum's own 405 has an empty body (`Allow` is kept).
+async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": "method not allowed" }))).into_response()
 }
 
 /// Counts requests by route template (never the raw path: labels stay bounded).

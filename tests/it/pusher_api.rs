@@ -160,6 +160,95 @@ async fn cache_attribute_returns_the_cached_event_and_its_ttl() {
 }
 
 #[tokio::test]
+async fn event_names_reserve_pusher_and_count_characters() {
+    let server = spawn_server().await;
+    let mut ws = server.connect().await;
+    ws.subscribe("room").await;
+    let http = server.http();
+    // As Pusher: the `pusher` namespace is the protocol's; nothing reaches the subscriber.
+    for name in ["pusher:member_added", "pusher_internal:subscription_succeeded", "pusher-notification"] {
+        let (status, err) = http.trigger(json!({"name": name, "channel": "room", "data": "x"})).await;
+        assert_eq!(status, 400, "{name}: {err}");
+        assert!(err["error"].as_str().is_some_and(|e| e.contains("pusher")), "{err}");
+        let (status, _) = http
+            .signed(
+                Method::POST,
+                &format!("/apps/{APP_ID}/batch_events"),
+                &json!({"batch": [{"name": name, "channel": "room", "data": "x"}]}).to_string(),
+                &[],
+            )
+            .await;
+        assert_eq!(status, 400, "batch {name}");
+    }
+    ws.assert_silent(100).await;
+
+    // 200 characters, however many bytes they take; 201 is too long.
+    let long = "é".repeat(200);
+    let (status, _) = http.trigger(json!({"name": long, "channel": "room", "data": "x"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ws.recv().await["event"], long.as_str());
+    let (status, _) = http.trigger(json!({"name": "é".repeat(201), "channel": "room", "data": "x"})).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn post_parameters_may_come_in_the_query_string() {
+    let server = spawn_server().await;
+    let mut a = server.connect().await;
+    a.subscribe("qa").await;
+    let mut b = server.connect().await;
+    b.subscribe("qb").await;
+    let http = server.http();
+    let params = [
+        ("name", "q-event"),
+        ("data", "hi"),
+        ("channels[]", "qa"),
+        ("channels[]", "qb"),
+        ("info", "subscription_count"),
+    ];
+    let (status, body) = http.signed(Method::POST, &events_path(), "", &params).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, json!({"channels": {"qa": {"subscription_count": 1}, "qb": {"subscription_count": 1}}}));
+    for ws in [&mut a, &mut b] {
+        let ev = ws.recv().await;
+        assert_eq!((ev["event"].as_str(), ev["data"].as_str()), (Some("q-event"), Some("hi")));
+    }
+    // The JSON body wins where both name a parameter.
+    let body = json!({"name": "from-body", "channel": "qa", "data": "b"}).to_string();
+    let (status, _) = http.signed(Method::POST, &events_path(), &body, &[("name", "from-query")]).await;
+    assert_eq!(status, 200);
+    assert_eq!(a.recv().await["event"], "from-body");
+}
+
+#[tokio::test]
+async fn foreign_socket_ids_empty_body_md5_and_json_405() {
+    let server = spawn_server().await;
+    let http = server.http();
+    // A socket_id of Pusher's shape that no connection here can have excludes nobody.
+    let mut ws = server.connect().await;
+    ws.subscribe("s").await;
+    let (status, _) =
+        http.trigger(json!({"name": "e", "channel": "s", "data": "x", "socket_id": "4294967296.1"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(ws.recv().await["event"], "e");
+    let (status, _) = http.trigger(json!({"name": "e", "channel": "s", "data": "x", "socket_id": "1.x"})).await;
+    assert_eq!(status, 400);
+
+    // body_md5 is checked whenever it is given, also for an empty body.
+    let path = format!("/apps/{APP_ID}/channels");
+    let (status, err) = http.signed(Method::GET, &path, "", &[("body_md5", "abc")]).await;
+    assert_eq!(status, 401, "{err}");
+    let (status, _) = http.signed(Method::GET, &path, "", &[("body_md5", "d41d8cd98f00b204e9800998ecf8427e")]).await;
+    assert_eq!(status, 200);
+
+    // A wrong method is a JSON 405 that says what is allowed.
+    let (status, headers, body) = http.request_full(Method::PUT, &events_path(), b"{}", &[]).await;
+    assert_eq!(status, 405);
+    assert_eq!(headers.get("allow").and_then(|v| v.to_str().ok()), Some("POST"));
+    assert!(body["error"].is_string(), "{body}");
+}
+
+#[tokio::test]
 async fn error_statuses() {
     let server = spawn_server().await;
     let http = server.http();

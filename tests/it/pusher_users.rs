@@ -58,6 +58,48 @@ async fn signin_send_to_user_and_terminate() {
 }
 
 #[tokio::test]
+async fn terminate_connections_at_the_python_sdk_path() {
+    // pusher-http-python 3.x posts to /users/{id}/terminate_connections (no /apps/{id}) and
+    // signs that path: the app is the one whose key signed it.
+    let server = spawn_server().await;
+    let mut a = server.connect().await;
+    sign_in(&mut a, "{\"id\":\"u-7\"}").await;
+    let mut other = server.connect().await;
+    sign_in(&mut other, "{\"id\":\"u-8\"}").await;
+    let http = server.http();
+    let (status, body) = http.signed(Method::POST, "/users/u-7/terminate_connections", "{}", &[]).await;
+    assert_eq!((status, body), (200, json!({})));
+    assert_eq!(a.expect_close().await, 4009);
+    other.assert_alive().await;
+
+    // Signed for another path, or with a key no app has: 401.
+    let q = switchboard::auth::pusher::sign_query(
+        crate::support::APP_KEY,
+        crate::support::APP_SECRET,
+        "POST",
+        &format!("/apps/{APP_ID}/users/u-8/terminate_connections"),
+        b"",
+        &[],
+        crate::support::http::now(),
+    );
+    let (status, _) = http.request(Method::POST, &format!("/users/u-8/terminate_connections?{q}"), b"", &[]).await;
+    assert_eq!(status, 401);
+    let (status, err) = http
+        .signed_as(
+            "no-such-key",
+            "x",
+            Method::POST,
+            "/users/u-8/terminate_connections",
+            "",
+            &[],
+            crate::support::http::now(),
+        )
+        .await;
+    assert_eq!(status, 401, "{err}");
+    other.assert_alive().await;
+}
+
+#[tokio::test]
 async fn signin_with_a_bad_signature_is_refused_and_closed() {
     let server = spawn_server().await;
     let mut ws = server.connect().await;

@@ -13,12 +13,12 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::protocol::MAX_EVENT_NAME;
 use super::ws::KEY_HEADER;
 use crate::apps::{App, AppCache};
 use crate::auth::pusher::{self as sig, SignedRequest};
 use crate::auth::secrets_equal;
 use crate::core::{ChannelName, Data, Event};
+use crate::core::{MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
 use crate::server::AppState;
 
@@ -133,7 +133,7 @@ fn parse(body: &Bytes, app: &App) -> Result<Broadcast, ApiError> {
         None => return Err(ApiError::bad("channel is required")),
     };
     let event = match obj.get("event") {
-        Some(Value::String(e)) if e.is_empty() || e.len() > MAX_EVENT_NAME => {
+        Some(Value::String(e)) if e.is_empty() || !fits_chars(e, MAX_EVENT_NAME) => {
             return Err(ApiError::bad("event must be 1–200 characters"));
         }
         // Publishing these would let a backend forge protocol frames (member events and the like).

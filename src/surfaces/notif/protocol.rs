@@ -12,7 +12,9 @@ use bytes::Bytes;
 use serde::de::IgnoredAny;
 use serde_json::{Map, Value, json};
 
-use crate::core::{ChannelName, ChannelNameError, Data, Event, MAX_USER_ID_LEN, Member, PresenceSnapshot};
+use crate::core::{
+    ChannelName, ChannelNameError, Data, Event, MAX_EVENT_NAME, MAX_USER_ID_LEN, Member, PresenceSnapshot, fits_chars,
+};
 
 pub const CONNECTION_ESTABLISHED: &str = "connection_established";
 pub const SUBSCRIPTION_SUCCEEDED: &str = "pusher_internal:subscription_succeeded";
@@ -21,8 +23,6 @@ pub const PONG: &str = "pusher:pong";
 pub const CACHE_MISS: &str = "pusher:cache_miss";
 pub const SIGNIN_SUCCESS: &str = "pusher:signin_success";
 
-/// Longest event name a client or publisher may use (as Pusher: 200).
-pub const MAX_EVENT_NAME: usize = 200;
 /// Longest serialised presence `user_info` (as Pusher, SPEC §3).
 pub const MAX_USER_INFO: usize = 1024;
 /// Longest piece of client input echoed back in an error message.
@@ -129,7 +129,7 @@ pub fn parse_frame(text: &str) -> Result<ClientFrame, FrameError> {
             }
         }
         name if name.starts_with("client-") => {
-            if name.len() > MAX_EVENT_NAME {
+            if !fits_chars(name, MAX_EVENT_NAME) {
                 return Err(FrameError::BadField("Event name is longer than 200 characters"));
             }
             let channel = match msg.get("channel") {
@@ -333,7 +333,7 @@ pub fn member_of(channel_data: Option<&Value>, socket_id: &str) -> Result<Member
         Some(Value::Number(n)) => n.to_string(),
         _ => socket_id.to_owned(),
     };
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+    if user_id.is_empty() || !fits_chars(&user_id, MAX_USER_ID_LEN) {
         return Err(MemberError::BadUserId);
     }
     let user_info = match object.and_then(|o| o.get("user_info")) {

@@ -18,7 +18,7 @@ use crate::apps::App;
 use crate::auth::pusher as sig;
 use crate::core::{
     CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_USER_ID_LEN,
-    MAX_WATCHLIST, Member, SubscribeError, Transport,
+    MAX_WATCHLIST, Member, SubscribeError, Transport, fits_chars,
 };
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
@@ -294,7 +294,7 @@ impl NotifSession {
         }
         let parsed: Option<Value> = serde_json::from_str(user_data).ok();
         let id = match parsed.as_ref().and_then(|v| v.get("id")) {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_USER_ID_LEN => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() && fits_chars(s, MAX_USER_ID_LEN) => s.clone(),
             _ => {
                 return refuse(
                     out,

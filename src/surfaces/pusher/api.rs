@@ -13,10 +13,11 @@ use http_body_util::{BodyExt, Limited};
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
-use super::ws::MAX_EVENT_NAME;
 use crate::apps::App;
 use crate::auth::pusher::{self as sig, SignedRequest};
-use crate::core::{ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_USER_ID_LEN, SocketId};
+use crate::core::{
+    ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_EVENT_NAME, MAX_USER_ID_LEN, SocketId, fits_chars,
+};
 use crate::metrics;
 use crate::server::AppState;
 
@@ -124,7 +125,12 @@ impl Info {
 fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError> {
     let obj = v.as_object().ok_or_else(|| ApiError::bad("Each event must be a JSON object"))?;
     let name = match obj.get("name") {
-        Some(Value::String(n)) if !n.is_empty() && n.len() <= MAX_EVENT_NAME => n.as_str(),
+        Some(Value::String(n)) if n.starts_with("pusher") => {
+            // As Pusher: the namespace is the protocol's own (`pusher:`, `pusher_internal:`);
+            // an API caller must not forge member or subscription events.
+            return Err(ApiError::bad("Event names cannot be prefixed with 'pusher'"));
+        }
+        Some(Value::String(n)) if !n.is_empty() && fits_chars(n, MAX_EVENT_NAME) => n.as_str(),
         Some(Value::String(_)) => return Err(ApiError::bad("Event name must be 1–200 characters")),
         _ => return Err(ApiError::bad("Missing event name")),
     };
@@ -164,13 +170,43 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
         .collect::<Result<Vec<_>, _>>()?;
     let except = match obj.get("socket_id") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => {
-            Some(s.parse::<SocketId>().map_err(|_| ApiError::bad(format!("Invalid socket_id {s:?}")))?)
-        }
+        Some(Value::String(s)) => match s.parse::<SocketId>() {
+            Ok(id) => Some(id),
+            // Pusher's shape (`\d+\.\d+`) but outside this server's ids: no connection has it.
+            Err(_) if socket_id_shaped(s) => None,
+            Err(_) => return Err(ApiError::bad(format!("Invalid socket_id {s:?}"))),
+        },
         Some(_) => return Err(ApiError::bad("socket_id must be a string")),
     };
     let info = Info::parse(obj.get("info").and_then(Value::as_str))?.without_cache()?;
     Ok(Trigger { name: name.into(), data, channels, except, info })
+}
+
+fn socket_id_shaped(s: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    s.split_once('.').is_some_and(|(a, b)| digits(a) && digits(b))
+}
+
+/// Pusher lets a POST carry its parameters in the query string instead of the JSON body
+/// (arrays as `channels[]=a&channels[]=b`); the body wins where both give one.
+fn with_query_params(mut v: Value, uri: &Uri) -> Value {
+    let Value::Object(obj) = &mut v else {
+        return v;
+    };
+    let mut channels = Vec::new();
+    for (key, value) in sig::query_pairs(uri.query().unwrap_or_default()) {
+        match key.as_str() {
+            "channels[]" => channels.push(Value::String(value)),
+            "name" | "data" | "channel" | "socket_id" | "info" => {
+                obj.entry(key).or_insert(Value::String(value));
+            }
+            _ => {}
+        }
+    }
+    if !channels.is_empty() {
+        obj.entry("channels").or_insert(Value::Array(channels));
+    }
+    v
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -214,7 +250,8 @@ pub async fn trigger(
     body: Body,
 ) -> ApiResult {
     let (app, body) = authenticate(&state, &app_id, &method, &uri, body).await?;
-    let t = parse_trigger(&parse_json(&body)?, &app, false)?;
+    let v = if body.is_empty() { Value::Object(Map::new()) } else { parse_json(&body)? };
+    let t = parse_trigger(&with_query_params(v, &uri), &app, false)?;
     publish(&state, &app, &t)?;
     if t.info.any() {
         return Ok(Json(json!({ "channels": channel_info(&state, &app, &t) })));
@@ -349,8 +386,26 @@ pub async fn terminate_connections(
     uri: Uri,
     body: Body,
 ) -> ApiResult {
-    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+    terminate(state, &app_id, user_id, method, uri, body).await
+}
+
+/// `POST /users/{user_id}/terminate_connections`: the path the official Python SDK (3.x) signs
+/// and sends, without `/apps/{id}`. The app is the one whose `auth_key` signed the request.
+pub async fn terminate_connections_by_key(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    method: Method,
+    uri: Uri,
+    body: Body,
+) -> ApiResult {
+    let key = query_param(&uri, "auth_key").ok_or(ApiError::Auth(sig::ApiAuthError::Missing("auth_key")))?;
+    let app = state.apps.by_key(&key).ok_or(ApiError::Auth(sig::ApiAuthError::WrongKey))?;
+    terminate(state, &app.id, user_id, method, uri, body).await
+}
+
+async fn terminate(state: AppState, app_id: &str, user_id: String, method: Method, uri: Uri, body: Body) -> ApiResult {
+    let (app, _) = authenticate(&state, app_id, &method, &uri, body).await?;
+    if user_id.is_empty() || !fits_chars(&user_id, MAX_USER_ID_LEN) {
         return Err(ApiError::bad("user_id must be 1–128 characters"));
     }
     state.realtime.terminate_user(&app.id, &user_id).map_err(|_| ApiError::BrokerDown)?;

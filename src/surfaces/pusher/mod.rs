@@ -27,4 +27,5 @@ pub fn routes() -> Router<AppState> {
         .route("/apps/{app_id}/channels/{channel}", get(api::channel))
         .route("/apps/{app_id}/channels/{channel}/users", get(api::channel_users))
         .route("/apps/{app_id}/users/{user_id}/terminate_connections", post(api::terminate_connections))
+        .route("/users/{user_id}/terminate_connections", post(api::terminate_connections_by_key))
 }

@@ -15,16 +15,14 @@ use super::protocol::{self as proto};
 use crate::apps::App;
 use crate::auth::pusher as sig;
 use crate::core::{
-    CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_USER_ID_LEN,
-    MAX_WATCHLIST, Member, SubscribeError, Transport,
+    CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_EVENT_NAME,
+    MAX_USER_ID_LEN, MAX_WATCHLIST, Member, SubscribeError, Transport, fits_chars,
 };
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
-/// Longest event name (SPEC §3).
-pub const MAX_EVENT_NAME: usize = 200;
 /// Longest serialised `user_info` (SPEC §3).
 pub const MAX_USER_INFO: usize = 1024;
 /// Room for the JSON envelope around an event's `data` in one frame.
@@ -270,7 +268,7 @@ impl PusherSession {
         if !self.conn.is_subscribed(&channel) {
             return out.text(proto::error(codes::GENERIC, "Client event rejected: not subscribed to this channel"));
         }
-        if name.len() > MAX_EVENT_NAME {
+        if !fits_chars(name, MAX_EVENT_NAME) {
             return out.text(proto::error(codes::GENERIC, "Event name is longer than 200 characters"));
         }
         if !self.bucket.take(self.app.limits().client_events_per_second) {
@@ -310,7 +308,7 @@ impl PusherSession {
         }
         let parsed: Option<Value> = serde_json::from_str(&user_data).ok();
         let id = match parsed.as_ref().and_then(|v| v.get("id")) {
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_USER_ID_LEN => s.clone(),
+            Some(Value::String(s)) if !s.is_empty() && fits_chars(s, MAX_USER_ID_LEN) => s.clone(),
             _ => {
                 out.text(proto::error(
                     codes::GENERIC,
@@ -450,7 +448,7 @@ fn parse_member(text: &str) -> Result<Member, String> {
         Some(Value::Number(n)) => n.to_string(),
         _ => return Err("channel_data.user_id must be a string or a number".into()),
     };
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID_LEN {
+    if user_id.is_empty() || !fits_chars(&user_id, MAX_USER_ID_LEN) {
         return Err("channel_data.user_id must be 1–128 characters".into());
     }
     let user_info = match map.get("user_info") {
