@@ -37,16 +37,16 @@ use registry::{AppSpace, Cached, Channel, Subscriber};
 pub const MAX_USER_ID_LEN: usize = 128;
 /// Longest event name, in characters (SPEC §3, as Pusher).
 pub const MAX_EVENT_NAME: usize = 200;
+/// How long a cache channel keeps its last event (as Pusher: 30 minutes).
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+/// Most users one watchlist may hold (SPEC §3).
+pub const MAX_WATCHLIST: usize = 100;
 
 /// Whether `s` has at most `max` characters: Pusher's limits (and its SDKs' checks) count
 /// characters, not UTF-8 bytes.
 pub fn fits_chars(s: &str, max: usize) -> bool {
     s.len() <= max || (s.len() <= 4 * max && s.chars().count() <= max)
 }
-/// How long a cache channel keeps its last event (as Pusher: 30 minutes).
-pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
-/// Most users one watchlist may hold (SPEC §3).
-pub const MAX_WATCHLIST: usize = 100;
 
 /// Internal event names the core raises.
 pub mod events {

@@ -17,8 +17,7 @@ use super::ws::KEY_HEADER;
 use crate::apps::{App, AppCache};
 use crate::auth::pusher::{self as sig, SignedRequest};
 use crate::auth::secrets_equal;
-use crate::core::{ChannelName, Data, Event};
-use crate::core::{MAX_EVENT_NAME, fits_chars};
+use crate::core::{ChannelName, Data, Event, MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
 use crate::server::AppState;
 
