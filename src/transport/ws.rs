@@ -140,6 +140,9 @@ pub struct Socket {
     ctx: WebSocketContext,
     /// Bytes tungstenite wrote (Pong answers, the close reply), waiting to join the outbox.
     control: Vec<u8>,
+    /// A read failed (over-size or malformed frame): tungstenite's read state is undefined
+    /// after that (reading again trips an assertion in it), so later reads bypass it.
+    failed: bool,
 }
 
 /// The result of one non-blocking read.
@@ -185,7 +188,7 @@ impl Socket {
             // Frames the client sent right behind its upgrade request, read by the HTTP layer.
             WebSocketContext::from_partially_read(read_ahead.to_vec(), Role::Server, Some(config))
         };
-        Self { stream: Arc::new(stream), ctx, control: Vec::new() }
+        Self { stream: Arc::new(stream), ctx, control: Vec::new(), failed: false }
     }
 
     fn io(&mut self) -> (&mut WebSocketContext, Io<'_>) {
@@ -193,8 +196,21 @@ impl Socket {
     }
 
     fn try_read(&mut self) -> Read1 {
-        let (ctx, mut io) = self.io();
-        match ctx.read(&mut io) {
+        if self.failed {
+            return Read1::Gone;
+        }
+        let read = {
+            let (ctx, mut io) = self.io();
+            Self::classify(ctx.read(&mut io))
+        };
+        if matches!(read, Read1::TooBig | Read1::Violation(..) | Read1::Gone) {
+            self.failed = true;
+        }
+        read
+    }
+
+    fn classify(read: Result<Message, WsError>) -> Read1 {
+        match read {
             Ok(msg) => Read1::Message(msg),
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Read1::WouldBlock,
             Err(WsError::Capacity(_)) => Read1::TooBig,
@@ -236,6 +252,28 @@ impl Socket {
     /// Waits (bounded) for the client's close frame, so the socket ends cleanly rather than
     /// with a reset.
     async fn await_close(&mut self) {
+        if self.failed {
+            // The frames can no longer be parsed: wait for the peer to close the TCP
+            // connection, discarding what it still sends.
+            let stream = self.stream.clone();
+            let _ = timeout(CLOSE_GRACE, async {
+                let mut scratch = [0u8; 4096];
+                loop {
+                    match stream.try_read(&mut scratch) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if stream.readable().await.is_err() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            })
+            .await;
+            return;
+        }
         let _ = timeout(CLOSE_GRACE, async {
             loop {
                 match self.try_read() {
@@ -510,6 +548,48 @@ impl WsUpgrade {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A masked client text frame.
+    fn client_frame(payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x81];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n <= 0xffff => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        let mask = [1u8, 2, 3, 4];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    #[tokio::test]
+    async fn an_over_size_frame_ends_the_socket_without_reading_it_again() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER).max_frame_size(Some(10_000));
+        let mut socket = Socket::new(server, Bytes::new(), config.max_message_size(Some(10_000)));
+        client.write_all(&client_frame(&vec![b'a'; 20_000])).await.unwrap();
+        let read = loop {
+            match socket.try_read() {
+                Read1::WouldBlock => socket.stream.readable().await.unwrap(),
+                other => break other,
+            }
+        };
+        assert!(matches!(read, Read1::TooBig));
+        // Reading on (what the close handshake does) used to trip tungstenite's assertion.
+        assert!(matches!(socket.try_read(), Read1::Gone));
+        drop(client);
+        socket.await_close().await;
+    }
 
     #[test]
     fn frames_carry_rfc6455_lengths() {
