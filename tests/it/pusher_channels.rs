@@ -63,6 +63,25 @@ async fn private_channel_auth_failures_are_subscription_errors() {
 }
 
 #[tokio::test]
+async fn a_repeated_presence_subscribe_keeps_the_first_identity() {
+    let server = spawn_server().await;
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe_presence("presence-dbl", "u1", Value::Null).await;
+    b.subscribe_presence("presence-dbl", "watcher", Value::Null).await;
+    a.expect_event("pusher_internal:member_added").await;
+    // The same socket subscribes again, validly signed for another user: it stays u1.
+    let again = a.subscribe_presence("presence-dbl", "u2", Value::Null).await;
+    assert_eq!(again["event"], "pusher_internal:subscription_succeeded");
+    b.assert_silent(100).await;
+    a.send_json(json!({"event": "client-hi", "channel": "presence-dbl", "data": {}})).await;
+    assert_eq!(b.expect_event("client-hi").await["user_id"], "u1");
+    let (_, users) =
+        server.http().signed(hyper::Method::GET, &format!("/apps/{APP_ID}/channels/presence-dbl/users"), "", &[]).await;
+    assert_eq!(users, json!({"users": [{"id": "u1"}, {"id": "watcher"}]}));
+}
+
+#[tokio::test]
 async fn presence_members_join_and_leave() {
     let server = spawn_server().await;
     let mut a = server.connect().await;

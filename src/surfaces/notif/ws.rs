@@ -23,6 +23,7 @@ use crate::core::{
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
+use crate::surfaces::PresenceUsers;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
 /// Header carrying the app key when the query has no `api_key` (Notif's alternative).
@@ -152,7 +153,7 @@ pub struct NotifSession {
     /// Client events allowed now.
     bucket: TokenBucket,
     /// Presence user per presence channel, for `user_id` on client events.
-    presence_user: Vec<(ChannelName, Arc<str>)>,
+    presence_user: PresenceUsers,
 }
 
 type Refusal = (u16, String);
@@ -170,7 +171,7 @@ impl NotifSession {
             rules,
             extra_events,
             liveness: Liveness::new(now),
-            presence_user: Vec::new(),
+            presence_user: PresenceUsers::default(),
         }
     }
 
@@ -193,8 +194,7 @@ impl NotifSession {
         match self.state.realtime.subscribe(&self.conn, &sub.channel, member, &self.rules) {
             Ok(joined) => {
                 if let Some(user) = user {
-                    self.presence_user.retain(|(c, _)| *c != sub.channel);
-                    self.presence_user.push((sub.channel.clone(), user));
+                    self.presence_user.joined(&sub.channel, user);
                 }
                 out.text(proto::subscription_succeeded(&name, joined.presence.as_ref()));
                 match joined.cache {
@@ -249,7 +249,7 @@ impl NotifSession {
 
     fn unsubscribe(&mut self, channel: &ChannelName) {
         self.state.realtime.unsubscribe(&self.conn, channel, &self.rules);
-        self.presence_user.retain(|(c, _)| c != channel);
+        self.presence_user.left(channel);
     }
 
     fn client_event(&mut self, name: String, channel: ChannelName, data: Value, out: &mut Replies) {
@@ -268,7 +268,7 @@ impl NotifSession {
         if data.len() > self.app.limits().max_message_bytes {
             return refuse(out, codes::OVER_LIMIT, "Client event data is over the size limit");
         }
-        let user_id = self.presence_user.iter().find(|(c, _)| *c == channel).map(|(_, u)| u.clone());
+        let user_id = self.presence_user.get(&channel);
         let event = Event {
             channel: Some(channel),
             name: name.into(),

@@ -21,6 +21,7 @@ use crate::core::{
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::AppState;
+use crate::surfaces::PresenceUsers;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
 /// Longest serialised `user_info` (SPEC §3).
@@ -112,7 +113,7 @@ pub struct PusherSession {
     /// Client events allowed now.
     bucket: TokenBucket,
     /// Presence user per presence channel, for `user_id` on client events.
-    presence_user: Vec<(ChannelName, Arc<str>)>,
+    presence_user: PresenceUsers,
 }
 
 impl PusherSession {
@@ -128,7 +129,7 @@ impl PusherSession {
             rules,
             last_seen: now,
             ping_sent: None,
-            presence_user: Vec::new(),
+            presence_user: PresenceUsers::default(),
         }
     }
 
@@ -180,8 +181,7 @@ impl PusherSession {
         match self.state.realtime.subscribe(&self.conn, &channel, member, &self.rules) {
             Ok(joined) => {
                 if let Some(user) = user {
-                    self.presence_user.retain(|(c, _)| *c != channel);
-                    self.presence_user.push((channel.clone(), user));
+                    self.presence_user.joined(&channel, user);
                 }
                 out.text(proto::subscription_succeeded(raw, joined.presence.as_ref()));
                 match joined.cache {
@@ -246,7 +246,7 @@ impl PusherSession {
         };
         if let Ok(channel) = ChannelName::parse(raw) {
             self.state.realtime.unsubscribe(&self.conn, &channel, &self.rules);
-            self.presence_user.retain(|(c, _)| *c != channel);
+            self.presence_user.left(&channel);
         }
     }
 
@@ -286,7 +286,7 @@ impl PusherSession {
         {
             return out.text(proto::error(codes::GENERIC, "Client event data is over the size limit"));
         }
-        let user_id = self.presence_user.iter().find(|(c, _)| *c == channel).map(|(_, u)| u.clone());
+        let user_id = self.presence_user.get(&channel);
         let event =
             Event { channel: Some(channel), name: name.into(), data, user_id, except: Some(self.conn.socket_id) };
         metrics::published("client");
