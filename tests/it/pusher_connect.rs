@@ -44,8 +44,10 @@ async fn protocol_version_checks() {
 #[tokio::test]
 async fn unknown_path_gets_4005() {
     let server = spawn_server().await;
-    let mut ws = Ws::connect_raw(&format!("ws://{}/app/{APP_KEY}/extra?protocol=7", server.addr)).await;
-    ws.expect_error_and_close(4005).await;
+    for path in [format!("/app/{APP_KEY}/extra"), format!("/app/{APP_KEY}/")] {
+        let mut ws = Ws::connect_raw(&format!("ws://{}{path}?protocol=7", server.addr)).await;
+        ws.expect_error_and_close(4005).await;
+    }
 }
 
 #[tokio::test]
@@ -111,8 +113,7 @@ async fn ping_pong() {
     let server = spawn_server().await;
     let mut ws = server.connect().await;
     ws.send_json(json!({"event": "pusher:ping", "data": {}})).await;
-    let pong = ws.recv().await;
-    assert_eq!(pong["event"], "pusher:pong");
+    assert_eq!(ws.recv().await, json!({"event": "pusher:pong", "data": {}}), "data is an object, as documented");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ pub use error::ApiError;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/app/{key}", get(ws::upgrade))
+        .route("/app/{key}/", get(ws::bad_path))
         .route("/app/{key}/{*rest}", get(ws::bad_path))
         .route("/app", get(ws::bad_path))
         .route("/app/", get(ws::bad_path))

@@ -72,12 +72,13 @@ pub fn error(code: u16, message: &str) -> Bytes {
     frame_with_object(ERROR, None, &serde_json::json!({ "code": code, "message": message }))
 }
 
+/// `{"event":"pusher:pong","data":{}}`: an object, as the protocol document shows it.
 pub fn pong() -> Bytes {
-    frame(PONG, None, Some("{}"), None)
+    frame_with_object(PONG, None, &serde_json::json!({}))
 }
 
 pub fn ping() -> Bytes {
-    frame(PING, None, Some("{}"), None)
+    frame_with_object(PING, None, &serde_json::json!({}))
 }
 
 pub fn subscription_error(channel: &str, kind: &str, error: &str, status: u16) -> Bytes {
