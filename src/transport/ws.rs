@@ -257,7 +257,9 @@ impl Socket {
             // connection, discarding what it still sends.
             let stream = self.stream.clone();
             let _ = timeout(CLOSE_GRACE, async {
-                let mut scratch = [0u8; 4096];
+                // On the heap: an array here would be part of every connection task's future
+                // (4 KiB each, measured), not only of the few that end this way.
+                let mut scratch = vec![0u8; 4096];
                 loop {
                     match stream.try_read(&mut scratch) {
                         Ok(0) => break,
