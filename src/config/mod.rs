@@ -60,6 +60,9 @@ pub struct ServerConfig {
     pub handshake_timeout_ms: u64,
     /// Largest request head accepted, in bytes. Default 16 384 (SPEC §10).
     pub max_header_bytes: usize,
+    /// Time a request gets from its head to its answer, body included, in milliseconds: a body
+    /// that trickles in (or never comes) cannot hold a connection longer. Default 30 000.
+    pub request_timeout_ms: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds. Default 10 000.
     pub shutdown_grace_ms: u64,
     /// How often the app cache checks the database for changes made elsewhere (the CLI, another
@@ -75,6 +78,7 @@ impl Default for ServerConfig {
             data_dir: PathBuf::from("./switchboard-data"),
             handshake_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
+            request_timeout_ms: 30_000,
             shutdown_grace_ms: 10_000,
             app_refresh_ms: 500,
         }
@@ -84,6 +88,10 @@ impl Default for ServerConfig {
 impl ServerConfig {
     pub fn handshake_timeout(&self) -> Duration {
         Duration::from_millis(self.handshake_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
@@ -296,6 +304,12 @@ impl Config {
                 )));
             }
         }
+        if self.server.handshake_timeout_ms == 0 {
+            return Err(ConfigError("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS: must be at least 1".into()));
+        }
+        if self.server.request_timeout_ms == 0 {
+            return Err(ConfigError("SWITCHBOARD_REQUEST_TIMEOUT_MS: must be at least 1".into()));
+        }
         if self.pusher.activity_timeout_secs == 0 {
             return Err(ConfigError("SWITCHBOARD_ACTIVITY_TIMEOUT: must be at least 1 second".into()));
         }
@@ -347,5 +361,16 @@ mod tests {
         let mut c = Config::default();
         c.database.url = Some("libsql://db.example".into());
         assert!(c.validate().unwrap_err().0.contains("libSQL"));
+    }
+
+    #[test]
+    fn zero_timeouts_are_refused() {
+        let mut c = Config::default();
+        assert!(c.validate().is_ok());
+        c.server.request_timeout_ms = 0;
+        assert!(c.validate().unwrap_err().0.starts_with("SWITCHBOARD_REQUEST_TIMEOUT_MS"));
+        c.server.request_timeout_ms = 1;
+        c.server.handshake_timeout_ms = 0;
+        assert!(c.validate().unwrap_err().0.starts_with("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS"));
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
@@ -21,6 +21,7 @@ pub fn build(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
@@ -32,6 +33,25 @@ async fn not_found() -> Response {
 /// Every surface answers errors in JSON; axum's own 405 has an empty body (`Allow` is kept).
 async fn method_not_allowed() -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": "method not allowed" }))).into_response()
+}
+
+/// Bounds a request from its head to its answer. hyper's header timeout ends at the head, so a
+/// body that trickles in (or never comes) would otherwise hold the connection and its task for
+/// as long as the client likes. The 408 closes the connection: the rest of the body is not read.
+/// (A WebSocket upgrade answers at once; the socket's life is not part of the request.)
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(state.config.server.request_timeout(), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = (
+                StatusCode::REQUEST_TIMEOUT,
+                axum::Json(serde_json::json!({ "error": "request not completed in time" })),
+            )
+                .into_response();
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
 /// Counts requests by route template (never the raw path: labels stay bounded).

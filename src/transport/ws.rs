@@ -468,13 +468,31 @@ pub struct WsUpgrade {
     config: WebSocketConfig,
 }
 
-/// The request is not a WebSocket upgrade; each surface answers it in its own format.
+/// The request is not a WebSocket upgrade we can take; each surface answers it in its own
+/// format, through [`NotAnUpgrade::refusal`].
 #[derive(Debug)]
-pub struct NotAnUpgrade;
+pub struct NotAnUpgrade {
+    /// An upgrade for another protocol version than 13.
+    wrong_version: bool,
+}
+
+impl NotAnUpgrade {
+    const PLAIN: Self = Self { wrong_version: false };
+
+    /// The surface's error response, adjusted as RFC 6455 §4.4 asks: an upgrade for a version
+    /// we do not speak is answered 426 with the version we do, so the client can retry with it.
+    pub fn refusal(&self, mut response: Response) -> Response {
+        if self.wrong_version {
+            *response.status_mut() = StatusCode::UPGRADE_REQUIRED;
+            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
+    }
+}
 
 impl axum::response::IntoResponse for NotAnUpgrade {
     fn into_response(self) -> Response {
-        (StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response()
+        self.refusal((StatusCode::BAD_REQUEST, "expected a WebSocket upgrade").into_response())
     }
 }
 
@@ -495,13 +513,17 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
         if parts.method != Method::GET
             || !has_token(headers, header::CONNECTION, "upgrade")
             || !has_token(headers, header::UPGRADE, "websocket")
-            || headers.get(header::SEC_WEBSOCKET_VERSION).is_none_or(|v| v != "13")
         {
-            return Err(NotAnUpgrade);
+            return Err(NotAnUpgrade::PLAIN);
         }
-        let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(NotAnUpgrade)?;
-        let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| NotAnUpgrade)?;
-        let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>().ok_or(NotAnUpgrade)?;
+        match headers.get(header::SEC_WEBSOCKET_VERSION) {
+            None => return Err(NotAnUpgrade::PLAIN),
+            Some(v) if v != "13" => return Err(NotAnUpgrade { wrong_version: true }),
+            Some(_) => {}
+        }
+        let key = headers.get(header::SEC_WEBSOCKET_KEY).ok_or(NotAnUpgrade::PLAIN)?;
+        let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| NotAnUpgrade::PLAIN)?;
+        let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>().ok_or(NotAnUpgrade::PLAIN)?;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(0);
         Ok(Self { accept, on_upgrade, config })
     }

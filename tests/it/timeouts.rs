@@ -49,3 +49,23 @@ async fn oversize_headers_are_refused() {
     assert!(!text.starts_with("HTTP/1.1 200"), "oversize header was served: {text}");
     assert_eq!(server.http().get("/health").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_body_that_never_completes_is_answered_408_and_closed() {
+    let server = spawn_with(|c| c.server.request_timeout_ms = 700).await;
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    let head =
+        "POST /apps/app-1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    stalled.write_all(head.as_bytes()).await.unwrap();
+
+    assert_eq!(server.http().get("/health").await.0, 200);
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stalled.read_to_end(&mut out))
+        .await
+        .expect("connection closed")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains(r#"{"error":"#), "{text}");
+    assert_eq!(server.http().get("/health").await.0, 200);
+}

@@ -140,13 +140,22 @@ async fn requests_that_are_not_version_13_upgrades_are_refused() {
     let server = spawn_server().await;
     let path = format!("/app/{APP_KEY}?protocol=7");
     for request in [
-        upgrade_request(&path, "8"),
         upgrade_request(&path, "13").replace(&format!("Sec-WebSocket-Key: {KEY}\r\n"), ""),
         upgrade_request(&path, "13").replace("Upgrade: websocket\r\n", ""),
+        upgrade_request(&path, "13").replace("Sec-WebSocket-Version: 13\r\n", ""),
     ] {
         let mut raw = open(&server, request.as_bytes()).await;
         let head = raw.head().await;
         assert!(head.starts_with("HTTP/1.1 400"), "{request:?} → {head}");
+    }
+    // RFC 6455 §4.4: another version is answered 426 with the one the server speaks, on both
+    // WebSocket surfaces.
+    let notif = format!("/ws?api_key={APP_KEY}");
+    for path in [path.as_str(), notif.as_str()] {
+        let mut raw = open(&server, upgrade_request(path, "8").as_bytes()).await;
+        let head = raw.head().await.to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 426"), "{path} → {head}");
+        assert!(head.contains("\r\nsec-websocket-version: 13"), "{path} → {head}");
     }
     // The server is still fine.
     let mut ws = server.connect().await;

@@ -54,8 +54,9 @@ pub async fn upgrade(
             return e.into_response();
         }
     };
-    let Ok(ws) = ws else {
-        return ApiError::NotAnUpgrade.into_response();
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(not) => return not.refusal(ApiError::NotAnUpgrade.into_response()),
     };
     let extra_events = params.iter().any(|(k, v)| k == "extra_events" && (v == "1" || v == "true"));
     let cap = app.limits().max_message_bytes + ENVELOPE_BYTES;

@@ -38,9 +38,12 @@ pub async fn upgrade(
     headers: HeaderMap,
     ws: Result<WsUpgrade, NotAnUpgrade>,
 ) -> Response {
-    let Ok(ws) = ws else {
-        return (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "error": "expected a WebSocket upgrade" })))
-            .into_response();
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(not) => {
+            let body = serde_json::json!({ "error": "expected a WebSocket upgrade" });
+            return not.refusal((StatusCode::BAD_REQUEST, axum::Json(body)).into_response());
+        }
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match admit(&state, &key, query.as_deref(), origin) {
