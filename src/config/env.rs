@@ -30,6 +30,8 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
     ("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", |c, v| parse_into(&mut c.server.handshake_timeout_ms, v)),
     ("SWITCHBOARD_MAX_HEADER_BYTES", |c, v| parse_into(&mut c.server.max_header_bytes, v)),
     ("SWITCHBOARD_REQUEST_TIMEOUT_MS", |c, v| parse_into(&mut c.server.request_timeout_ms, v)),
+    ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", |c, v| parse_into(&mut c.server.max_connections_per_ip, v)),
+    ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", |c, v| parse_into(&mut c.server.requests_per_ip_per_second, v)),
     ("SWITCHBOARD_SHUTDOWN_GRACE_MS", |c, v| parse_into(&mut c.server.shutdown_grace_ms, v)),
     ("SWITCHBOARD_APP_REFRESH_MS", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
     ("DATABASE_URL", |c, v| {

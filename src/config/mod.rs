@@ -63,6 +63,13 @@ pub struct ServerConfig {
     /// Time a request gets from its head to its answer, body included, in milliseconds: a body
     /// that trickles in (or never comes) cannot hold a connection longer. Default 30 000.
     pub request_timeout_ms: u64,
+    /// TCP connections one client address may hold open at once (WebSockets included); more
+    /// get a 429 and are closed. 0 = no limit (the default: behind a reverse proxy every client
+    /// has the proxy's address).
+    pub max_connections_per_ip: u32,
+    /// HTTP requests (WebSocket upgrades included) one client address may make per second;
+    /// more get a 429 with `Retry-After`. 0 = no limit (the default, for the same reason).
+    pub requests_per_ip_per_second: u32,
     /// How long shutdown waits for in-flight requests, in milliseconds. Default 10 000.
     pub shutdown_grace_ms: u64,
     /// How often the app cache checks the database for changes made elsewhere (the CLI, another
@@ -79,6 +86,8 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
             request_timeout_ms: 30_000,
+            max_connections_per_ip: 0,
+            requests_per_ip_per_second: 0,
             shutdown_grace_ms: 10_000,
             app_refresh_ms: 500,
         }

@@ -1,6 +1,7 @@
 //! Wiring: build every subsystem once (store, apps, broker, core, routes), bind, serve, and
 //! drain on shutdown. No rules live here.
 
+mod peers;
 mod router;
 pub mod shutdown;
 mod state;
@@ -87,6 +88,7 @@ impl Server {
             shutdown: Shutdown::default(),
             metrics: crate::metrics::install(),
             api_limits: Default::default(),
+            ip_limits: Default::default(),
             accounts,
         });
         let router = router::build(state.clone());
@@ -115,6 +117,7 @@ impl Server {
             .header_read_timeout(state.config.server.handshake_timeout())
             .max_buf_size(state.config.server.max_header_bytes.max(8192))
             .keep_alive(true);
+        let peers = Arc::new(peers::PeerCounts::default());
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -130,8 +133,18 @@ impl Server {
                             continue;
                         }
                     };
+                    let held = match state.config.server.max_connections_per_ip {
+                        0 => None,
+                        max => match peers.admit(peer.ip(), max) {
+                            Some(slot) => Some(ws::HeldForConnection(Arc::new(slot))),
+                            None => {
+                                tasks.spawn(peers::refuse(stream));
+                                continue;
+                            }
+                        },
+                    };
                     let _ = stream.set_nodelay(true);
-                    tasks.spawn(serve_connection(http.clone(), stream, peer, router.clone(), token.clone()));
+                    tasks.spawn(serve_connection(http.clone(), stream, peer, held, router.clone(), token.clone()));
                 }
             }
         }
@@ -161,11 +174,15 @@ async fn serve_connection(
     http: http1::Builder,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
+    held: Option<ws::HeldForConnection>,
     router: Router,
     token: tokio_util::sync::CancellationToken,
 ) {
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(held) = &held {
+            req.extensions_mut().insert(held.clone());
+        }
         let mut router = router.clone();
         async move { router.call(req).await }
     });
@@ -211,6 +228,7 @@ async fn sweep(state: AppState) {
             _ = tick.tick() => {
                 state.realtime.sweep();
                 state.api_limits.sweep(Duration::from_secs(60));
+                state.ip_limits.sweep(Duration::from_secs(60));
             }
         }
     }

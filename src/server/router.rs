@@ -1,16 +1,17 @@
 //! All routes in one table, and the request-metrics layer.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use crate::metrics;
-use crate::surfaces::{accounts, dashboard, notif, ops, pusher};
+use crate::surfaces::{self, accounts, dashboard, notif, ops, pusher};
 
 pub fn build(state: AppState) -> Router {
     Router::new()
@@ -22,6 +23,7 @@ pub fn build(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
+        .layer(middleware::from_fn_with_state(state.clone(), per_address))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
@@ -33,6 +35,22 @@ async fn not_found() -> Response {
 /// Every surface answers errors in JSON; axum's own 405 has an empty body (`Allow` is kept).
 async fn method_not_allowed() -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": "method not allowed" }))).into_response()
+}
+
+/// `server.requests_per_ip_per_second` (SPEC §10), before any surface does work for the request.
+async fn per_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let rate = state.config.server.requests_per_ip_per_second;
+    if rate > 0
+        && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
+        && let Err(wait) = state.ip_limits.per_second(&peer.ip().to_string(), rate)
+    {
+        return surfaces::json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests, please try again later.".into(),
+            Some(wait),
+        );
+    }
+    next.run(req).await
 }
 
 /// Bounds a request from its head to its answer. hyper's header timeout ends at the head, so a

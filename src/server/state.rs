@@ -29,6 +29,8 @@ pub struct Shared {
     pub metrics: Option<PrometheusHandle>,
     /// Per-app HTTP API limits.
     pub api_limits: RateLimiter,
+    /// Per-client-address request limits (`server.requests_per_ip_per_second`).
+    pub ip_limits: RateLimiter,
     pub accounts: Accounts,
 }
 

@@ -461,11 +461,18 @@ pub async fn refuse(mut socket: Socket, closing: Closing) {
     }
 }
 
+/// Something that must live as long as the TCP connection (the server's per-address slot). The
+/// server puts it in every request's extensions; an upgrade keeps it for the socket's life,
+/// because the HTTP connection's task ends when it hands the socket over.
+#[derive(Clone)]
+pub struct HeldForConnection(pub Arc<dyn std::any::Any + Send + Sync>);
+
 /// The WebSocket handshake of an HTTP/1.1 request (RFC 6455 §4.2), as an extractor.
 pub struct WsUpgrade {
     accept: HeaderValue,
     on_upgrade: hyper::upgrade::OnUpgrade,
     config: WebSocketConfig,
+    held: Option<HeldForConnection>,
 }
 
 /// The request is not a WebSocket upgrade we can take; each surface answers it in its own
@@ -525,7 +532,8 @@ impl<S: Send + Sync> FromRequestParts<S> for WsUpgrade {
         let accept = HeaderValue::from_str(&derive_accept_key(key.as_bytes())).map_err(|_| NotAnUpgrade::PLAIN)?;
         let on_upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>().ok_or(NotAnUpgrade::PLAIN)?;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER).write_buffer_size(0);
-        Ok(Self { accept, on_upgrade, config })
+        let held = parts.extensions.get::<HeldForConnection>().cloned();
+        Ok(Self { accept, on_upgrade, config, held })
     }
 }
 
@@ -542,8 +550,9 @@ impl WsUpgrade {
         F: FnOnce(Socket) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let Self { accept, on_upgrade, config } = self;
+        let Self { accept, on_upgrade, config, held } = self;
         tokio::spawn(async move {
+            let _held = held;
             let upgraded = match on_upgrade.await {
                 Ok(upgraded) => upgraded,
                 Err(err) => {

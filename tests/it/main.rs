@@ -16,6 +16,7 @@ mod notif_hostile;
 mod notif_refusals;
 mod notif_ws;
 mod ops;
+mod per_address;
 mod pusher_api;
 mod pusher_channels;
 mod pusher_connect;
