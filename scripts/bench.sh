@@ -6,6 +6,10 @@
 #
 #   scripts/bench.sh            # the full suite (about 5 minutes on 2 cores, plus the build)
 #   scripts/bench.sh --quick    # smaller connection counts, shorter runs (about 2 minutes)
+#   scripts/bench.sh --latency  # only the two latency scenarios (fanout 1,000 @ 10/s, 10,000 @ 5/s)
+#   scripts/bench.sh --floor    # the same two against `bench floor-server` instead of Switchboard:
+#                               # one blocking write per delivery and nothing else, the machine's
+#                               # floor of the day to read Switchboard's figures against
 #
 # Environment: BENCH_OUT (results directory), SERVER_CORE / CLIENT_CORE (default 0 / 1),
 # SKIP_BUILD=1 to reuse target/release binaries.
@@ -17,7 +21,16 @@ OUT=${BENCH_OUT:-$ROOT/target/bench}
 SERVER_CORE=${SERVER_CORE:-0}
 CLIENT_CORE=${CLIENT_CORE:-1}
 QUICK=0
-[[ "${1:-}" == "--quick" ]] && QUICK=1
+FLOOR=0
+LATENCY=0
+for arg in "$@"; do
+    case $arg in
+        --quick) QUICK=1 ;;
+        --latency) LATENCY=1 ;;
+        --floor) FLOOR=1 LATENCY=1 ;;
+        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor)" >&2; exit 2 ;;
+    esac
+done
 
 APP_ID=bench
 APP_KEY=bench-key
@@ -57,10 +70,14 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 # Port 0: the server picks a free port and logs it.
-SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
-    SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
-    taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
-    2>"$SERVER_LOG" &
+if [[ $FLOOR == 1 ]]; then
+    taskset -c "$SERVER_CORE" "$BENCH_BIN" floor-server --listen 127.0.0.1:0 2>"$SERVER_LOG" &
+else
+    SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
+        SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
+        taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
+        2>"$SERVER_LOG" &
+fi
 SERVER_PID=$!
 
 URL=
@@ -120,7 +137,10 @@ run() {
     sleep 3
 }
 
-if [[ $QUICK == 1 ]]; then
+if [[ $LATENCY == 1 ]]; then
+    run fanout-1000 fanout --subscribers 1000 --rate 10 --duration 10
+    run fanout-10000 fanout --subscribers 10000 --rate 5 --duration 10
+elif [[ $QUICK == 1 ]]; then
     run idle-2000 idle --connections 2000 --settle 2
     run fanout-1000 fanout --subscribers 1000 --rate 10 --duration 5
     run fanout-2000 fanout --subscribers 2000 --rate 5 --duration 5

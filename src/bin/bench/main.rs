@@ -9,10 +9,12 @@
 //! bench … fanout --subscribers 1000 --rate 10 --duration 10
 //! bench … fanout-max --subscribers 1000
 //! bench … http --concurrency 32 --duration 10
+//! bench floor-server --listen 127.0.0.1:0     # the yardstick server for the latency scenarios
 //! ```
 //! See BENCHMARKS.md for what each scenario measures.
 
 mod api;
+mod floor;
 mod scenarios;
 mod stats;
 mod subs;
@@ -134,6 +136,12 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         warmup: u64,
     },
+    /// Not a scenario: serve as the floor server (one blocking `write` per delivery, nothing
+    /// else) that the latency scenarios can be run against for comparison. See BENCHMARKS.md.
+    FloorServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
 }
 
 impl Scenario {
@@ -143,6 +151,7 @@ impl Scenario {
             Scenario::Fanout { .. } => "fanout",
             Scenario::FanoutMax { .. } => "fanout-max",
             Scenario::Http { .. } => "http",
+            Scenario::FloorServer { .. } => "floor-server",
         }
     }
 
@@ -154,6 +163,7 @@ impl Scenario {
                 subscribers + publishers
             }
             Scenario::Http { concurrency, .. } => *concurrency,
+            Scenario::FloorServer { .. } => 65_536,
         }
     }
 
@@ -164,12 +174,23 @@ impl Scenario {
             Scenario::Fanout { duration, warmup, .. } => ramp + warmup * 2 + duration * 2 + 30,
             Scenario::FanoutMax { .. } => ramp + 200,
             Scenario::Http { duration, warmup, .. } => duration + warmup + 30,
+            Scenario::FloorServer { .. } => 0,
         }
     }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Scenario::FloorServer { listen } = &args.scenario {
+        sys::raise_nofile(args.scenario.connections() as u64);
+        return match floor::run(listen) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench floor-server: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     stats::now_us(); // fixes the clock's origin
     let compact = args.compact;
     let scenario = args.scenario.name();
@@ -284,5 +305,6 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
         Scenario::Http { concurrency, duration, warmup } => {
             scenarios::http(ctx, concurrency, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
+        Scenario::FloorServer { .. } => bail!("floor-server is a server, not a scenario"),
     }
 }

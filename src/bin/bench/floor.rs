@@ -1,0 +1,298 @@
+//! `bench floor-server`: the least a Pusher server can do to deliver, as a yardstick for the
+//! latency scenarios. It accepts WebSocket subscribers (upgrade, `connection_established`,
+//! `subscription_succeeded`) and `POST /apps/ID/events` on keep-alive connections (no signature
+//! check, no limits), and writes each event with one blocking `write` per subscriber in accept
+//! order: no runtime, no queues, no batching. This machine's speed varies from day to day by a
+//! factor of two; run beside Switchboard (`scripts/bench.sh --floor`), it tells what share of a
+//! latency figure is the kernel's loopback `send`, which no server can avoid, and what share is
+//! the server's own.
+//!
+//! It trusts its client (the `bench` generator on loopback): it is not a server to expose.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use anyhow::{Context, bail};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_BODY: usize = 1 << 20;
+/// Handshakes and reads need little stack; 10,000 subscriber threads should not reserve 2 MiB each.
+const THREAD_STACK: usize = 64 * 1024;
+
+struct Subscriber {
+    /// Shared with the reader thread: a `try_clone` would cost a second descriptor per subscriber.
+    stream: Arc<TcpStream>,
+    /// Set by the subscriber's reader thread when the client went away.
+    gone: AtomicBool,
+}
+
+#[derive(Default)]
+struct Floor {
+    /// In accept order, like Switchboard's channel map.
+    subscribers: Mutex<Vec<Arc<Subscriber>>>,
+    next_id: AtomicU64,
+}
+
+/// Listens on `listen` and serves until killed; logs `listening on http://ADDR` like `switchboard serve`.
+pub fn run(listen: &str) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    eprintln!("bench floor-server: listening on http://{}", listener.local_addr()?);
+    serve(&listener);
+    Ok(())
+}
+
+fn serve(listener: &TcpListener) {
+    let floor = Arc::new(Floor::default());
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { continue };
+        let floor = floor.clone();
+        let spawned = std::thread::Builder::new().stack_size(THREAD_STACK).spawn(move || {
+            if let Err(e) = connection(&floor, stream) {
+                eprintln!("bench floor-server: {e:#}");
+            }
+        });
+        if let Err(e) = spawned {
+            eprintln!("bench floor-server: cannot start a thread: {e}");
+        }
+    }
+}
+
+/// A buffered reader over one connection.
+struct Conn {
+    stream: Arc<TcpStream>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Reads until `buf` holds `n` bytes; false on end of stream.
+    fn fill_to(&mut self, n: usize) -> anyhow::Result<bool> {
+        let mut chunk = [0u8; 4096];
+        while self.buf.len() < n {
+            match (&*self.stream).read(&mut chunk) {
+                Ok(0) => return Ok(false),
+                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next request head (through the blank line), or None at end of stream.
+    fn head(&mut self) -> anyhow::Result<Option<String>> {
+        loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..i + 4]).into_owned();
+                self.buf.drain(..i + 4);
+                return Ok(Some(head));
+            }
+            if self.buf.len() > MAX_HEAD {
+                bail!("request head over {MAX_HEAD} bytes");
+            }
+            if !self.fill_to(self.buf.len() + 1)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The next client WebSocket frame as (opcode, unmasked payload), or None at end of stream.
+    fn frame(&mut self) -> anyhow::Result<Option<(u8, Vec<u8>)>> {
+        if !self.fill_to(2)? {
+            return Ok(None);
+        }
+        let (op, len7) = (self.buf[0] & 0x0f, usize::from(self.buf[1] & 0x7f));
+        let masked = self.buf[1] & 0x80 != 0;
+        let (len, mut at) = match len7 {
+            126 => {
+                if !self.fill_to(4)? {
+                    return Ok(None);
+                }
+                (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+            }
+            127 => bail!("frame too large"),
+            n => (n, 2),
+        };
+        let mask_at = at;
+        if masked {
+            at += 4;
+        }
+        if !self.fill_to(at + len)? {
+            return Ok(None);
+        }
+        let mut payload = self.buf[at..at + len].to_vec();
+        if masked {
+            let key = [self.buf[mask_at], self.buf[mask_at + 1], self.buf[mask_at + 2], self.buf[mask_at + 3]];
+            for (i, b) in payload.iter_mut().enumerate() {
+                *b ^= key[i & 3];
+            }
+        }
+        self.buf.drain(..at + len);
+        Ok(Some((op, payload)))
+    }
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// An unmasked server text frame.
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 4);
+    frame.push(0x81);
+    match payload.len() {
+        n if n < 126 => frame.push(n as u8),
+        n => match u16::try_from(n) {
+            Ok(n) => {
+                frame.push(126);
+                frame.extend_from_slice(&n.to_be_bytes());
+            }
+            Err(_) => {
+                frame.push(127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        },
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+fn connection(floor: &Floor, stream: TcpStream) -> anyhow::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut conn = Conn { stream: Arc::new(stream), buf: Vec::with_capacity(1024) };
+    let Some(head) = conn.head()? else { return Ok(()) };
+    if head.starts_with("GET ") { subscriber(floor, conn, &head) } else { publisher(floor, conn, head) }
+}
+
+fn subscriber(floor: &Floor, mut conn: Conn, head: &str) -> anyhow::Result<()> {
+    let key = header(head, "sec-websocket-key").context("no Sec-WebSocket-Key")?;
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let id = floor.next_id.fetch_add(1, Ordering::Relaxed);
+    let established = json!({
+        "event": "pusher:connection_established",
+        "data": json!({"socket_id": format!("1.{id}"), "activity_timeout": 120}).to_string(),
+    });
+    let mut out = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes();
+    out.extend(text_frame(established.to_string().as_bytes()));
+    (&*conn.stream).write_all(&out)?;
+    while let Some((op, payload)) = conn.frame()? {
+        match op {
+            0x8 => break,
+            0x1 => {
+                let msg: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+                if msg["event"] != "pusher:subscribe" {
+                    continue;
+                }
+                let channel = msg["data"]["channel"].as_str().unwrap_or_default();
+                let ok = json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"});
+                (&*conn.stream).write_all(&text_frame(ok.to_string().as_bytes()))?;
+                let sub = Arc::new(Subscriber { stream: conn.stream.clone(), gone: AtomicBool::new(false) });
+                floor.subscribers.lock().push(sub.clone());
+                // Reads on until the client leaves, then marks the subscriber for removal.
+                while matches!(conn.frame(), Ok(Some((op, _))) if op != 0x8) {}
+                sub.gone.store(true, Ordering::Relaxed);
+                break;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn publisher(floor: &Floor, mut conn: Conn, first: String) -> anyhow::Result<()> {
+    let mut next = Some(first);
+    loop {
+        let h = match next.take() {
+            Some(h) => h,
+            None => match conn.head()? {
+                Some(h) => h,
+                None => return Ok(()),
+            },
+        };
+        let len: usize = header(&h, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        if len > MAX_BODY || !conn.fill_to(len)? {
+            return Ok(());
+        }
+        let body: Value = serde_json::from_slice(&conn.buf[..len]).unwrap_or(Value::Null);
+        conn.buf.drain(..len);
+        (&*conn.stream)
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")?;
+        let channels: Vec<&str> = match (&body["channels"], &body["channel"]) {
+            (Value::Array(list), _) => list.iter().filter_map(Value::as_str).collect(),
+            (_, Value::String(one)) => vec![one],
+            _ => Vec::new(),
+        };
+        // One channel is all the scenarios use; every subscriber is on it.
+        if let Some(channel) = channels.first() {
+            let event = json!({"event": body["name"], "channel": channel, "data": body["data"]});
+            fan_out(floor, &text_frame(event.to_string().as_bytes()));
+        }
+    }
+}
+
+/// One `write` per subscriber, in accept order; subscribers that left are dropped.
+fn fan_out(floor: &Floor, frame: &[u8]) {
+    let mut subscribers = floor.subscribers.lock();
+    subscribers.retain(|s| !s.gone.load(Ordering::Relaxed) && (&*s.stream).write_all(frame).is_ok());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
+        let mut chunk = [0u8; 4096];
+        while !buf.windows(needle.len()).any(|w| w == needle) {
+            let n = stream.read(&mut chunk).expect("read");
+            assert!(
+                n > 0,
+                "closed before {:?}; got {:?}",
+                String::from_utf8_lossy(needle),
+                String::from_utf8_lossy(buf)
+            );
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    #[test]
+    fn subscribes_and_delivers_a_published_event() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || serve(&listener));
+
+        let mut sub = TcpStream::connect(addr).expect("connect");
+        sub.write_all(
+            b"GET /app/k HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .expect("upgrade");
+        let mut got = Vec::new();
+        read_until(&mut sub, &mut got, b"pusher:connection_established");
+        // RFC 6455's sample key and its accept value.
+        assert!(String::from_utf8_lossy(&got).contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+        let subscribe = br#"{"event":"pusher:subscribe","data":{"channel":"c"}}"#;
+        let mut frame = vec![0x81, 0x80 | subscribe.len() as u8, 1, 2, 3, 4];
+        frame.extend(subscribe.iter().enumerate().map(|(i, b)| b ^ [1, 2, 3, 4][i & 3]));
+        sub.write_all(&frame).expect("subscribe");
+        read_until(&mut sub, &mut got, b"pusher_internal:subscription_succeeded");
+
+        let mut publisher = TcpStream::connect(addr).expect("connect");
+        let body = br#"{"name":"e","channels":["c"],"data":"~SB1.2~"}"#;
+        let head = format!("POST /apps/1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n", body.len());
+        publisher.write_all(&[head.as_bytes(), body].concat()).expect("publish");
+        let mut answer = Vec::new();
+        read_until(&mut publisher, &mut answer, b"{}");
+        assert!(answer.starts_with(b"HTTP/1.1 200 OK"));
+        read_until(&mut sub, &mut got, br#""data":"~SB1.2~""#);
+        assert!(String::from_utf8_lossy(&got).contains(r#""event":"e""#));
+    }
+}
