@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::{Context, bail};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use switchboard::transport::ws::text_frame;
+
+use crate::ws::{find, take_frame};
 
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 1 << 20;
@@ -68,15 +71,27 @@ struct Conn {
 }
 
 impl Conn {
-    /// Reads until `buf` holds `n` bytes; false on end of stream.
-    fn fill_to(&mut self, n: usize) -> anyhow::Result<bool> {
+    /// Reads more into `buf`; false on end of stream.
+    fn read_more(&mut self) -> anyhow::Result<bool> {
         let mut chunk = [0u8; 4096];
-        while self.buf.len() < n {
+        loop {
             match (&*self.stream).read(&mut chunk) {
                 Ok(0) => return Ok(false),
-                Ok(k) => self.buf.extend_from_slice(&chunk[..k]),
+                Ok(k) => {
+                    self.buf.extend_from_slice(&chunk[..k]);
+                    return Ok(true);
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Reads until `buf` holds `n` bytes; false on end of stream.
+    fn fill_to(&mut self, n: usize) -> anyhow::Result<bool> {
+        while self.buf.len() < n {
+            if !self.read_more()? {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -85,7 +100,7 @@ impl Conn {
     /// The next request head (through the blank line), or None at end of stream.
     fn head(&mut self) -> anyhow::Result<Option<String>> {
         loop {
-            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&self.buf[..i + 4]).into_owned();
                 self.buf.drain(..i + 4);
                 return Ok(Some(head));
@@ -93,7 +108,7 @@ impl Conn {
             if self.buf.len() > MAX_HEAD {
                 bail!("request head over {MAX_HEAD} bytes");
             }
-            if !self.fill_to(self.buf.len() + 1)? {
+            if !self.read_more()? {
                 return Ok(None);
             }
         }
@@ -101,37 +116,16 @@ impl Conn {
 
     /// The next client WebSocket frame as (opcode, unmasked payload), or None at end of stream.
     fn frame(&mut self) -> anyhow::Result<Option<(u8, Vec<u8>)>> {
-        if !self.fill_to(2)? {
-            return Ok(None);
-        }
-        let (op, len7) = (self.buf[0] & 0x0f, usize::from(self.buf[1] & 0x7f));
-        let masked = self.buf[1] & 0x80 != 0;
-        let (len, mut at) = match len7 {
-            126 => {
-                if !self.fill_to(4)? {
-                    return Ok(None);
-                }
-                (usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]])), 4)
+        loop {
+            if let Some((op, _, start, end)) = take_frame(&mut self.buf)? {
+                let payload = self.buf[start..end].to_vec();
+                self.buf.drain(..end);
+                return Ok(Some((op, payload)));
             }
-            127 => bail!("frame too large"),
-            n => (n, 2),
-        };
-        let mask_at = at;
-        if masked {
-            at += 4;
-        }
-        if !self.fill_to(at + len)? {
-            return Ok(None);
-        }
-        let mut payload = self.buf[at..at + len].to_vec();
-        if masked {
-            let key = [self.buf[mask_at], self.buf[mask_at + 1], self.buf[mask_at + 2], self.buf[mask_at + 3]];
-            for (i, b) in payload.iter_mut().enumerate() {
-                *b ^= key[i & 3];
+            if !self.read_more()? {
+                return Ok(None);
             }
         }
-        self.buf.drain(..at + len);
-        Ok(Some((op, payload)))
     }
 }
 
@@ -140,27 +134,6 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         let (k, v) = line.split_once(':')?;
         k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
     })
-}
-
-/// An unmasked server text frame.
-fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(payload.len() + 4);
-    frame.push(0x81);
-    match payload.len() {
-        n if n < 126 => frame.push(n as u8),
-        n => match u16::try_from(n) {
-            Ok(n) => {
-                frame.push(126);
-                frame.extend_from_slice(&n.to_be_bytes());
-            }
-            Err(_) => {
-                frame.push(127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        },
-    }
-    frame.extend_from_slice(payload);
-    frame
 }
 
 fn connection(floor: &Floor, stream: TcpStream) -> anyhow::Result<()> {
@@ -184,41 +157,30 @@ fn subscriber(floor: &Floor, mut conn: Conn, head: &str) -> anyhow::Result<()> {
     .into_bytes();
     out.extend(text_frame(established.to_string().as_bytes()));
     (&*conn.stream).write_all(&out)?;
-    while let Some((op, payload)) = conn.frame()? {
-        match op {
-            0x8 => break,
-            0x1 => {
-                let msg: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
-                if msg["event"] != "pusher:subscribe" {
-                    continue;
-                }
-                let channel = msg["data"]["channel"].as_str().unwrap_or_default();
-                let ok = json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"});
-                (&*conn.stream).write_all(&text_frame(ok.to_string().as_bytes()))?;
-                let sub = Arc::new(Subscriber { stream: conn.stream.clone(), gone: AtomicBool::new(false) });
-                floor.subscribers.lock().push(sub.clone());
-                // Reads on until the client leaves, then marks the subscriber for removal.
-                while matches!(conn.frame(), Ok(Some((op, _))) if op != 0x8) {}
-                sub.gone.store(true, Ordering::Relaxed);
-                break;
-            }
-            _ => {}
+    let channel = loop {
+        let Some((op, payload)) = conn.frame()? else { return Ok(()) };
+        if op == 0x8 {
+            return Ok(());
         }
-    }
+        let msg: Value = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+        if op == 0x1 && msg["event"] == "pusher:subscribe" {
+            break msg["data"]["channel"].as_str().unwrap_or_default().to_owned();
+        }
+    };
+    let ok = json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"});
+    (&*conn.stream).write_all(&text_frame(ok.to_string().as_bytes()))?;
+    let sub = Arc::new(Subscriber { stream: conn.stream.clone(), gone: AtomicBool::new(false) });
+    floor.subscribers.lock().push(sub.clone());
+    // Reads on until the client leaves, then marks the subscriber for removal.
+    while matches!(conn.frame(), Ok(Some((op, _))) if op != 0x8) {}
+    sub.gone.store(true, Ordering::Relaxed);
     Ok(())
 }
 
 fn publisher(floor: &Floor, mut conn: Conn, first: String) -> anyhow::Result<()> {
-    let mut next = Some(first);
+    let mut head = first;
     loop {
-        let h = match next.take() {
-            Some(h) => h,
-            None => match conn.head()? {
-                Some(h) => h,
-                None => return Ok(()),
-            },
-        };
-        let len: usize = header(&h, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let len: usize = header(&head, "content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
         if len > MAX_BODY || !conn.fill_to(len)? {
             return Ok(());
         }
@@ -226,16 +188,15 @@ fn publisher(floor: &Floor, mut conn: Conn, first: String) -> anyhow::Result<()>
         conn.buf.drain(..len);
         (&*conn.stream)
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")?;
-        let channels: Vec<&str> = match (&body["channels"], &body["channel"]) {
-            (Value::Array(list), _) => list.iter().filter_map(Value::as_str).collect(),
-            (_, Value::String(one)) => vec![one],
-            _ => Vec::new(),
-        };
-        // One channel is all the scenarios use; every subscriber is on it.
-        if let Some(channel) = channels.first() {
+        // One channel is all the scenarios use, and every subscriber is on it.
+        if let Some(channel) = body["channels"][0].as_str().or_else(|| body["channel"].as_str()) {
             let event = json!({"event": body["name"], "channel": channel, "data": body["data"]});
             fan_out(floor, &text_frame(event.to_string().as_bytes()));
         }
+        head = match conn.head()? {
+            Some(h) => h,
+            None => return Ok(()),
+        };
     }
 }
 

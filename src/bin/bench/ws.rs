@@ -86,40 +86,10 @@ impl WsConn {
 
     /// The next complete frame in the buffer: (opcode, fin, payload start, payload end).
     fn poll_frame(&mut self) -> anyhow::Result<Option<(u8, bool, usize, usize)>> {
-        let avail = &self.buf[self.pos..];
-        if avail.len() < 2 {
-            return Ok(None);
-        }
-        let (b0, b1) = (avail[0], avail[1]);
-        let masked = b1 & 0x80 != 0;
-        let (len, mut header) = match b1 & 0x7f {
-            126 if avail.len() >= 4 => (u64::from(u16::from_be_bytes([avail[2], avail[3]])), 4),
-            127 if avail.len() >= 10 => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(&avail[2..10]);
-                (u64::from_be_bytes(b), 10)
-            }
-            126 | 127 => return Ok(None),
-            n => (u64::from(n), 2),
-        };
-        let len = usize::try_from(len).ok().filter(|l| *l <= MAX_MESSAGE).context("frame too large")?;
-        let mask_at = header;
-        if masked {
-            header += 4;
-        }
-        if avail.len() < header + len {
-            return Ok(None);
-        }
-        let start = self.pos + header;
-        let end = start + len;
-        if masked {
-            let key = [avail[mask_at], avail[mask_at + 1], avail[mask_at + 2], avail[mask_at + 3]];
-            for (i, b) in self.buf[start..end].iter_mut().enumerate() {
-                *b ^= key[i & 3];
-            }
-        }
+        let Some((op, fin, start, end)) = take_frame(&mut self.buf[self.pos..])? else { return Ok(None) };
+        let (start, end) = (self.pos + start, self.pos + end);
         self.pos = end;
-        Ok(Some((b0 & 0x0f, b0 & 0x80 != 0, start, end)))
+        Ok(Some((op, fin, start, end)))
     }
 
     /// The next complete message (data messages reassembled, control frames as they come).
@@ -193,6 +163,42 @@ impl WsConn {
             }
         }
     }
+}
+
+/// The complete frame at the start of `buf`, if there is one: (opcode, fin, payload start,
+/// payload end). A masked payload is unmasked in place. Also the floor server's parser.
+pub fn take_frame(buf: &mut [u8]) -> anyhow::Result<Option<(u8, bool, usize, usize)>> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    let (b0, b1) = (buf[0], buf[1]);
+    let masked = b1 & 0x80 != 0;
+    let (len, mut header) = match b1 & 0x7f {
+        126 if buf.len() >= 4 => (u64::from(u16::from_be_bytes([buf[2], buf[3]])), 4),
+        127 if buf.len() >= 10 => {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[2..10]);
+            (u64::from_be_bytes(b), 10)
+        }
+        126 | 127 => return Ok(None),
+        n => (u64::from(n), 2),
+    };
+    let len = usize::try_from(len).ok().filter(|l| *l <= MAX_MESSAGE).context("frame too large")?;
+    let mask_at = header;
+    if masked {
+        header += 4;
+    }
+    if buf.len() < header + len {
+        return Ok(None);
+    }
+    let (start, end) = (header, header + len);
+    if masked {
+        let key = [buf[mask_at], buf[mask_at + 1], buf[mask_at + 2], buf[mask_at + 3]];
+        for (i, b) in buf[start..end].iter_mut().enumerate() {
+            *b ^= key[i & 3];
+        }
+    }
+    Ok(Some((b0 & 0x0f, b0 & 0x80 != 0, start, end)))
 }
 
 /// "code reason" of a close frame's payload.
