@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::audit::{self, Refusal};
 use crate::auth::jwt::{Jwt, TokenError};
 use crate::auth::password;
 use crate::config::AuthConfig;
@@ -62,9 +63,21 @@ pub enum AccountError {
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
-    Password(#[from] password::PasswordError),
+    Password(password::PasswordError),
+    /// Too many password checks in progress: come back in a second.
+    #[error("Server busy, please try again shortly.")]
+    Busy,
     #[error("issuing a token: {0}")]
     Jwt(#[from] jsonwebtoken::errors::Error),
+}
+
+impl From<password::PasswordError> for AccountError {
+    fn from(e: password::PasswordError) -> Self {
+        match e {
+            password::PasswordError::Busy => Self::Busy,
+            e => Self::Password(e),
+        }
+    }
 }
 
 impl From<TokenError> for AccountError {
@@ -73,33 +86,64 @@ impl From<TokenError> for AccountError {
     }
 }
 
+/// Longest login name worth looking up: an email (usernames are 3–32 characters).
+pub const MAX_LOGIN_CHARS: usize = 255;
+/// Password lengths an account can have (SPEC §4).
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+
 /// The accounts service.
 pub struct Accounts {
     store: Store,
     jwt: Jwt,
-    limits: RateLimiter,
+    /// Registrations per client address.
+    register_per_ip: RateLimiter,
+    /// Login attempts per client address.
+    login_per_ip: RateLimiter,
+    /// Failed logins per login name (a success resets it).
+    login_per_name: RateLimiter,
+    /// The cap on argon2 work.
+    passwords: password::Gate,
     config: AuthConfig,
 }
 
 impl Accounts {
     pub fn new(store: Store, jwt_secret: &[u8], config: AuthConfig) -> Self {
         let jwt = Jwt::new(jwt_secret, i64::try_from(config.token_ttl_secs).unwrap_or(i64::MAX / 2));
-        Self { store, jwt, limits: RateLimiter::default(), config }
+        Self {
+            store,
+            jwt,
+            register_per_ip: RateLimiter::default(),
+            login_per_ip: RateLimiter::default(),
+            login_per_name: RateLimiter::default(),
+            passwords: password::Gate::default(),
+            config,
+        }
+    }
+
+    /// Forgets rate-limit buckets that have refilled (the server calls this periodically).
+    pub fn sweep(&self) {
+        self.register_per_ip.sweep();
+        self.login_per_ip.sweep();
+        self.login_per_name.sweep();
+    }
+
+    /// Buckets held by the login and registration limits (for tests and metrics).
+    pub fn limiter_entries(&self) -> usize {
+        self.register_per_ip.len() + self.login_per_ip.len() + self.login_per_name.len()
     }
 
     /// Creates an account (never an admin) and a token for it.
     pub async fn register(&self, reg: Registration, ip: IpAddr) -> Result<(Account, String), AccountError> {
         let per_minute = f64::from(self.config.register_per_minute);
-        self.limits
-            .check(&format!("register:{ip}"), per_minute / 60.0, per_minute)
-            .map_err(AccountError::RateLimited)?;
+        self.register_per_ip.check(&ip, per_minute / 60.0, per_minute).map_err(AccountError::RateLimited)?;
         let account = self.create(reg, false).await?;
         let token = self.jwt.issue(account.id, account.username.as_deref())?;
         Ok((account, token))
     }
 
     /// Checks a login (email or username) and returns a token. Unknown user and wrong
-    /// password are one error, and take the same time.
+    /// password are one error, and take the same time. Names and passwords longer than any
+    /// account can have are refused before anything is stored or hashed.
     pub async fn login(
         &self,
         login: Option<&str>,
@@ -112,23 +156,38 @@ impl Accounts {
             return Err(AccountError::Invalid("Username and password are required."));
         };
         let per_ip = f64::from(self.config.login_per_minute);
-        self.limits.check(&format!("login-ip:{ip}"), per_ip / 60.0, per_ip).map_err(AccountError::RateLimited)?;
-        let per_account = f64::from(self.config.login_per_account_per_minute);
-        let key = format!("login-account:{}", login.to_lowercase());
-        self.limits.check(&key, per_account / 60.0, per_account).map_err(AccountError::RateLimited)?;
+        self.login_per_ip.check(&ip, per_ip / 60.0, per_ip).map_err(|wait| {
+            audit::refused(Refusal::RateLimited, ip, "login", &"login attempts per address");
+            AccountError::RateLimited(wait)
+        })?;
+        if login.chars().count() > MAX_LOGIN_CHARS || password.chars().count() > *PASSWORD_CHARS.end() {
+            audit::refused(Refusal::FailedLogin, ip, login, &"longer than any account's");
+            return Err(AccountError::InvalidCredentials);
+        }
+        // Taken up front so that concurrent attempts cannot overrun it; a success gives it back.
+        let name = login.to_lowercase();
+        let per_name = f64::from(self.config.login_per_account_per_minute);
+        self.login_per_name.check(name.as_str(), per_name / 60.0, per_name).map_err(|wait| {
+            audit::refused(Refusal::RateLimited, ip, login, &"failed logins for this name");
+            AccountError::RateLimited(wait)
+        })?;
         let record = match self.store.account_by_login(login).await {
             Ok(r) => Some(r),
             Err(store::Error::NotFound) => None,
             Err(e) => return Err(e.into()),
         };
-        let ok = password::verify(password.to_owned(), record.as_ref().map(|r| r.password_hash.clone())).await;
+        let ok = self.passwords.verify(password.to_owned(), record.as_ref().map(|r| r.password_hash.clone())).await?;
         match record {
             Some(r) if ok => {
+                self.login_per_name.forget(name.as_str());
                 let account = Account::from(r);
                 let token = self.jwt.issue(account.id, account.username.as_deref())?;
                 Ok((account, token))
             }
-            _ => Err(AccountError::InvalidCredentials),
+            _ => {
+                audit::refused(Refusal::FailedLogin, ip, login, &"unknown name or wrong password");
+                Err(AccountError::InvalidCredentials)
+            }
         }
     }
 
@@ -178,7 +237,7 @@ impl Accounts {
         {
             return Err(AccountError::Invalid("Email is not a valid address."));
         }
-        if !(8..=128).contains(&password.chars().count()) {
+        if !PASSWORD_CHARS.contains(&password.chars().count()) {
             return Err(AccountError::Invalid("Password must be from 8 to 128 characters."));
         }
         let name = reg.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
@@ -198,7 +257,7 @@ impl Accounts {
         let name = name
             .or_else(|| username.clone())
             .or_else(|| email.as_ref().and_then(|e| e.split('@').next().map(str::to_owned)));
-        let password_hash = password::hash(password).await?;
+        let password_hash = self.passwords.hash(password).await?;
         let record = self
             .store
             .insert_account(NewAccount { username, email, name: name.unwrap_or_default(), password_hash, is_admin })

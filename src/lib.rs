@@ -11,6 +11,7 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod cli;

@@ -19,6 +19,7 @@ pub const FANOUT_SECONDS: &str = "switchboard_fanout_seconds";
 pub const HTTP_REQUESTS: &str = "switchboard_http_requests_total";
 pub const HTTP_SECONDS: &str = "switchboard_http_request_duration_seconds";
 pub const DISCONNECTS: &str = "switchboard_disconnects_total";
+pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 pub const BROKER_UP: &str = "switchboard_broker_up";
 pub const DATABASE_UP: &str = "switchboard_database_up";
 
@@ -59,6 +60,7 @@ fn describe() {
     describe_counter!(HTTP_REQUESTS, "HTTP requests, by route template and status.");
     describe_histogram!(HTTP_SECONDS, "HTTP request duration, by route template.");
     describe_counter!(DISCONNECTS, "Connections closed by the server, by reason.");
+    describe_counter!(CONNECTIONS_REFUSED, "TCP connections refused at accept, by reason (capacity).");
     describe_gauge!(BROKER_UP, "1 when the broker accepts publishes.");
     describe_gauge!(DATABASE_UP, "1 when the database answered the last health check.");
 }
@@ -96,6 +98,10 @@ pub fn http_request(route: &str, status: u16, took: Duration) {
 
 pub fn disconnect(reason: &'static str) {
     counter!(DISCONNECTS, "reason" => reason).increment(1);
+}
+
+pub fn connection_refused(reason: &'static str) {
+    counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
 }
 
 pub fn health(broker_up: bool, database_up: bool) {

@@ -1,22 +1,29 @@
-//! The in-memory app cache: lookups by id and key without touching the database, refreshed
-//! when the store's `apps_revision` moves (a change by this process, the CLI or another node).
+//! The in-memory app cache: lookups by id and key without touching the database.
+//!
+//! It only moves forward. Each snapshot carries the apps revision it was read at (the store bumps
+//! `apps_revision` in the same transaction as every app change), and a snapshot replaces the
+//! cached one only if its revision is higher, so two reloads racing (the periodic poll and a
+//! dashboard change) can never put an older list back. A change made through this node calls
+//! [`AppCache::catch_up`] with the revision its write returned before it answers, so it is in
+//! force at once; a change heard of from elsewhere (the CLI through the poll, another node
+//! later) is applied the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 
 use parking_lot::RwLock;
 
 use super::App;
 use crate::store::{self, Store};
 
-#[derive(Default)]
 struct Snapshot {
+    /// The apps revision the list was read at (its content is at least that new).
+    revision: i64,
     by_id: HashMap<Arc<str>, Arc<App>>,
     by_key: HashMap<Arc<str>, Arc<App>>,
 }
 
-/// What a refresh changed, so the server can act on live connections.
+/// What installing a snapshot changed, so the server can act on live connections.
 #[derive(Debug, Default)]
 pub struct AppChanges {
     /// Apps deleted or disabled since the last snapshot.
@@ -28,13 +35,13 @@ pub struct AppChanges {
 pub struct AppCache {
     store: Store,
     snapshot: Arc<RwLock<Arc<Snapshot>>>,
-    revision: Arc<AtomicI64>,
 }
 
 impl AppCache {
     /// Loads every app.
     pub async fn load(store: Store) -> Result<Self, store::Error> {
-        let cache = Self { store, snapshot: Arc::default(), revision: Arc::new(AtomicI64::new(-1)) };
+        let empty = Snapshot { revision: i64::MIN, by_id: HashMap::new(), by_key: HashMap::new() };
+        let cache = Self { store, snapshot: Arc::new(RwLock::new(Arc::new(empty))) };
         cache.refresh().await?;
         Ok(cache)
     }
@@ -55,28 +62,110 @@ impl AppCache {
         apps
     }
 
-    /// Reloads when the revision moved; cheap (one small query) when it did not.
-    pub async fn refresh(&self) -> Result<AppChanges, store::Error> {
-        let revision = self.store.apps_revision().await?;
-        if revision == self.revision.load(Ordering::Acquire) {
+    /// The revision the cache has reached.
+    pub fn revision(&self) -> i64 {
+        self.snapshot.read().revision
+    }
+
+    /// Makes sure the cache holds revision `revision` or later (a change written here, or one
+    /// announced from elsewhere): nothing to do when it already does, else a reload.
+    pub async fn catch_up(&self, revision: i64) -> Result<AppChanges, store::Error> {
+        if self.revision() >= revision {
             return Ok(AppChanges::default());
         }
+        self.refresh().await
+    }
+
+    /// Reloads when the store's revision moved past the cache's; one small query when it did
+    /// not.
+    pub async fn refresh(&self) -> Result<AppChanges, store::Error> {
+        let revision = self.store.apps_revision().await?;
+        if revision <= self.revision() {
+            return Ok(AppChanges::default());
+        }
+        // Read after the revision: the list is at least as new as the revision it is filed under.
         let records = self.store.list_apps().await?;
-        let mut next = Snapshot::default();
+        let mut next = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
         for record in records {
-            let app = Arc::new(App::from_record(record));
+            let app = Arc::new(App::from_record(record, revision));
             next.by_key.insert(app.key.clone(), app.clone());
             next.by_id.insert(app.id.clone(), app);
         }
+        Ok(self.install(next))
+    }
+
+    /// Puts `next` in place if it is newer than what is cached, and says which apps went away
+    /// between the two. An older or equal snapshot (a reload that lost a race) changes nothing.
+    fn install(&self, next: Snapshot) -> AppChanges {
         let next = Arc::new(next);
-        let previous = std::mem::replace(&mut *self.snapshot.write(), next.clone());
-        self.revision.store(revision, Ordering::Release);
+        let previous = {
+            let mut current = self.snapshot.write();
+            if next.revision <= current.revision {
+                return AppChanges::default();
+            }
+            std::mem::replace(&mut *current, next.clone())
+        };
         let gone = previous
             .by_id
             .values()
             .filter(|old| old.enabled && next.by_id.get(&old.id).is_none_or(|new| !new.enabled))
             .map(|old| old.id.clone())
             .collect();
-        Ok(AppChanges { gone })
+        AppChanges { gone }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apps::{self, CreateApp};
+
+    /// A snapshot as a reload that read the store earlier would have built it.
+    async fn read_now(store: &Store) -> Snapshot {
+        let revision = store.apps_revision().await.unwrap();
+        let mut snap = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
+        for record in store.list_apps().await.unwrap() {
+            let app = Arc::new(App::from_record(record, revision));
+            snap.by_key.insert(app.key.clone(), app.clone());
+            snap.by_id.insert(app.id.clone(), app);
+        }
+        snap
+    }
+
+    #[tokio::test]
+    async fn an_older_snapshot_never_replaces_a_newer_one() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let cache = AppCache::load(store.clone()).await.unwrap();
+        let stale = read_now(&store).await;
+        let app = apps::create(&store, CreateApp { id: Some("new".into()), ..Default::default() }).await.unwrap();
+        let changes = cache.catch_up(app.revision).await.unwrap();
+        assert!(changes.gone.is_empty());
+        assert!(cache.by_id("new").is_some(), "in force once caught up");
+        // The slow reload from before the create lands last: it changes nothing, and above all
+        // does not report the new app as gone.
+        let changes = cache.install(stale);
+        assert!(changes.gone.is_empty(), "{:?}", changes.gone);
+        assert!(cache.by_id("new").is_some());
+        assert_eq!(cache.revision(), app.revision);
+        // An equal revision is not newer either.
+        let same = read_now(&store).await;
+        assert_eq!(same.revision, cache.revision());
+        let before = cache.by_id("new").unwrap();
+        cache.install(same);
+        assert!(Arc::ptr_eq(&before, &cache.by_id("new").unwrap()));
+    }
+
+    #[tokio::test]
+    async fn catch_up_reloads_only_when_behind_and_reports_what_went() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let cache = AppCache::load(store.clone()).await.unwrap();
+        let app = apps::create(&store, CreateApp { id: Some("gone".into()), ..Default::default() }).await.unwrap();
+        cache.catch_up(app.revision).await.unwrap();
+        let revision = apps::delete(&store, "gone").await.unwrap();
+        assert!(cache.by_id("gone").is_some(), "not yet caught up");
+        let changes = cache.catch_up(revision).await.unwrap();
+        assert_eq!(changes.gone, vec![Arc::<str>::from("gone")]);
+        assert!(cache.by_id("gone").is_none());
+        assert!(cache.catch_up(revision).await.unwrap().gone.is_empty(), "nothing to do the second time");
     }
 }

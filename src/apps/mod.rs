@@ -58,6 +58,51 @@ pub struct Switches {
     pub legacy_open_emit: bool,
 }
 
+/// A partial change to [`AppLimits`]: given fields replace, absent ones stay; unknown names are
+/// refused (the dashboard's PATCH and the CLI's `--limit`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsPatch {
+    pub max_connections: Option<u64>,
+    pub max_message_bytes: Option<usize>,
+    pub client_events_per_second: Option<u32>,
+    pub max_presence_members: Option<usize>,
+    pub max_channels_per_connection: Option<usize>,
+    pub api_requests_per_second: Option<u32>,
+}
+
+impl LimitsPatch {
+    pub fn apply(&self, limits: &mut AppLimits) {
+        let l = limits;
+        l.max_connections = self.max_connections.unwrap_or(l.max_connections);
+        l.max_message_bytes = self.max_message_bytes.unwrap_or(l.max_message_bytes);
+        l.client_events_per_second = self.client_events_per_second.unwrap_or(l.client_events_per_second);
+        l.max_presence_members = self.max_presence_members.unwrap_or(l.max_presence_members);
+        l.max_channels_per_connection = self.max_channels_per_connection.unwrap_or(l.max_channels_per_connection);
+        l.api_requests_per_second = self.api_requests_per_second.unwrap_or(l.api_requests_per_second);
+    }
+}
+
+/// A partial change to [`Switches`], as [`LimitsPatch`] is to limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchesPatch {
+    pub subscription_count: Option<bool>,
+    pub watchlist_events: Option<bool>,
+    pub legacy_key_publish: Option<bool>,
+    pub legacy_open_emit: Option<bool>,
+}
+
+impl SwitchesPatch {
+    pub fn apply(&self, switches: &mut Switches) {
+        let s = switches;
+        s.subscription_count = self.subscription_count.unwrap_or(s.subscription_count);
+        s.watchlist_events = self.watchlist_events.unwrap_or(s.watchlist_events);
+        s.legacy_key_publish = self.legacy_key_publish.unwrap_or(s.legacy_key_publish);
+        s.legacy_open_emit = self.legacy_open_emit.unwrap_or(s.legacy_open_emit);
+    }
+}
+
 /// The JSON kept in the `settings` column.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -81,6 +126,9 @@ pub struct App {
     pub settings: AppSettings,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// The apps revision this app was written at or read at: an [`AppCache`] that has reached
+    /// it holds this version of the app (or a newer one).
+    pub revision: i64,
 }
 
 impl App {
@@ -106,7 +154,7 @@ impl App {
         origin::allowed(&self.origins, origin)
     }
 
-    fn from_record(r: AppRecord) -> Self {
+    fn from_record(r: AppRecord, revision: i64) -> Self {
         // Settings are written only by this module; a row edited by hand into something
         // unreadable falls back to defaults rather than taking the app down.
         let settings: AppSettings = serde_json::from_str(&r.settings).unwrap_or_else(|e| {
@@ -125,6 +173,7 @@ impl App {
             origins,
             settings,
             created_at: r.created_at,
+            revision,
         }
     }
 }
@@ -134,9 +183,16 @@ impl App {
 pub enum Error {
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    /// A given id or key is another app's.
+    #[error("an app with {field} {value} already exists")]
+    Duplicate { field: &'static str, value: String },
     #[error(transparent)]
     Store(#[from] store::Error),
 }
+
+/// Draws of a generated id or key before giving up (each collision is about one in a few
+/// thousand at a few thousand apps).
+const CREATE_ATTEMPTS: usize = 8;
 
 /// Fields for a new app; `None` means generate.
 #[derive(Debug, Clone, Default)]
@@ -151,20 +207,20 @@ pub struct CreateApp {
     pub settings: AppSettings,
 }
 
-/// Creates an app, generating what was not given.
+/// Creates an app, generating what was not given. A generated id or key that is already taken
+/// is drawn again; a given one that is taken is [`Error::Duplicate`].
 pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
-    let id = match req.id {
-        Some(id) => validate_token("id", id, 64)?,
-        None => random_digits(7),
-    };
-    let key = match req.key {
-        Some(key) => validate_token("key", key, 128)?,
-        None => format!(
-            "{}{}",
-            req.key_prefix.unwrap_or_default(),
-            if req.key_prefix.is_some() { random_hex(16) } else { random_hex(10) }
-        ),
-    };
+    create_drawing(store, req, &mut || random_digits(7)).await
+}
+
+/// [`create`], drawing generated ids from `draw_id`.
+async fn create_drawing(
+    store: &Store,
+    req: CreateApp,
+    draw_id: &mut (dyn FnMut() -> String + Send),
+) -> Result<App, Error> {
+    let given_id = req.id.map(|id| validate_token("id", id, 64)).transpose()?;
+    let given_key = req.key.map(|key| validate_token("key", key, 128)).transpose()?;
     let secret = match req.secret {
         Some(s) if !s.is_empty() && s.len() <= 255 => s,
         Some(_) => {
@@ -177,33 +233,62 @@ pub async fn create(store: &Store, req: CreateApp) -> Result<App, Error> {
     if name.chars().count() > 255 {
         return Err(Error::Invalid { field: "name", reason: "must be at most 255 characters".into() });
     }
-    let name = if name.is_empty() { format!("app {id}") } else { name.to_owned() };
-    let record = store
-        .insert_app(NewApp {
-            id,
-            key,
-            secret,
-            name,
+    for _ in 0..CREATE_ATTEMPTS {
+        let id = given_id.clone().unwrap_or_else(&mut *draw_id);
+        let key = given_key.clone().unwrap_or_else(|| {
+            let prefix = req.key_prefix.unwrap_or_default();
+            format!("{prefix}{}", if req.key_prefix.is_some() { random_hex(16) } else { random_hex(10) })
+        });
+        let new = NewApp {
+            id: id.clone(),
+            key: key.clone(),
+            secret: secret.clone(),
+            name: if name.is_empty() { format!("app {id}") } else { name.to_owned() },
             enabled: true,
             owner_id: req.owner_id,
             settings: settings_json(&req.settings),
-        })
-        .await?;
-    Ok(App::from_record(record))
+        };
+        match store.insert_app(new).await {
+            Ok((record, revision)) => {
+                crate::audit::app_changed("created", &record.id);
+                return Ok(App::from_record(record, revision));
+            }
+            Err(store::Error::Conflict(what)) => {
+                let (id_taken, key_taken) = store.app_id_or_key_taken(&id, &key).await?;
+                if id_taken && given_id.is_some() {
+                    return Err(Error::Duplicate { field: "id", value: id });
+                }
+                if key_taken && given_key.is_some() {
+                    return Err(Error::Duplicate { field: "key", value: key });
+                }
+                // A generated one collided (or a concurrent create took it): draw again.
+                tracing::debug!(conflict = %what, "generated app id or key taken; drawing again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(store::Error::Conflict("no free app id or key after several draws".into()).into())
+}
+
+/// Writes `record` and logs the change.
+async fn write(store: &Store, record: &AppRecord, action: &'static str) -> Result<App, Error> {
+    let (record, revision) = store.update_app(record).await?;
+    crate::audit::app_changed(action, &record.id);
+    Ok(App::from_record(record, revision))
 }
 
 /// Replaces an app's secret with a fresh random one.
 pub async fn rotate_secret(store: &Store, id: &str) -> Result<App, Error> {
     let mut record = store.get_app(id).await?;
     record.secret = random_hex(16);
-    Ok(App::from_record(store.update_app(&record).await?))
+    write(store, &record, "secret rotated").await
 }
 
 /// Enables or disables an app.
 pub async fn set_enabled(store: &Store, id: &str, enabled: bool) -> Result<App, Error> {
     let mut record = store.get_app(id).await?;
     record.enabled = enabled;
-    Ok(App::from_record(store.update_app(&record).await?))
+    write(store, &record, if enabled { "enabled" } else { "disabled" }).await
 }
 
 /// Replaces an app's settings.
@@ -211,7 +296,7 @@ pub async fn set_settings(store: &Store, id: &str, settings: &AppSettings) -> Re
     validate_settings(settings)?;
     let mut record = store.get_app(id).await?;
     record.settings = settings_json(settings);
-    Ok(App::from_record(store.update_app(&record).await?))
+    write(store, &record, "updated").await
 }
 
 /// Changes to an app; `None` leaves a field as it is.
@@ -239,17 +324,20 @@ pub async fn update(store: &Store, id: &str, changes: UpdateApp) -> Result<App, 
         validate_settings(settings)?;
         record.settings = settings_json(settings);
     }
-    Ok(App::from_record(store.update_app(&record).await?))
+    write(store, &record, "updated").await
 }
 
-/// Deletes an app.
-pub async fn delete(store: &Store, id: &str) -> Result<(), Error> {
-    Ok(store.delete_app(id).await?)
+/// Deletes an app; returns the apps revision of the delete.
+pub async fn delete(store: &Store, id: &str) -> Result<i64, Error> {
+    let revision = store.delete_app(id).await?;
+    crate::audit::app_changed("deleted", id);
+    Ok(revision)
 }
 
 /// Every app.
 pub async fn list(store: &Store) -> Result<Vec<App>, Error> {
-    Ok(store.list_apps().await?.into_iter().map(App::from_record).collect())
+    let revision = store.apps_revision().await?;
+    Ok(store.list_apps().await?.into_iter().map(|r| App::from_record(r, revision)).collect())
 }
 
 /// Makes sure the default app exists (SPEC §2): on an empty database one is created; when
@@ -304,10 +392,12 @@ pub async fn ensure_default(store: &Store, pinned: &DefaultAppConfig) -> Result<
             if let Some(name) = &pinned.name {
                 record.name = name.clone();
             }
-            if record != before {
-                record = store.update_app(&record).await?;
-            }
-            Ok(Some((App::from_record(record), false)))
+            let app = if record != before {
+                write(store, &record, "updated from configuration").await?
+            } else {
+                App::from_record(record, store.apps_revision().await?)
+            };
+            Ok(Some((app, false)))
         }
     }
 }
@@ -352,4 +442,27 @@ fn random_digits(n: usize) -> String {
     let mut rng = rand::rng();
     let first = rng.random_range(1..=9u8);
     std::iter::once(first).chain((1..n).map(|_| rng.random_range(0..=9u8))).map(|d| char::from(b'0' + d)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_generated_id_that_is_taken_is_drawn_again() {
+        let (store, _dir) = crate::store::temp_store().await;
+        create(&store, CreateApp { id: Some("1000001".into()), ..Default::default() }).await.unwrap();
+        let mut draws = ["1000001", "1000001", "1000002"].into_iter().map(str::to_owned);
+        let app = create_drawing(&store, CreateApp::default(), &mut || draws.next().unwrap()).await.unwrap();
+        assert_eq!(&*app.id, "1000002");
+        // Given ones are not redrawn: the caller hears which one is taken.
+        let dup = create(&store, CreateApp { id: Some("1000002".into()), ..Default::default() }).await;
+        assert!(matches!(&dup, Err(Error::Duplicate { field: "id", value }) if value == "1000002"), "{dup:?}");
+        let key = app.key.to_string();
+        let dup = create(&store, CreateApp { key: Some(key.clone()), ..Default::default() }).await;
+        assert_eq!(dup.unwrap_err().to_string(), format!("an app with key {key} already exists"));
+        // A space that never frees up ends in an error, not a loop.
+        let stuck = create_drawing(&store, CreateApp::default(), &mut || "1000001".to_owned()).await;
+        assert!(matches!(stuck, Err(Error::Store(store::Error::Conflict(_)))), "{stuck:?}");
+    }
 }

@@ -107,7 +107,42 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
 
 /// Verifies a signed API request for an app with `key` and `secret`, `now` being Unix seconds.
 pub fn verify_request(key: &str, secret: &str, req: &SignedRequest<'_>, now: i64) -> Result<(), ApiAuthError> {
-    let mut params = query_pairs(req.query);
+    verify_head(key, secret, req.method, req.path, req.query, now)?.verify_body(req.body)
+}
+
+/// A request whose query checked out; its body is checked against `body_md5` once read.
+#[derive(Debug)]
+pub struct SignedHead {
+    body_md5: Option<String>,
+}
+
+impl SignedHead {
+    /// `body_md5` is required with a body and checked whenever given (an empty body's MD5 is
+    /// well defined too).
+    pub fn verify_body(&self, body: &[u8]) -> Result<(), ApiAuthError> {
+        match &self.body_md5 {
+            None if !body.is_empty() => Err(ApiAuthError::Missing("body_md5")),
+            None => Ok(()),
+            Some(md5) => {
+                let actual = hex::encode(Md5::digest(body));
+                if secrets_equal(&md5.to_ascii_lowercase(), &actual) { Ok(()) } else { Err(ApiAuthError::BodyMd5) }
+            }
+        }
+    }
+}
+
+/// Verifies everything a signed request carries in its query: key, version, timestamp and the
+/// signature, which covers `body_md5`. So a request is authenticated before its body is read;
+/// [`SignedHead::verify_body`] then ties the body to it.
+pub fn verify_head(
+    key: &str,
+    secret: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    now: i64,
+) -> Result<SignedHead, ApiAuthError> {
+    let mut params = query_pairs(query);
     for p in &mut params {
         p.0.make_ascii_lowercase();
     }
@@ -126,29 +161,19 @@ pub fn verify_request(key: &str, secret: &str, req: &SignedRequest<'_>, now: i64
     if (now - ts).abs() > MAX_CLOCK_SKEW_SECS {
         return Err(ApiAuthError::Stale);
     }
-    // Required with a body; checked whenever given (an empty body's MD5 is well defined too).
-    match get("body_md5") {
-        None if !req.body.is_empty() => return Err(ApiAuthError::Missing("body_md5")),
-        None => {}
-        Some(md5) => {
-            let actual = hex::encode(Md5::digest(req.body));
-            if !secrets_equal(&md5.to_ascii_lowercase(), &actual) {
-                return Err(ApiAuthError::BodyMd5);
-            }
-        }
-    }
-    let text = string_to_sign(req.method, req.path, &params);
+    let head = SignedHead { body_md5: get("body_md5").map(str::to_owned) };
+    let text = string_to_sign(method, path, &params);
     if verify_hmac_hex(secret, text.as_bytes(), signature) {
-        return Ok(());
+        return Ok(head);
     }
     // A key given more than once (`channels[]=a&channels[]=b`): some SDKs sort such pairs by
     // value too, others (Go's `url.Values`) keep them in the order given. Accept either.
     let mut keys: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
     keys.sort_unstable();
     if keys.windows(2).any(|w| w[0] == w[1]) {
-        let text = join_signed(req.method, req.path, params.iter().filter(|(k, _)| k != "auth_signature"), false);
+        let text = join_signed(method, path, params.iter().filter(|(k, _)| k != "auth_signature"), false);
         if verify_hmac_hex(secret, text.as_bytes(), signature) {
-            return Ok(());
+            return Ok(head);
         }
     }
     Err(ApiAuthError::Signature)

@@ -29,3 +29,41 @@ pub enum Data {
     /// A JSON value, kept as its compact serialisation (Notif, Push-Alt, internal events).
     Json(Arc<str>),
 }
+
+impl Data {
+    /// A JSON value from its text as a client sent it (already known to be valid JSON), kept
+    /// compact: whitespace outside strings is dropped, nothing else changes.
+    pub fn json_from_raw(raw: &str) -> Self {
+        let mut out = String::with_capacity(raw.len());
+        let (mut in_string, mut escaped) = (false, false);
+        for c in raw.chars() {
+            if in_string {
+                out.push(c);
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+            } else if !matches!(c, ' ' | '\n' | '\r' | '\t') {
+                in_string = c == '"';
+                out.push(c);
+            }
+        }
+        Self::Json(out.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_json_is_kept_compact_and_strings_untouched() {
+        let raw = " { \"a\" : [ 1 , 2 ],\n\t\"b\": \"x  \\\" y\" , \"c\":\"\\\\\" } ";
+        let Data::Json(compact) = Data::json_from_raw(raw) else { panic!() };
+        assert_eq!(&*compact, r#"{"a":[1,2],"b":"x  \" y","c":"\\"}"#);
+        let parsed: serde_json::Value = serde_json::from_str(&compact).unwrap();
+        assert_eq!(parsed, serde_json::from_str::<serde_json::Value>(raw).unwrap());
+    }
+}

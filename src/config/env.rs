@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::{Config, ConfigError, LogFormat, Secret};
+use super::{Config, ConfigError, LogFormat, Registration, Secret};
 
 type Setter = fn(&mut Config, &str) -> Result<(), String>;
 
@@ -32,6 +32,11 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
     ("SWITCHBOARD_REQUEST_TIMEOUT_MS", |c, v| parse_into(&mut c.server.request_timeout_ms, v)),
     ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", |c, v| parse_into(&mut c.server.max_connections_per_ip, v)),
     ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", |c, v| parse_into(&mut c.server.requests_per_ip_per_second, v)),
+    ("SWITCHBOARD_TRUSTED_PROXIES", |c, v| {
+        c.server.trusted_proxies = v.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect();
+        Ok(())
+    }),
+    ("SWITCHBOARD_MAX_CONNECTIONS", |c, v| parse_into(&mut c.server.max_connections, v)),
     ("SWITCHBOARD_SHUTDOWN_GRACE_MS", |c, v| parse_into(&mut c.server.shutdown_grace_ms, v)),
     ("SWITCHBOARD_APP_REFRESH_MS", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
     ("DATABASE_URL", |c, v| {
@@ -83,6 +88,22 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
     ("SWITCHBOARD_TOKEN_TTL_SECS", |c, v| parse_into(&mut c.auth.token_ttl_secs, v)),
     ("SWITCHBOARD_LOGIN_PER_MINUTE", |c, v| parse_into(&mut c.auth.login_per_minute, v)),
     ("SWITCHBOARD_REGISTER_PER_MINUTE", |c, v| parse_into(&mut c.auth.register_per_minute, v)),
+    ("SWITCHBOARD_REGISTRATION", |c, v| {
+        c.auth.registration = match v.trim() {
+            "open" => Registration::Open,
+            "closed" => Registration::Closed,
+            _ => return Err("must be open or closed".into()),
+        };
+        Ok(())
+    }),
+    ("SWITCHBOARD_METRICS_TOKEN", |c, v| {
+        c.metrics.token = Some(Secret(v.to_owned()));
+        Ok(())
+    }),
+    ("SWITCHBOARD_METRICS_ADDR", |c, v| {
+        c.metrics.listen = Some(v.trim().parse().map_err(|_| "not an address such as 127.0.0.1:9100".to_owned())?);
+        Ok(())
+    }),
     ("SWITCHBOARD_OUTBOX_MAX_BYTES", |c, v| parse_into(&mut c.connection.outbox_max_bytes, v)),
     ("SWITCHBOARD_OUTBOX_MAX_FRAMES", |c, v| parse_into(&mut c.connection.outbox_max_frames, v)),
 ];
@@ -93,7 +114,11 @@ pub(super) fn apply(config: &mut Config, get: impl Fn(&str) -> Option<String>) -
         if let Some(value) = get(name) {
             set(config, &value).map_err(|why| {
                 // Secrets are never echoed back.
-                let shown = if name.contains("SECRET") { "<redacted>".to_owned() } else { format!("{value:?}") };
+                let shown = if name.contains("SECRET") || name.contains("TOKEN") {
+                    "<redacted>".to_owned()
+                } else {
+                    format!("{value:?}")
+                };
                 ConfigError(format!("{name}={shown}: {why}"))
             })?;
         }

@@ -43,6 +43,7 @@ pub struct Config {
     pub pusher: PusherConfig,
     pub connection: ConnectionConfig,
     pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
 }
 
 /// Listening socket, data directory and HTTP-level limits.
@@ -70,6 +71,14 @@ pub struct ServerConfig {
     /// HTTP requests (WebSocket upgrades included) one client address may make per second;
     /// more get a 429 with `Retry-After`. 0 = no limit (the default, for the same reason).
     pub requests_per_ip_per_second: u32,
+    /// Proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For` headers name
+    /// the client address, for per-address limits and logs. Default none: the TCP peer is the
+    /// client. Env `SWITCHBOARD_TRUSTED_PROXIES` (comma-separated).
+    pub trusted_proxies: Vec<String>,
+    /// Open connections (HTTP and WebSocket) the server holds at most; past it a new one gets
+    /// 503 at once. 0 = as many as the process's descriptor limit allows, less a reserve (the
+    /// default). Env `SWITCHBOARD_MAX_CONNECTIONS`.
+    pub max_connections: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds. Default 10 000.
     pub shutdown_grace_ms: u64,
     /// How often the app cache checks the database for changes made elsewhere (the CLI, another
@@ -88,6 +97,8 @@ impl Default for ServerConfig {
             request_timeout_ms: 30_000,
             max_connections_per_ip: 0,
             requests_per_ip_per_second: 0,
+            trusted_proxies: Vec::new(),
+            max_connections: 0,
             shutdown_grace_ms: 10_000,
             app_refresh_ms: 500,
         }
@@ -212,6 +223,31 @@ pub struct AuthConfig {
     pub login_per_account_per_minute: u32,
     /// Registrations per IP address per minute. Default 10. Env `SWITCHBOARD_REGISTER_PER_MINUTE`.
     pub register_per_minute: u32,
+    /// Whether anyone may create an account with `POST /auth/register` (`open`, the default) or
+    /// only a signed-in admin (`closed`); `switchboard setup` works either way.
+    /// Env `SWITCHBOARD_REGISTRATION`.
+    pub registration: Registration,
+}
+
+/// Who may register accounts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    #[default]
+    Open,
+    Closed,
+}
+
+/// Who may read `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// When set, `/metrics` wants `Authorization: Bearer <token>` (else 401). Default none
+    /// (open). Env `SWITCHBOARD_METRICS_TOKEN`.
+    pub token: Option<Secret>,
+    /// When set, `/metrics` is served only on this address (e.g. `127.0.0.1:9100`), not on the
+    /// main port. Default none. Env `SWITCHBOARD_METRICS_ADDR`.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for AuthConfig {
@@ -222,6 +258,7 @@ impl Default for AuthConfig {
             login_per_minute: 30,
             login_per_account_per_minute: 10,
             register_per_minute: 10,
+            registration: Registration::Open,
         }
     }
 }
@@ -325,6 +362,11 @@ impl Config {
         }
         if self.connection.outbox_max_bytes < 16 * 1024 {
             return Err(ConfigError("SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into()));
+        }
+        crate::server::TrustedProxies::parse(&self.server.trusted_proxies)
+            .map_err(|e| ConfigError(format!("SWITCHBOARD_TRUSTED_PROXIES: {e}")))?;
+        if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
+            return Err(ConfigError("SWITCHBOARD_METRICS_TOKEN: must be at least 16 characters".into()));
         }
         if self.auth.jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(ConfigError("JWT_SECRET: must be at least 16 characters".into()));

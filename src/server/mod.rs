@@ -1,6 +1,8 @@
 //! Wiring: build every subsystem once (store, apps, broker, core, routes), bind, serve, and
 //! drain on shutdown. No rules live here.
 
+mod capacity;
+mod forwarded;
 mod peers;
 mod router;
 pub mod shutdown;
@@ -27,10 +29,13 @@ use crate::auth::jwt;
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, ConfigError};
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
+use crate::ratelimit::LogThrottle;
 use crate::store::Store;
 use crate::surfaces::{notif, pusher};
 use crate::transport::ws;
 
+pub use capacity::Capacity;
+pub use forwarded::{ClientAddr, TrustedProxies};
 pub use shutdown::Shutdown;
 pub use state::{AppState, Shared};
 
@@ -112,12 +117,25 @@ impl Server {
         tasks.spawn(refresh_apps(state.clone()));
         tasks.spawn(sweep(state.clone()));
         let token = state.shutdown.token();
+        if let Some(metrics_listener) = bind_metrics(&state).await? {
+            tasks.spawn(serve_metrics(metrics_listener, state.clone(), token.clone()));
+        }
+        let capacity = Capacity::at_start(state.config.server.max_connections);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(state.config.server.handshake_timeout())
             .max_buf_size(state.config.server.max_header_bytes.max(8192))
             .keep_alive(true);
+        // Over capacity: one request, quickly, then close.
+        let mut overflow_http = http.clone();
+        overflow_http.header_read_timeout(OVERFLOW_HEADER_TIMEOUT).keep_alive(false);
+        let conn = ConnectionContext {
+            router,
+            token: token.clone(),
+            trusted: Arc::new(TrustedProxies::parse(&state.config.server.trusted_proxies).unwrap_or_default()),
+        };
         let peers = Arc::new(peers::PeerCounts::default());
+        let mut spare = spare_descriptor();
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -126,25 +144,46 @@ impl Server {
                 accepted = listener.accept() => {
                     let (stream, peer) = match accepted {
                         Ok(a) => a,
+                        Err(e) if out_of_descriptors(&e) => {
+                            // Whatever the budget says, the process ran out: take the waiting
+                            // connection off the queue with the spare descriptor and close it,
+                            // rather than leave its client hanging.
+                            capacity.refused();
+                            drop(spare.take());
+                            if let Ok(Ok((stream, _))) = tokio::time::timeout(Duration::from_millis(5), listener.accept()).await {
+                                drop(stream);
+                            }
+                            spare = spare_descriptor();
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                            continue;
+                        }
                         Err(e) => {
-                            // Out of descriptors and the like: back off instead of spinning.
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            if let Some(held_back) = ACCEPT_ERRORS.allow() {
+                                tracing::warn!(error = %e, since_last_warning = held_back + 1, "accept failed");
+                            }
+                            tokio::time::sleep(Duration::from_millis(5)).await;
                             continue;
                         }
                     };
-                    let held = match state.config.server.max_connections_per_ip {
+                    let (slot, overflow) = match capacity.admit() {
+                        capacity::Admission::Admitted(slot) => (slot, false),
+                        capacity::Admission::Overflow(slot) => (slot, true),
+                        capacity::Admission::Refused => continue,
+                    };
+                    let per_ip = match state.config.server.max_connections_per_ip {
                         0 => None,
                         max => match peers.admit(peer.ip(), max) {
-                            Some(slot) => Some(ws::HeldForConnection(Arc::new(slot))),
+                            Some(slot) => Some(slot),
                             None => {
-                                tasks.spawn(peers::refuse(stream));
+                                tasks.spawn(peers::refuse(stream, slot));
                                 continue;
                             }
                         },
                     };
                     let _ = stream.set_nodelay(true);
-                    tasks.spawn(serve_connection(http.clone(), stream, peer, held, router.clone(), token.clone()));
+                    let held = ws::HeldForConnection(Arc::new((slot, per_ip)));
+                    let builder = if overflow { overflow_http.clone() } else { http.clone() };
+                    tasks.spawn(serve_connection(builder, stream, peer, held, overflow, conn.clone()));
                 }
             }
         }
@@ -170,18 +209,52 @@ impl Server {
     }
 }
 
+/// How long a connection over capacity gets to send its request head.
+const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `accept` failures other than running out of descriptors, warned about once a second.
+static ACCEPT_ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(1));
+
+fn out_of_descriptors(e: &std::io::Error) -> bool {
+    // EMFILE (the process) and ENFILE (the system).
+    matches!(e.raw_os_error(), Some(24 | 23))
+}
+
+/// A descriptor held back for the moment the process runs out (see the accept loop).
+fn spare_descriptor() -> Option<std::fs::File> {
+    std::fs::File::open("/dev/null").ok()
+}
+
+/// What every connection task shares.
+#[derive(Clone)]
+struct ConnectionContext {
+    router: Router,
+    token: tokio_util::sync::CancellationToken,
+    trusted: Arc<TrustedProxies>,
+}
+
+/// Marks the requests of a connection accepted over capacity (router: 503 but for `/health`
+/// and `/metrics`).
+#[derive(Clone, Copy)]
+pub struct OverCapacity;
+
 async fn serve_connection(
     http: http1::Builder,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    held: Option<ws::HeldForConnection>,
-    router: Router,
-    token: tokio_util::sync::CancellationToken,
+    held: ws::HeldForConnection,
+    overflow: bool,
+    ctx: ConnectionContext,
 ) {
+    let ConnectionContext { router, token, trusted } = ctx;
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
-        if let Some(held) = &held {
-            req.extensions_mut().insert(held.clone());
+        let client = trusted.client(peer.ip(), req.headers());
+        let extensions = req.extensions_mut();
+        extensions.insert(ConnectInfo(peer));
+        extensions.insert(ClientAddr(client));
+        extensions.insert(held.clone());
+        if overflow {
+            extensions.insert(OverCapacity);
         }
         let mut router = router.clone();
         async move { router.call(req).await }
@@ -201,6 +274,58 @@ async fn serve_connection(
     }
 }
 
+/// The listener of `/metrics` on its own address (`metrics.listen`), bound before anything is
+/// served so a bad address stops start-up.
+async fn bind_metrics(state: &AppState) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = state.config.metrics.listen else { return Ok(None) };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| ConfigError(format!("SWITCHBOARD_METRICS_ADDR={addr}: cannot listen there: {e}")))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "metrics on http://{addr}/metrics");
+    Ok(Some(listener))
+}
+
+/// Serves `/metrics` alone on its own listener until shutdown.
+async fn serve_metrics(listener: TcpListener, state: AppState, token: tokio_util::sync::CancellationToken) {
+    let router = router::metrics_only(state.clone());
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(state.config.server.handshake_timeout()).keep_alive(true);
+    let tasks = TaskTracker::new();
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let router = router.clone();
+                let http = http.clone();
+                let token = token.clone();
+                tasks.spawn(async move {
+                    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        let mut router = router.clone();
+                        async move { router.call(req).await }
+                    });
+                    let conn = http.serve_connection(TokioIo::new(stream), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = token.cancelled() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    tasks.close();
+    tasks.wait().await;
+}
+
 /// Picks up app changes made elsewhere (CLI, API on another node) and closes the connections of
 /// apps that were disabled or deleted.
 async fn refresh_apps(state: AppState) {
@@ -218,17 +343,18 @@ async fn refresh_apps(state: AppState) {
     }
 }
 
-/// Expires cache-channel events and idle rate-limit buckets.
+/// Expires cache-channel events and forgets refilled rate-limit buckets.
 async fn sweep(state: AppState) {
     let token = state.shutdown.token();
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
             _ = tick.tick() => {
                 state.realtime.sweep();
-                state.api_limits.sweep(Duration::from_secs(60));
-                state.ip_limits.sweep(Duration::from_secs(60));
+                state.api_limits.sweep();
+                state.ip_limits.sweep();
+                state.accounts.sweep();
             }
         }
     }

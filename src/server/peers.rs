@@ -57,7 +57,8 @@ const TOO_MANY: &str = r#"{"error":"Too many connections from this address"}"#;
 
 /// Answers a connection over the limit without parsing it: a 429 and a close. What the client
 /// already sent is read and dropped (briefly), so the close does not reset the answer away.
-pub async fn refuse(mut stream: TcpStream) {
+/// `_slot` keeps the descriptor counted until then.
+pub async fn refuse(mut stream: TcpStream, _slot: super::capacity::Slot) {
     let response = format!(
         "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
          retry-after: 1\r\nconnection: close\r\n\r\n{TOO_MANY}",

@@ -1,30 +1,44 @@
-//! All routes in one table, and the request-metrics layer.
+//! All routes in one table, and the layers every request passes: metrics, the overflow of a
+//! server at capacity, the per-address rate, the request deadline, and JSON for the framework's
+//! own rejections.
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
+use super::{AppState, ClientAddr, OverCapacity};
 use crate::metrics;
 use crate::surfaces::{self, accounts, dashboard, notif, ops, pusher};
 
 pub fn build(state: AppState) -> Router {
+    let metrics_here = state.config.metrics.listen.is_none();
     Router::new()
         .merge(pusher::routes())
         .merge(notif::routes())
-        .merge(ops::routes())
+        .merge(ops::routes(metrics_here))
         .merge(accounts::routes())
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), per_address))
+        .layer(middleware::from_fn(over_capacity))
         .layer(middleware::from_fn_with_state(state.clone(), record))
+        .with_state(state)
+}
+
+/// `/metrics` alone, for its own listener (`metrics.listen`).
+pub fn metrics_only(state: AppState) -> Router {
+    Router::new()
+        .merge(ops::metrics_routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(json_errors))
         .with_state(state)
 }
 
@@ -37,13 +51,34 @@ async fn method_not_allowed() -> Response {
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({ "error": "method not allowed" }))).into_response()
 }
 
+/// Probes are never limited: a load balancer checking `/health` must not be told 429.
+fn is_probe(path: &str) -> bool {
+    path == "/health" || path == "/metrics"
+}
+
+/// A connection accepted over capacity gets 503 for anything but a probe.
+async fn over_capacity(req: Request, next: Next) -> Response {
+    if req.extensions().get::<OverCapacity>().is_some() && !is_probe(req.uri().path()) {
+        let mut response = surfaces::json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server at connection capacity, please retry shortly.".into(),
+            Some(1),
+        );
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
+    next.run(req).await
+}
+
 /// `server.requests_per_ip_per_second` (SPEC §10), before any surface does work for the request.
 async fn per_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let rate = state.config.server.requests_per_ip_per_second;
     if rate > 0
-        && let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>()
-        && let Err(wait) = state.ip_limits.per_second(&peer.ip().to_string(), rate)
+        && !is_probe(req.uri().path())
+        && let Some(ClientAddr(client)) = req.extensions().get::<ClientAddr>()
+        && let Err(wait) = state.ip_limits.per_second(client, rate)
     {
+        crate::audit::refused(crate::audit::Refusal::RateLimited, *client, req.uri().path(), &"requests per address");
         return surfaces::json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests, please try again later.".into(),
@@ -70,6 +105,31 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
             response
         }
     }
+}
+
+/// The framework's own rejections (a path that does not decode, an extractor's complaint) come
+/// as plain text; every surface here answers errors as `{"error": …}`, so they are rewritten,
+/// keeping status and headers.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let is_error = response.status().is_client_error() || response.status().is_server_error();
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !is_error || !is_text {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        _ => parts.status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": text })).unwrap_or_default();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// Counts requests by route template (never the raw path: labels stay bounded).

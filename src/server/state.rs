@@ -41,15 +41,27 @@ impl AppState {
 }
 
 impl AppState {
-    /// Reloads the app cache after a change (here or elsewhere) and closes the live
-    /// connections of apps that were disabled or deleted (Pusher 4003).
+    /// Picks up app changes made elsewhere (the periodic poll) and acts on them.
     pub async fn reload_apps(&self) -> Result<(), crate::store::Error> {
         let changes = self.apps.refresh().await?;
+        self.close_gone(changes);
+        Ok(())
+    }
+
+    /// Brings the app cache to `revision` (what an app change made through this node, or one
+    /// announced from elsewhere, wrote), so the change is in force when this returns.
+    pub async fn apps_changed(&self, revision: i64) -> Result<(), crate::store::Error> {
+        let changes = self.apps.catch_up(revision).await?;
+        self.close_gone(changes);
+        Ok(())
+    }
+
+    /// Closes the live connections of apps that were disabled or deleted (Pusher 4003).
+    fn close_gone(&self, changes: crate::apps::AppChanges) {
         for app in changes.gone {
             tracing::info!(app_id = %app, "app disabled or deleted: closing its connections");
             self.realtime.close_app(&app, crate::core::Disconnect::AppDisabled);
         }
-        Ok(())
     }
 }
 

@@ -64,6 +64,19 @@ impl Store {
         row.as_ref().map(|r| record(self.dialect, r)).transpose()?.ok_or(Error::NotFound)
     }
 
+    /// Whether an app holds `id`, and whether one holds `key` (to tell which one a unique
+    /// violation was about).
+    pub async fn app_id_or_key_taken(&self, id: &str, key: &str) -> Result<(bool, bool), Error> {
+        let q = "SELECT id, app_key FROM apps WHERE id = $1 OR app_key = $2";
+        let rows = sqlx::query(&self.dialect.sql(q)).bind(id).bind(key).fetch_all(self.pool()).await?;
+        let mut taken = (false, false);
+        for row in &rows {
+            taken.0 |= row.try_get::<String, _>("id")? == id;
+            taken.1 |= row.try_get::<String, _>("app_key")? == key;
+        }
+        Ok(taken)
+    }
+
     /// The counter bumped by every app change.
     pub async fn apps_revision(&self) -> Result<i64, Error> {
         let row = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'apps_revision'")
@@ -72,8 +85,9 @@ impl Store {
         Ok(row.try_get("value")?)
     }
 
-    /// Inserts an app with the next `number` (never reused).
-    pub async fn insert_app(&self, new: NewApp) -> Result<AppRecord, Error> {
+    /// Inserts an app with the next `number` (never reused). Returns it with the apps revision
+    /// the insert made.
+    pub async fn insert_app(&self, new: NewApp) -> Result<(AppRecord, i64), Error> {
         let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'app_number'")
             .execute(&mut *tx)
@@ -98,9 +112,9 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| self.on_write(e))?;
-        bump_revision(&mut tx).await?;
+        let revision = bump_revision(&mut tx).await?;
         tx.commit().await?;
-        Ok(AppRecord {
+        let record = AppRecord {
             id: new.id,
             number,
             key: new.key,
@@ -111,11 +125,13 @@ impl Store {
             settings: new.settings,
             created_at: now,
             updated_at: now,
-        })
+        };
+        Ok((record, revision))
     }
 
-    /// Writes every mutable field of `app` (matched by id).
-    pub async fn update_app(&self, app: &AppRecord) -> Result<AppRecord, Error> {
+    /// Writes every mutable field of `app` (matched by id). Returns it with the apps revision
+    /// the write made.
+    pub async fn update_app(&self, app: &AppRecord) -> Result<(AppRecord, i64), Error> {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let q = "UPDATE apps SET app_key = $1, secret = $2, name = $3, enabled = $4, owner_id = $5, settings = $6, \
@@ -135,27 +151,34 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        bump_revision(&mut tx).await?;
+        let revision = bump_revision(&mut tx).await?;
         tx.commit().await?;
-        Ok(AppRecord { updated_at: now, ..app.clone() })
+        Ok((AppRecord { updated_at: now, ..app.clone() }, revision))
     }
 
-    /// Deletes an app; [`Error::NotFound`] when there was none.
-    pub async fn delete_app(&self, id: &str) -> Result<(), Error> {
+    /// Deletes an app; [`Error::NotFound`] when there was none. Returns the apps revision the
+    /// delete made.
+    pub async fn delete_app(&self, id: &str) -> Result<i64, Error> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(&self.dialect.sql("DELETE FROM apps WHERE id = $1")).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        bump_revision(&mut tx).await?;
+        let revision = bump_revision(&mut tx).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(revision)
     }
 }
 
-async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), Error> {
+/// Moves `apps_revision` on and returns its new value. The row stays locked until the
+/// transaction ends, so revisions are handed out in commit order.
+async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, Error> {
     sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'apps_revision'")
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    let revision: i64 = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'apps_revision'")
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get("value")?;
+    Ok(revision)
 }

@@ -156,6 +156,16 @@ impl Store {
     }
 }
 
+/// A migrated SQLite store in a temporary directory, for unit tests (keep the directory).
+#[cfg(test)]
+pub(crate) async fn temp_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temp dir: {e}"));
+    let url = format!("sqlite://{}", dir.path().join("db").display());
+    let store = Store::connect(&url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    store.migrate().await.unwrap_or_else(|e| panic!("migrate: {e}"));
+    (store, dir)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -2,19 +2,20 @@
 //! and status, answering with the superset of Notif's and Hestia's shapes. Also at `/register`,
 //! `/login` and `/status`, where Hestia mounted them.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::{Account, AccountError, Registration, bearer};
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
+use crate::surfaces::{body_limit, read_body};
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -44,6 +45,9 @@ impl IntoResponse for AuthApiError {
             AccountError::Token => (StatusCode::UNAUTHORIZED, "Invalid token".to_owned()),
             AccountError::AlreadySetUp => (StatusCode::BAD_REQUEST, "Setup already completed".to_owned()),
             AccountError::RateLimited(wait) => return rate_limited(*wait),
+            AccountError::Busy => {
+                return crate::surfaces::json_error(StatusCode::SERVICE_UNAVAILABLE, self.0.to_string(), Some(1));
+            }
             other => {
                 tracing::error!(error = %other, "accounts");
                 (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error".to_owned())
@@ -66,21 +70,25 @@ pub fn rate_limited(wait: Duration) -> Response {
     res
 }
 
-/// Parses a JSON object body; anything else is a 400 in this surface's format.
-fn object(body: &Bytes) -> Result<serde_json::Map<String, Value>, AuthApiError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(AccountError::Invalid("Body must be a JSON object.").into()),
-    }
+/// A login or registration body, deserialized straight into its fields: other keys are
+/// skipped without building anything from them.
+#[derive(Deserialize)]
+struct AccountBody {
+    name: Option<String>,
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
 }
 
-/// A string field; present but not a string is a 400.
-fn field(map: &serde_json::Map<String, Value>, name: &'static str) -> Result<Option<String>, AuthApiError> {
-    match map.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(AccountError::Invalid("Fields must be strings.").into()),
-    }
+/// Reads (at most [`body_limit::ACCOUNT`] bytes) and parses the body; anything but a JSON
+/// object of string fields is a 400 in this surface's format.
+async fn account_body(headers: &HeaderMap, body: Body) -> Result<AccountBody, Response> {
+    let bytes = read_body(headers, body, body_limit::ACCOUNT).await.map_err(IntoResponse::into_response)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        let object = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let why = if e.is_data() && object { "Fields must be strings." } else { "Body must be a JSON object." };
+        AuthApiError(AccountError::Invalid(why)).into_response()
+    })
 }
 
 fn user_json(a: &Account) -> Value {
@@ -89,17 +97,16 @@ fn user_json(a: &Account) -> Value {
 
 async fn register(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Result<Response, AuthApiError> {
-    let map = object(&body)?;
-    let reg = Registration {
-        name: field(&map, "name")?,
-        username: field(&map, "username")?,
-        email: field(&map, "email")?,
-        password: field(&map, "password")?,
-    };
-    let (account, token) = state.accounts.register(reg, peer.ip()).await?;
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
+    if state.config.auth.registration == crate::config::Registration::Closed {
+        registration_allowed(&state, &headers).await?;
+    }
+    let b = account_body(&headers, body).await?;
+    let reg = Registration { name: b.name, username: b.username, email: b.email, password: b.password };
+    let (account, token) = state.accounts.register(reg, ip).await.map_err(|e| AuthApiError(e).into_response())?;
     let body = json!({
         "message": "User registered successfully.",
         "token": token,
@@ -112,15 +119,34 @@ async fn register(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+/// With `auth.registration = "closed"`, only a signed-in admin registers accounts (and
+/// `switchboard setup` creates the first one); everyone else gets 403 before the body is read.
+async fn registration_allowed(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
+    let admin = match token {
+        Some(token) => state.accounts.authenticate(token).await.is_ok_and(|a| a.is_admin),
+        None => false,
+    };
+    if admin {
+        return Ok(());
+    }
+    Err((StatusCode::FORBIDDEN, Json(json!({ "error": "Registration is closed; an administrator creates accounts." })))
+        .into_response())
+}
+
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Result<Response, AuthApiError> {
-    let map = object(&body)?;
-    let login = field(&map, "email")?.or(field(&map, "username")?);
-    let password = field(&map, "password")?;
-    let (account, token) = state.accounts.login(login.as_deref(), password.as_deref(), peer.ip()).await?;
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Response> {
+    let b = account_body(&headers, body).await?;
+    let login = b.email.or(b.username);
+    let (account, token) = state
+        .accounts
+        .login(login.as_deref(), b.password.as_deref(), ip)
+        .await
+        .map_err(|e| AuthApiError(e).into_response())?;
     Ok(Json(json!({ "message": "Login successful.", "token": token, "user": user_json(&account) })).into_response())
 }
 

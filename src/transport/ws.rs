@@ -31,9 +31,12 @@ use crate::core::{ConnHandle, Disconnect, Flushed, Wire};
 use crate::metrics;
 
 /// How long a closing connection waits to send its close frame (a slow consumer's may sit
-/// behind a partly written frame) and then for the client's close frame. Bounded, so a dead peer
-/// costs a few seconds of one task at most.
+/// behind a partly written frame). Bounded, so a dead peer costs a few seconds of one task at
+/// most.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
+/// How long the server then waits for the client's close frame (or, after a protocol error,
+/// for it to close TCP) before it cuts the connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// The read buffer a connection starts with; tungstenite grows it for larger frames. Small,
 /// because idle connections are most connections.
 const READ_BUFFER: usize = 1024;
@@ -250,13 +253,17 @@ impl Socket {
     }
 
     /// Waits (bounded) for the client's close frame, so the socket ends cleanly rather than
-    /// with a reset.
+    /// with a reset; the caller then drops the socket, which closes TCP at once (RFC 6455
+    /// §7.1.1: the server closes first).
     async fn await_close(&mut self) {
         if self.failed {
-            // The frames can no longer be parsed: wait for the peer to close the TCP
-            // connection, discarding what it still sends.
+            // After a protocol error the frames can no longer be parsed, so the client's close
+            // frame cannot be told from the rest: the connection is failed (§7.1.7). FIN right
+            // behind our close frame, then what the client still sends is read and dropped until
+            // it closes too, so that our close frame is not lost to a reset.
             let stream = self.stream.clone();
-            let _ = timeout(CLOSE_GRACE, async {
+            let _ = socket2::SockRef::from(&*stream).shutdown(std::net::Shutdown::Write);
+            let _ = timeout(CLOSE_WAIT, async {
                 // On the heap: an array here would be part of every connection task's future
                 // (4 KiB each, measured), not only of the few that end this way.
                 let mut scratch = vec![0u8; 4096];
@@ -276,7 +283,7 @@ impl Socket {
             .await;
             return;
         }
-        let _ = timeout(CLOSE_GRACE, async {
+        let _ = timeout(CLOSE_WAIT, async {
             loop {
                 match self.try_read() {
                     Read1::Message(Message::Close(_)) | Read1::Gone | Read1::TooBig | Read1::Violation(..) => break,

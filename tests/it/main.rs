@@ -5,11 +5,16 @@
 mod support;
 
 mod accounts;
+mod app_cache;
+mod bodies;
+mod capacity;
 mod cli_live;
 mod dashboard_api;
+mod exposure;
 mod hostile;
 mod isolation;
 mod layers;
+mod login_floods;
 mod notif_broadcast;
 mod notif_client;
 mod notif_hostile;
@@ -25,4 +30,5 @@ mod pusher_users;
 mod slow_consumer;
 mod store_backends;
 mod timeouts;
+mod ws_close;
 mod ws_handshake;

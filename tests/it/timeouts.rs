@@ -54,8 +54,9 @@ async fn oversize_headers_are_refused() {
 async fn a_body_that_never_completes_is_answered_408_and_closed() {
     let server = spawn_with(|c| c.server.request_timeout_ms = 700).await;
     let mut stalled = TcpStream::connect(server.addr).await.unwrap();
-    let head =
-        "POST /apps/app-1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
+    // A route that needs its body to answer at all (the signed API refuses an unsigned request
+    // before reading it).
+    let head = "POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{";
     stalled.write_all(head.as_bytes()).await.unwrap();
 
     assert_eq!(server.http().get("/health").await.0, 200);

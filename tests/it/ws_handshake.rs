@@ -13,7 +13,7 @@ use crate::support::*;
 const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
-fn upgrade_request(path: &str, version: &str) -> String {
+pub(crate) fn upgrade_request(path: &str, version: &str) -> String {
     format!(
         "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: {version}\r\n\r\n"
@@ -21,7 +21,7 @@ fn upgrade_request(path: &str, version: &str) -> String {
 }
 
 /// A masked client frame.
-fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = unmasked_frame(opcode, payload);
     out[1] |= 0x80;
     let mask = [0x12, 0x34, 0x56, 0x78];
@@ -33,15 +33,15 @@ fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A frame as only a server may send it.
-fn unmasked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn unmasked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     assert!(payload.len() < 126);
     let mut out = vec![0x80 | opcode, payload.len() as u8];
     out.extend_from_slice(payload);
     out
 }
 
-struct Raw {
-    stream: TcpStream,
+pub(crate) struct Raw {
+    pub(crate) stream: TcpStream,
     buf: Vec<u8>,
 }
 
@@ -57,7 +57,7 @@ impl Raw {
     }
 
     /// The HTTP response head.
-    async fn head(&mut self) -> String {
+    pub(crate) async fn head(&mut self) -> String {
         loop {
             if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
@@ -69,7 +69,7 @@ impl Raw {
     }
 
     /// One server frame: (opcode, payload). Server frames are never masked.
-    async fn frame(&mut self) -> (u8, Vec<u8>) {
+    pub(crate) async fn frame(&mut self) -> (u8, Vec<u8>) {
         loop {
             if self.buf.len() >= 2 {
                 assert_eq!(self.buf[1] & 0x80, 0, "server frames must not be masked");
@@ -91,14 +91,14 @@ impl Raw {
         }
     }
 
-    async fn event(&mut self) -> Value {
+    pub(crate) async fn event(&mut self) -> Value {
         let (opcode, payload) = self.frame().await;
         assert_eq!(opcode, 1, "a text frame");
         serde_json::from_slice(&payload).unwrap()
     }
 }
 
-async fn open(server: &TestServer, first_bytes: &[u8]) -> Raw {
+pub(crate) async fn open(server: &TestServer, first_bytes: &[u8]) -> Raw {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(first_bytes).await.unwrap();
     Raw { stream, buf: Vec::new() }

@@ -4,16 +4,16 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Caller, DashError, parse, rfc3339};
 use crate::accounts::Account;
-use crate::apps::{self, App, AppSettings, CreateApp, UpdateApp};
+use crate::apps::{self, App, AppSettings, CreateApp, LimitsPatch, SwitchesPatch, UpdateApp};
 use crate::server::AppState;
 
 fn can_manage(caller: &Account, app: &App) -> bool {
@@ -41,8 +41,10 @@ fn owned(state: &AppState, caller: &Account, id: &str) -> Result<Arc<App>, DashE
     state.apps.by_id(id).filter(|a| can_manage(caller, a)).ok_or_else(|| DashError::not_found("App not found"))
 }
 
-async fn reload(state: &AppState) -> Result<(), DashError> {
-    state.reload_apps().await.map_err(DashError::internal)
+/// Brings this node's app cache up to the change just made, so it is in force before the
+/// response goes out.
+async fn reload(state: &AppState, revision: i64) -> Result<(), DashError> {
+    state.apps_changed(revision).await.map_err(DashError::internal)
 }
 
 pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
@@ -59,14 +61,19 @@ struct CreateBody {
     key: Option<String>,
     #[serde(default)]
     allowed_origins: Vec<String>,
-    limits: Option<Value>,
-    switches: Option<Value>,
+    limits: Option<LimitsPatch>,
+    switches: Option<SwitchesPatch>,
 }
 
-pub async fn create(State(state): State<AppState>, Caller(caller): Caller, body: Bytes) -> Result<Response, DashError> {
-    let body: CreateBody = parse(&body)?;
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, DashError> {
+    let body: CreateBody = parse(&headers, body).await?;
     let mut settings = AppSettings { allowed_origins: body.allowed_origins, ..Default::default() };
-    merge_settings(&mut settings, body.limits, body.switches)?;
+    merge_settings(&mut settings, body.limits, body.switches);
     let app = apps::create(
         &state.store,
         CreateApp {
@@ -79,7 +86,7 @@ pub async fn create(State(state): State<AppState>, Caller(caller): Caller, body:
         },
     )
     .await?;
-    reload(&state).await?;
+    reload(&state, app.revision).await?;
     Ok((StatusCode::CREATED, Json(app_json(&app))).into_response())
 }
 
@@ -98,26 +105,27 @@ struct UpdateBody {
     name: Option<String>,
     enabled: Option<bool>,
     allowed_origins: Option<Vec<String>>,
-    limits: Option<Value>,
-    switches: Option<Value>,
+    limits: Option<LimitsPatch>,
+    switches: Option<SwitchesPatch>,
 }
 
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, DashError> {
     let current = owned(&state, &caller, &id)?;
-    let body: UpdateBody = parse(&body)?;
+    let body: UpdateBody = parse(&headers, body).await?;
     let mut settings = current.settings.clone();
     if let Some(origins) = body.allowed_origins {
         settings.allowed_origins = origins;
     }
-    merge_settings(&mut settings, body.limits, body.switches)?;
+    merge_settings(&mut settings, body.limits, body.switches);
     let changes = UpdateApp { name: body.name, enabled: body.enabled, settings: Some(settings) };
     let app = apps::update(&state.store, &id, changes).await?;
-    reload(&state).await?;
+    reload(&state, app.revision).await?;
     Ok(Json(app_json(&app)))
 }
 
@@ -128,7 +136,7 @@ pub async fn rotate_secret(
 ) -> Result<Json<Value>, DashError> {
     owned(&state, &caller, &id)?;
     let app = apps::rotate_secret(&state.store, &id).await?;
-    reload(&state).await?;
+    reload(&state, app.revision).await?;
     Ok(Json(app_json(&app)))
 }
 
@@ -138,32 +146,18 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, DashError> {
     owned(&state, &caller, &id)?;
-    apps::delete(&state.store, &id).await?;
-    reload(&state).await?;
+    let revision = apps::delete(&state.store, &id).await?;
+    reload(&state, revision).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
-/// Applies partial `limits` / `switches` objects: given keys replace, others stay; unknown keys
-/// are errors.
-fn merge_settings(settings: &mut AppSettings, limits: Option<Value>, switches: Option<Value>) -> Result<(), DashError> {
+/// Applies partial `limits` / `switches` objects: given keys replace, others stay (unknown keys
+/// were refused when the body was parsed).
+fn merge_settings(settings: &mut AppSettings, limits: Option<LimitsPatch>, switches: Option<SwitchesPatch>) {
     if let Some(patch) = limits {
-        settings.limits = merged(&settings.limits, patch, "limits")?;
+        patch.apply(&mut settings.limits);
     }
     if let Some(patch) = switches {
-        settings.switches = merged(&settings.switches, patch, "switches")?;
+        patch.apply(&mut settings.switches);
     }
-    Ok(())
-}
-
-fn merged<T: serde::Serialize + serde::de::DeserializeOwned>(
-    current: &T,
-    patch: Value,
-    what: &str,
-) -> Result<T, DashError> {
-    let Value::Object(patch) = patch else { return Err(DashError::bad(format!("{what} must be an object"))) };
-    let mut value = serde_json::to_value(current).map_err(DashError::internal)?;
-    if let Value::Object(map) = &mut value {
-        map.extend(patch);
-    }
-    serde_json::from_value(value).map_err(|e| DashError::bad(format!("Invalid {what}: {e}")))
 }

@@ -6,13 +6,17 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{Caller, DashError, rfc3339};
 use crate::apps::{self, App, AppSettings, CreateApp, OriginPattern, UpdateApp};
 use crate::server::AppState;
+use crate::surfaces::{body_limit, read_body};
 
 fn domain_json(a: &App) -> Value {
     json!({
@@ -53,13 +57,29 @@ pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json
     Json(Value::Array(mine(&state, caller.id).iter().map(|a| domain_json(a)).collect()))
 }
 
+/// `{domain_name}` / `{is_active}`, kept raw until read: other fields are skipped unbuilt, and a
+/// field of the wrong type counts as missing.
+#[derive(Deserialize)]
+struct DomainBody<'a> {
+    #[serde(borrow)]
+    domain_name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    is_active: Option<&'a RawValue>,
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, DashError> {
-    let body: Value = serde_json::from_slice(&body).map_err(|_| DashError::bad("domain_name required"))?;
-    let raw = body.get("domain_name").and_then(Value::as_str).map(|d| d.trim().to_lowercase()).unwrap_or_default();
+    let bytes = read_body(&headers, body, body_limit::DASHBOARD).await?;
+    let body: DomainBody<'_> = serde_json::from_slice(&bytes).map_err(|_| DashError::bad("domain_name required"))?;
+    let raw = body
+        .domain_name
+        .and_then(|d| serde_json::from_str::<String>(d.get()).ok())
+        .map(|d| d.trim().to_lowercase())
+        .unwrap_or_default();
     if raw.is_empty() {
         return Err(DashError::bad("domain_name required"));
     }
@@ -74,7 +94,7 @@ pub async fn create(
         CreateApp { name: domain, owner_id: Some(caller.id), settings, key_prefix: Some("nk_"), ..Default::default() },
     )
     .await?;
-    state.reload_apps().await.map_err(DashError::internal)?;
+    state.apps_changed(app.revision).await.map_err(DashError::internal)?;
     let mut out = domain_json(&app);
     out["secret"] = Value::from(app.secret.0.clone());
     Ok(Json(out))
@@ -84,15 +104,18 @@ pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<Value>, DashError> {
     my_domain(&state, caller.id, &id)?;
-    let active = serde_json::from_slice::<Value>(&body)
+    let bytes = read_body(&headers, body, body_limit::DASHBOARD).await?;
+    let active = serde_json::from_slice::<DomainBody<'_>>(&bytes)
         .ok()
-        .and_then(|v| v.get("is_active").and_then(Value::as_bool))
+        .and_then(|b| b.is_active)
+        .and_then(|a| serde_json::from_str::<bool>(a.get()).ok())
         .ok_or_else(|| DashError::bad("is_active must be a boolean"))?;
-    apps::update(&state.store, &id, UpdateApp { enabled: Some(active), ..Default::default() }).await?;
-    state.reload_apps().await.map_err(DashError::internal)?;
+    let app = apps::update(&state.store, &id, UpdateApp { enabled: Some(active), ..Default::default() }).await?;
+    state.apps_changed(app.revision).await.map_err(DashError::internal)?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -102,8 +125,8 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, DashError> {
     my_domain(&state, caller.id, &id)?;
-    apps::delete(&state.store, &id).await?;
-    state.reload_apps().await.map_err(DashError::internal)?;
+    let revision = apps::delete(&state.store, &id).await?;
+    state.apps_changed(revision).await.map_err(DashError::internal)?;
     Ok(Json(json!({ "ok": true })))
 }
 

@@ -6,16 +6,21 @@
 mod apps;
 mod domains;
 
+use std::net::IpAddr;
+
 use axum::Json;
+use axum::body::Body;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
 use crate::accounts::{Account, AccountError, bearer};
-use crate::server::AppState;
+use crate::audit;
+use crate::server::{AppState, ClientAddr};
+use crate::surfaces::{BodyError, body_limit, read_body};
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -50,7 +55,18 @@ impl DashError {
 
 impl IntoResponse for DashError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut response = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is never read: the connection ends with the answer.
+            response.headers_mut().insert(header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+impl From<BodyError> for DashError {
+    fn from(e: BodyError) -> Self {
+        Self(e.status(), e.to_string())
     }
 }
 
@@ -58,6 +74,7 @@ impl From<crate::apps::Error> for DashError {
     fn from(e: crate::apps::Error) -> Self {
         match e {
             crate::apps::Error::Invalid { .. } => Self::bad(e.to_string()),
+            crate::apps::Error::Duplicate { .. } => Self(StatusCode::CONFLICT, e.to_string()),
             crate::apps::Error::Store(crate::store::Error::Conflict(_)) => {
                 Self(StatusCode::CONFLICT, "An app with that id or key already exists".into())
             }
@@ -78,15 +95,22 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(header).ok_or_else(|| DashError(StatusCode::UNAUTHORIZED, "Missing bearer token".into()))?;
         match state.accounts.authenticate(token).await {
             Ok(account) => Ok(Self(account)),
-            Err(AccountError::Token) => Err(DashError(StatusCode::UNAUTHORIZED, "Invalid or expired token".into())),
+            Err(AccountError::Token) => {
+                let client =
+                    ClientAddr::from_request_parts(parts, state).await.map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0);
+                audit::refused(audit::Refusal::BadToken, client, parts.uri.path(), &"invalid or expired token");
+                Err(DashError(StatusCode::UNAUTHORIZED, "Invalid or expired token".into()))
+            }
             Err(e) => Err(DashError::internal(e)),
         }
     }
 }
 
-/// Parses a JSON object body into `T`; errors are 400 with serde's message.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, DashError> {
-    serde_json::from_slice(body).map_err(|e| DashError::bad(format!("Invalid request body: {e}")))
+/// Reads at most [`body_limit::DASHBOARD`] bytes and parses them into `T`, the request's own
+/// type; errors are 400 with serde's message.
+async fn parse<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, DashError> {
+    let bytes = read_body(headers, body, body_limit::DASHBOARD).await?;
+    serde_json::from_slice(&bytes).map_err(|e| DashError::bad(format!("Invalid request body: {e}")))
 }
 
 /// RFC 3339 for a millisecond timestamp.

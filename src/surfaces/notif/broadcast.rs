@@ -6,56 +6,57 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
-use http_body_util::{BodyExt, Limited};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
 use super::ws::KEY_HEADER;
 use crate::apps::{App, AppCache};
-use crate::auth::pusher::{self as sig, SignedRequest};
+use crate::audit;
+use crate::auth::pusher::{self as sig, SignedHead};
 use crate::auth::secrets_equal;
 use crate::core::{ChannelName, Data, Event, MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
-use crate::server::AppState;
-
-/// Largest request body read; the app's message limit (at most 1 MiB) is checked on `data`.
-const MAX_BODY: usize = 2 * 1024 * 1024;
+use crate::server::{AppState, ClientAddr};
+use crate::surfaces::{body_limit, read_body};
 
 /// A validated broadcast.
 struct Broadcast {
     channel: ChannelName,
     event: Arc<str>,
-    data: String,
+    data: Data,
 }
 
 /// `POST /api/broadcast` → `{"ok":true,"channel","event","subscriber_count"}`.
 pub async fn broadcast(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return Err(ApiError::TooLarge(format!("Request body is larger than {MAX_BODY} bytes"))),
-    };
-    let app = authenticate(&state, &method, &uri, &headers, &body)?;
-    state.api_limits.per_second(&app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
+    // Credentials first: nobody gets the body read without them.
+    let (app, signed) = authenticate(&state, &method, &uri, &headers).inspect_err(|e| {
+        let kind =
+            if matches!(e, ApiError::Signature(_)) { audit::Refusal::BadSignature } else { audit::Refusal::UnknownKey };
+        audit::refused(kind, client, "/api/broadcast", e);
+    })?;
+    state.api_limits.per_second(&*app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
+    let body = read_body(&headers, body, body_limit::event(app.limits().max_message_bytes)).await?;
+    if let Some(signed) = signed {
+        signed.verify_body(&body).inspect_err(|e| audit::refused(audit::Refusal::BadSignature, client, &app.id, e))?;
+    }
     let b = parse(&body, &app)?;
     if !state.realtime.broker_healthy() {
         return Err(ApiError::BrokerDown);
     }
-    let event = Event {
-        channel: Some(b.channel.clone()),
-        name: b.event.clone(),
-        data: Data::Json(b.data.into()),
-        user_id: None,
-        except: None,
-    };
+    let event =
+        Event { channel: Some(b.channel.clone()), name: b.event.clone(), data: b.data, user_id: None, except: None };
     state.realtime.publish(&app.id, event).map_err(|_| ApiError::BrokerDown)?;
     metrics::published("http");
     let subscriber_count = state.realtime.channel_stats(&app.id, &b.channel).subscription_count;
@@ -67,22 +68,21 @@ pub async fn broadcast(
     })))
 }
 
-/// A Pusher-signed request (its query names `auth_key`) is checked as the Pusher API checks it;
-/// otherwise `x-app-key` must be an app's secret, or its key when `legacy_key_publish` is on.
+/// A Pusher-signed request (its query names `auth_key`) is checked as the Pusher API checks it
+/// (the body's MD5 once it is read: the [`SignedHead`] comes back for that); otherwise
+/// `x-app-key` must be an app's secret, or its key when `legacy_key_publish` is on.
 fn authenticate(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Arc<App>, ApiError> {
+) -> Result<(Arc<App>, Option<SignedHead>), ApiError> {
     let query = uri.query().unwrap_or_default();
     let signer = sig::query_pairs(query).into_iter().find(|(k, _)| k.eq_ignore_ascii_case("auth_key")).map(|(_, v)| v);
     if let Some(key) = signer {
         let app = state.apps.by_key(&key).ok_or(ApiError::InactiveSigner)?;
-        let req = SignedRequest { method: method.as_str(), path: uri.path(), query, body };
-        sig::verify_request(&app.key, &app.secret.0, &req, unix_now())?;
-        return if app.enabled { Ok(app) } else { Err(ApiError::InactiveSigner) };
+        let signed = sig::verify_head(&app.key, &app.secret.0, method.as_str(), uri.path(), query, unix_now())?;
+        return if app.enabled { Ok((app, Some(signed))) } else { Err(ApiError::InactiveSigner) };
     }
     let given = headers
         .get(KEY_HEADER)
@@ -90,16 +90,17 @@ fn authenticate(
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or(ApiError::MissingAppKey)?;
-    match by_secret(&state.apps, given)? {
-        Some(app) if app.enabled => Ok(app),
-        Some(_) => Err(ApiError::InactiveAppKey),
+    let app = match by_secret(&state.apps, given)? {
+        Some(app) if app.enabled => app,
+        Some(_) => return Err(ApiError::InactiveAppKey),
         None => match state.apps.by_key(given) {
-            Some(app) if !app.enabled => Err(ApiError::InactiveAppKey),
-            Some(app) if app.switches().legacy_key_publish => Ok(app),
-            Some(_) => Err(ApiError::PublicKey),
-            None => Err(ApiError::InactiveAppKey),
+            Some(app) if !app.enabled => return Err(ApiError::InactiveAppKey),
+            Some(app) if app.switches().legacy_key_publish => app,
+            Some(_) => return Err(ApiError::PublicKey),
+            None => return Err(ApiError::InactiveAppKey),
         },
-    }
+    };
+    Ok((app, None))
 }
 
 /// The app whose secret is `given`. Every secret is compared (constant time each, no early exit),
@@ -118,36 +119,57 @@ fn by_secret(apps: &AppCache, given: &str) -> Result<Option<Arc<App>>, ApiError>
     }
 }
 
-fn parse(body: &Bytes, app: &App) -> Result<Broadcast, ApiError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))?;
-    let Value::Object(mut obj) = v else {
-        return Err(ApiError::bad("Body must be a JSON object {channel, event, data}"));
-    };
-    let channel = match obj.get("channel") {
-        Some(Value::String(c)) => ChannelName::parse_for_publish(c).map_err(|e| {
-            let shown: String = c.chars().take(64).collect();
-            ApiError::bad(format!("Invalid channel {shown:?}: {e}"))
-        })?,
-        Some(_) => return Err(ApiError::bad("channel must be a string")),
+/// `{channel, event, data}`, each field kept raw until read (other fields are skipped without
+/// building anything).
+#[derive(Deserialize)]
+struct RawBroadcast<'a> {
+    #[serde(borrow)]
+    channel: Option<&'a RawValue>,
+    #[serde(borrow)]
+    event: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+}
+
+fn parse(body: &[u8], app: &App) -> Result<Broadcast, ApiError> {
+    let raw: RawBroadcast<'_> = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            ApiError::bad("Body must be a JSON object {channel, event, data}")
+        } else {
+            ApiError::bad(format!("Invalid JSON body: {e}"))
+        }
+    })?;
+    let string = |raw: &RawValue| serde_json::from_str::<String>(raw.get()).ok();
+    let channel = match raw.channel {
+        Some(c) => match string(c) {
+            Some(c) => ChannelName::parse_for_publish(&c).map_err(|e| {
+                let shown: String = c.chars().take(64).collect();
+                ApiError::bad(format!("Invalid channel {shown:?}: {e}"))
+            })?,
+            None => return Err(ApiError::bad("channel must be a string")),
+        },
         None => return Err(ApiError::bad("channel is required")),
     };
-    let event = match obj.get("event") {
-        Some(Value::String(e)) if e.is_empty() || !fits_chars(e, MAX_EVENT_NAME) => {
+    let event = match raw.event.map(|e| string(e).ok_or(())) {
+        Some(Ok(e)) if e.is_empty() || !fits_chars(&e, MAX_EVENT_NAME) => {
             return Err(ApiError::bad("event must be 1–200 characters"));
         }
         // Publishing these would let a backend forge protocol frames (member events and the like).
-        Some(Value::String(e)) if e.starts_with("pusher:") || e.starts_with("pusher_internal:") => {
+        Some(Ok(e)) if e.starts_with("pusher:") || e.starts_with("pusher_internal:") => {
             return Err(ApiError::bad("event names starting with pusher: or pusher_internal: are reserved"));
         }
-        Some(Value::String(e)) => Arc::from(e.as_str()),
-        Some(_) => return Err(ApiError::bad("event must be a string")),
+        Some(Ok(e)) => Arc::from(e.as_str()),
+        Some(Err(())) => return Err(ApiError::bad("event must be a string")),
         None => return Err(ApiError::bad("event is required")),
     };
     // Any JSON value, as Notif took it; a missing `data` is null.
-    let data = obj.remove("data").unwrap_or(Value::Null).to_string();
+    let data = raw.data.map_or(Data::Json("null".into()), |d| Data::json_from_raw(d.get()));
+    let size = match &data {
+        Data::Text(s) | Data::Json(s) => s.len(),
+    };
     let limit = app.limits().max_message_bytes;
-    if data.len() > limit {
-        return Err(ApiError::TooLarge(format!("Event data is {} bytes; the limit is {limit}", data.len())));
+    if size > limit {
+        return Err(ApiError::TooLarge(format!("Event data is {size} bytes; the limit is {limit}")));
     }
     Ok(Broadcast { channel, event, data })
 }

@@ -15,6 +15,7 @@ use super::codes;
 use super::error::ApiError;
 use super::protocol::{self as proto, ClientFrame, Subscribe};
 use crate::apps::App;
+use crate::audit;
 use crate::auth::pusher as sig;
 use crate::core::{
     CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_USER_ID_LEN,
@@ -22,7 +23,7 @@ use crate::core::{
 };
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
 use crate::surfaces::PresenceUsers;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
@@ -39,6 +40,7 @@ pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(90);
 /// Socket.IO client, which Push-Alt will serve on this path; until then it gets a JSON 400.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     ws: Result<WsUpgrade, NotAnUpgrade>,
@@ -51,6 +53,14 @@ pub async fn upgrade(
         Ok(app) => app,
         Err(e) => {
             metrics::disconnect("refused");
+            let kind = match e {
+                ApiError::OriginRequired | ApiError::OriginMismatch => Some(audit::Refusal::OriginRefused),
+                ApiError::InvalidKey => Some(audit::Refusal::UnknownKey),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                audit::refused(kind, client, "/ws", &e);
+            }
             return e.into_response();
         }
     };

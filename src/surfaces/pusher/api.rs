@@ -7,56 +7,87 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
-use axum::http::{Method, Uri};
-use http_body_util::{BodyExt, Limited};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, Uri};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::ApiError;
 use crate::apps::App;
-use crate::auth::pusher::{self as sig, SignedRequest};
+use crate::audit;
+use crate::auth::pusher as sig;
 use crate::core::{
     ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_EVENT_NAME, MAX_USER_ID_LEN, SocketId, fits_chars,
 };
 use crate::metrics;
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
+use crate::surfaces::{body_limit, read_body};
 
 /// Most channels one event may go to.
 pub const MAX_CHANNELS_PER_EVENT: usize = 100;
 /// Most events one batch may hold.
 pub const MAX_BATCH: usize = 10;
-/// Largest request body read (a full batch of maximal events fits).
-const MAX_BODY: usize = 2 * 1024 * 1024;
-
 type ApiResult = Result<Json<Value>, ApiError>;
 
-/// Looks the app up by id, reads the body and checks the signature over all of it.
+/// How much body a route reads at most, given the app (its message limit sizes publishes).
+#[derive(Clone, Copy)]
+enum BodyNeed {
+    Event,
+    Batch,
+    Empty,
+}
+
+impl BodyNeed {
+    fn limit(self, app: &App) -> usize {
+        let event = body_limit::event(app.limits().max_message_bytes);
+        match self {
+            Self::Event => event,
+            Self::Batch => event.saturating_mul(MAX_BATCH),
+            Self::Empty => body_limit::EMPTY,
+        }
+    }
+}
+
+/// Checks everything the query carries (app, key, timestamp, version, signature: the
+/// signature covers `body_md5`) before a byte of the body is read, then reads at most what the
+/// route needs and checks it against `body_md5`.
 async fn authenticate(
     state: &AppState,
     app_id: &str,
-    method: &Method,
-    uri: &Uri,
+    req: &ApiRequest,
     body: Body,
+    need: BodyNeed,
 ) -> Result<(Arc<App>, Bytes), ApiError> {
     let app = state.apps.by_id(app_id).ok_or(ApiError::UnknownApp)?;
-    let body = match Limited::new(body, MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            return Err(ApiError::TooLarge(format!("Request body is larger than {MAX_BODY} bytes")));
-        }
-    };
-    let req = SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query: uri.query().unwrap_or_default(),
-        body: &body,
-    };
-    sig::verify_request(&app.key, &app.secret.0, &req, unix_now())?;
+    let query = req.uri.query().unwrap_or_default();
+    let signed = sig::verify_head(&app.key, &app.secret.0, req.method.as_str(), req.uri.path(), query, unix_now())
+        .inspect_err(|e| audit::refused(audit::Refusal::BadSignature, req.client, &app.id, e))?;
     if !app.enabled {
         return Err(ApiError::Disabled);
     }
-    state.api_limits.per_second(&app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
+    state.api_limits.per_second(&*app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
+    let body = read_body(&req.headers, body, need.limit(&app)).await?;
+    signed.verify_body(&body).inspect_err(|e| audit::refused(audit::Refusal::BadSignature, req.client, &app.id, e))?;
     Ok((app, body))
+}
+
+/// The parts of an API request the handlers use (the body is read by [`authenticate`]).
+pub struct ApiRequest {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    client: std::net::IpAddr,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
+        Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone(), client })
+    }
 }
 
 fn unix_now() -> i64 {
@@ -122,22 +153,91 @@ impl Info {
     }
 }
 
-fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError> {
-    let obj = v.as_object().ok_or_else(|| ApiError::bad("Each event must be a JSON object"))?;
-    let name = match obj.get("name") {
-        Some(Value::String(n)) if n.starts_with("pusher") => {
+/// One event as sent: each field kept as raw JSON text and read on its own, so that unknown
+/// fields are skipped without building anything and every field gets its own error.
+#[derive(Deserialize, Default)]
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    channel: Option<&'a RawValue>,
+    #[serde(borrow)]
+    channels: Option<&'a RawValue>,
+    #[serde(borrow)]
+    socket_id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    info: Option<&'a RawValue>,
+}
+
+/// A POST parameter given in the query string instead (Pusher allows it); the body wins.
+#[derive(Default)]
+struct QueryParams {
+    name: Option<String>,
+    data: Option<String>,
+    channel: Option<String>,
+    channels: Vec<String>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+impl QueryParams {
+    fn from_uri(uri: &Uri) -> Self {
+        let mut q = Self::default();
+        for (key, value) in sig::query_pairs(uri.query().unwrap_or_default()) {
+            match key.as_str() {
+                "channels[]" => q.channels.push(value),
+                "name" => q.name = Some(value),
+                "data" => q.data = Some(value),
+                "channel" => q.channel = Some(value),
+                "socket_id" => q.socket_id = Some(value),
+                "info" => q.info = Some(value),
+                _ => {}
+            }
+        }
+        q
+    }
+}
+
+/// A raw field read as a string: `Ok(None)` when absent or null, `Err(())` when another type.
+fn raw_string(raw: Option<&RawValue>) -> Result<Option<String>, ()> {
+    match raw {
+        None => Ok(None),
+        Some(r) => serde_json::from_str::<Option<String>>(r.get()).map_err(|_| ()),
+    }
+}
+
+fn is_null(raw: &RawValue) -> bool {
+    raw.get().trim() == "null"
+}
+
+fn parse_trigger(ev: &RawEvent<'_>, query: &QueryParams, app: &App, batch: bool) -> Result<Trigger, ApiError> {
+    let name = match raw_string(ev.name) {
+        Ok(Some(n)) => Some(n),
+        Ok(None) if ev.name.is_none() => query.name.clone(),
+        _ => None,
+    };
+    let name = match name {
+        Some(n) if n.starts_with("pusher") => {
             // As Pusher: the namespace is the protocol's own (`pusher:`, `pusher_internal:`);
             // an API caller must not forge member or subscription events.
             return Err(ApiError::bad("Event names cannot be prefixed with 'pusher'"));
         }
-        Some(Value::String(n)) if !n.is_empty() && fits_chars(n, MAX_EVENT_NAME) => n.as_str(),
-        Some(Value::String(_)) => return Err(ApiError::bad("Event name must be 1–200 characters")),
-        _ => return Err(ApiError::bad("Missing event name")),
+        Some(n) if !n.is_empty() && fits_chars(&n, MAX_EVENT_NAME) => n,
+        Some(_) => return Err(ApiError::bad("Event name must be 1–200 characters")),
+        None => return Err(ApiError::bad("Missing event name")),
     };
-    let data = match obj.get("data") {
-        Some(Value::String(s)) => Data::Text(s.as_str().into()),
-        Some(Value::Null) | None => return Err(ApiError::bad("Missing data")),
-        Some(other) => Data::Json(other.to_string().into()),
+    let data = match ev.data {
+        None => match &query.data {
+            Some(d) => Data::Text(d.as_str().into()),
+            None => return Err(ApiError::bad("Missing data")),
+        },
+        Some(raw) if is_null(raw) => return Err(ApiError::bad("Missing data")),
+        Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(s) => Data::Text(s.into()),
+            Err(_) => Data::json_from_raw(raw.get()),
+        },
     };
     let size = match &data {
         Data::Text(s) | Data::Json(s) => s.len(),
@@ -146,17 +246,23 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
     if size > limit {
         return Err(ApiError::TooLarge(format!("Event data is {size} bytes; the limit is {limit}")));
     }
-    let raw_channels: Vec<&str> = match (obj.get("channels"), obj.get("channel")) {
-        (Some(Value::Array(list)), _) if !batch => list
-            .iter()
-            .map(|c| c.as_str().ok_or_else(|| ApiError::bad("channels must be strings")))
-            .collect::<Result<_, _>>()?,
-        (Some(_), _) if !batch => {
-            return Err(ApiError::bad("channels must be an array of strings"));
-        }
-        (_, Some(Value::String(c))) => vec![c.as_str()],
-        (_, Some(_)) => return Err(ApiError::bad("channel must be a string")),
-        _ => return Err(ApiError::bad("Missing channel or channels")),
+    let raw_channels: Vec<String> = match (ev.channels.filter(|_| !batch), ev.channel) {
+        (Some(list), _) => match serde_json::from_str::<Vec<&RawValue>>(list.get()) {
+            Ok(items) => items
+                .iter()
+                .map(|c| serde_json::from_str::<String>(c.get()).map_err(|_| ApiError::bad("channels must be strings")))
+                .collect::<Result<_, _>>()?,
+            Err(_) => return Err(ApiError::bad("channels must be an array of strings")),
+        },
+        (None, Some(c)) => match raw_string(Some(c)) {
+            Ok(Some(c)) => vec![c],
+            _ => return Err(ApiError::bad("channel must be a string")),
+        },
+        (None, None) if !batch && !query.channels.is_empty() => query.channels.clone(),
+        (None, None) => match &query.channel {
+            Some(c) => vec![c.clone()],
+            None => return Err(ApiError::bad("Missing channel or channels")),
+        },
     };
     if raw_channels.is_empty() {
         return Err(ApiError::bad("At least one channel is required"));
@@ -168,17 +274,25 @@ fn parse_trigger(v: &Value, app: &App, batch: bool) -> Result<Trigger, ApiError>
         .iter()
         .map(|c| ChannelName::parse_for_publish(c).map_err(|e| ApiError::bad(format!("Invalid channel {c:?}: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let except = match obj.get("socket_id") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => match s.parse::<SocketId>() {
+    let socket_id = match ev.socket_id {
+        None => query.socket_id.clone(),
+        Some(raw) => raw_string(Some(raw)).map_err(|_| ApiError::bad("socket_id must be a string"))?,
+    };
+    let except = match socket_id {
+        None => None,
+        Some(s) => match s.parse::<SocketId>() {
             Ok(id) => Some(id),
             // Pusher's shape (`\d+\.\d+`) but outside this server's ids: no connection has it.
-            Err(_) if socket_id_shaped(s) => None,
+            Err(_) if socket_id_shaped(&s) => None,
             Err(_) => return Err(ApiError::bad(format!("Invalid socket_id {s:?}"))),
         },
-        Some(_) => return Err(ApiError::bad("socket_id must be a string")),
     };
-    let info = Info::parse(obj.get("info").and_then(Value::as_str))?.without_cache()?;
+    // A non-string `info` is ignored, as before.
+    let info = match ev.info {
+        None => query.info.clone(),
+        Some(raw) => raw_string(Some(raw)).unwrap_or_default(),
+    };
+    let info = Info::parse(info.as_deref())?.without_cache()?;
     Ok(Trigger { name: name.into(), data, channels, except, info })
 }
 
@@ -187,29 +301,12 @@ fn socket_id_shaped(s: &str) -> bool {
     s.split_once('.').is_some_and(|(a, b)| digits(a) && digits(b))
 }
 
-/// Pusher lets a POST carry its parameters in the query string instead of the JSON body
-/// (arrays as `channels[]=a&channels[]=b`); the body wins where both give one.
-fn with_query_params(mut v: Value, uri: &Uri) -> Value {
-    let Value::Object(obj) = &mut v else {
-        return v;
-    };
-    let mut channels = Vec::new();
-    for (key, value) in sig::query_pairs(uri.query().unwrap_or_default()) {
-        match key.as_str() {
-            "channels[]" => channels.push(Value::String(value)),
-            "name" | "data" | "channel" | "socket_id" | "info" => {
-                obj.entry(key).or_insert(Value::String(value));
-            }
-            _ => {}
-        }
+/// The body as one event: a JSON object (an empty body is an object with no fields, so that
+/// the parameters may all come in the query string).
+fn parse_event(body: &[u8]) -> Result<RawEvent<'_>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(RawEvent::default());
     }
-    if !channels.is_empty() {
-        obj.entry("channels").or_insert(Value::Array(channels));
-    }
-    v
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))
 }
 
@@ -245,13 +342,11 @@ fn channel_info(state: &AppState, app: &App, t: &Trigger) -> Value {
 pub async fn trigger(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let (app, body) = authenticate(&state, &app_id, &method, &uri, body).await?;
-    let v = if body.is_empty() { Value::Object(Map::new()) } else { parse_json(&body)? };
-    let t = parse_trigger(&with_query_params(v, &uri), &app, false)?;
+    let (app, body) = authenticate(&state, &app_id, &req, body, BodyNeed::Event).await?;
+    let t = parse_trigger(&parse_event(&body)?, &QueryParams::from_uri(&req.uri), &app, false)?;
     publish(&state, &app, &t)?;
     if t.info.any() {
         return Ok(Json(json!({ "channels": channel_info(&state, &app, &t) })));
@@ -259,24 +354,38 @@ pub async fn trigger(
     Ok(Json(json!({})))
 }
 
+/// `{"batch": [events]}`, each event kept raw until it is read.
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(borrow)]
+    batch: Option<&'a RawValue>,
+}
+
 /// `POST /apps/{id}/batch_events`.
 pub async fn trigger_batch(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let (app, body) = authenticate(&state, &app_id, &method, &uri, body).await?;
-    let v = parse_json(&body)?;
-    let Some(Value::Array(items)) = v.get("batch") else {
-        return Err(ApiError::bad("Body must be {\"batch\": [events]}"));
-    };
+    let (app, body) = authenticate(&state, &app_id, &req, body, BodyNeed::Batch).await?;
+    let raw: RawBatch<'_> =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))?;
+    let shape = || ApiError::bad("Body must be {\"batch\": [events]}");
+    let items: Vec<&RawValue> = serde_json::from_str(raw.batch.ok_or_else(shape)?.get()).map_err(|_| shape())?;
     if items.len() > MAX_BATCH {
         return Err(ApiError::bad(format!("A batch may hold at most {MAX_BATCH} events")));
     }
     // Validate all before publishing any, so a bad event does not half-apply a batch.
-    let triggers = items.iter().map(|i| parse_trigger(i, &app, true)).collect::<Result<Vec<_>, _>>()?;
+    let none = QueryParams::default();
+    let triggers = items
+        .iter()
+        .map(|item| {
+            let ev: RawEvent<'_> =
+                serde_json::from_str(item.get()).map_err(|_| ApiError::bad("Each event must be a JSON object"))?;
+            parse_trigger(&ev, &none, &app, true)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for t in &triggers {
         publish(&state, &app, t)?;
     }
@@ -300,13 +409,12 @@ fn query_param(uri: &Uri, name: &str) -> Option<String> {
 pub async fn channels(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
-    let prefix = query_param(&uri, "filter_by_prefix").unwrap_or_default();
-    let info = Info::parse(query_param(&uri, "info").as_deref())?.without_cache()?;
+    let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
+    let prefix = query_param(&req.uri, "filter_by_prefix").unwrap_or_default();
+    let info = Info::parse(query_param(&req.uri, "info").as_deref())?.without_cache()?;
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(ApiError::bad("user_count is only available with filter_by_prefix=presence-"));
     }
@@ -327,13 +435,12 @@ fn path_channel(raw: &str) -> Result<ChannelName, ApiError> {
 pub async fn channel(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
     let channel = path_channel(&channel)?;
-    let info = Info::parse(query_param(&uri, "info").as_deref())?;
+    let info = Info::parse(query_param(&req.uri, "info").as_deref())?;
     if info.user_count && channel.kind() != ChannelKind::Presence {
         return Err(ApiError::bad("user_count is only available for presence channels"));
     }
@@ -364,11 +471,10 @@ pub async fn channel(
 pub async fn channel_users(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let (app, _) = authenticate(&state, &app_id, &method, &uri, body).await?;
+    let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
     let channel = path_channel(&channel)?;
     if channel.kind() != ChannelKind::Presence {
         return Err(ApiError::bad("Users are only available for presence channels"));
@@ -382,11 +488,10 @@ pub async fn channel_users(
 pub async fn terminate_connections(
     State(state): State<AppState>,
     Path((app_id, user_id)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    terminate(state, &app_id, user_id, method, uri, body).await
+    terminate(state, &app_id, user_id, req, body).await
 }
 
 /// `POST /users/{user_id}/terminate_connections`: the path the official Python SDK (3.x) signs
@@ -394,17 +499,16 @@ pub async fn terminate_connections(
 pub async fn terminate_connections_by_key(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
-    method: Method,
-    uri: Uri,
+    req: ApiRequest,
     body: Body,
 ) -> ApiResult {
-    let key = query_param(&uri, "auth_key").ok_or(ApiError::Auth(sig::ApiAuthError::Missing("auth_key")))?;
+    let key = query_param(&req.uri, "auth_key").ok_or(ApiError::Auth(sig::ApiAuthError::Missing("auth_key")))?;
     let app = state.apps.by_key(&key).ok_or(ApiError::Auth(sig::ApiAuthError::WrongKey))?;
-    terminate(state, &app.id, user_id, method, uri, body).await
+    terminate(state, &app.id, user_id, req, body).await
 }
 
-async fn terminate(state: AppState, app_id: &str, user_id: String, method: Method, uri: Uri, body: Body) -> ApiResult {
-    let (app, _) = authenticate(&state, app_id, &method, &uri, body).await?;
+async fn terminate(state: AppState, app_id: &str, user_id: String, req: ApiRequest, body: Body) -> ApiResult {
+    let (app, _) = authenticate(&state, app_id, &req, body, BodyNeed::Empty).await?;
     if user_id.is_empty() || !fits_chars(&user_id, MAX_USER_ID_LEN) {
         return Err(ApiError::bad("user_id must be 1–128 characters"));
     }

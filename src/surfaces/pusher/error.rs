@@ -4,6 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::pusher::ApiAuthError;
+use crate::surfaces::BodyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -21,6 +22,9 @@ pub enum ApiError {
     BrokerDown,
     #[error("Too many requests for this app; retry after {0} s")]
     RateLimited(u64),
+    /// The body was not read (too large, or broken off): answered as [`BodyError`] says.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 impl ApiError {
@@ -37,12 +41,16 @@ impl ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BrokerDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Body(e) => e.status(),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Self::Body(e) = self {
+            return e.into_response();
+        }
         let retry_after = if let Self::RateLimited(secs) = self { Some(secs) } else { None };
         crate::surfaces::json_error(self.status(), self.to_string(), retry_after)
     }

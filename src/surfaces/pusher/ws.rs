@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use super::codes;
 use super::protocol::{self as proto};
 use crate::apps::App;
+use crate::audit;
 use crate::auth::pusher as sig;
 use crate::core::{
     CacheReplay, ChannelKind, ChannelName, ChannelRules, ConnHandle, Data, Disconnect, Event, MAX_EVENT_NAME,
@@ -20,7 +21,7 @@ use crate::core::{
 };
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
-use crate::server::AppState;
+use crate::server::{AppState, ClientAddr};
 use crate::surfaces::PresenceUsers;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
@@ -33,6 +34,7 @@ const ENVELOPE_BYTES: usize = 4096;
 /// Pusher does: a `pusher:error` frame, then a close with the same code.
 pub async fn upgrade(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     Path(key): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -47,7 +49,14 @@ pub async fn upgrade(
     };
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match admit(&state, &key, query.as_deref(), origin) {
-        Err((code, message)) => ws.on_upgrade(move |socket| refuse(socket, code, message)),
+        Err((code, message)) => {
+            match code {
+                codes::APP_NOT_FOUND => audit::refused(audit::Refusal::UnknownKey, client, &key, &message),
+                codes::UNAUTHORIZED => audit::refused(audit::Refusal::OriginRefused, client, &key, &message),
+                _ => {}
+            }
+            ws.on_upgrade(move |socket| refuse(socket, code, message))
+        }
         Ok(app) => {
             let cap = app.limits().max_message_bytes + ENVELOPE_BYTES;
             ws.max_message_size(cap).on_upgrade(move |socket| serve(socket, state, app))

@@ -1,5 +1,6 @@
 //! Test support: `spawn_server`, a Pusher WebSocket client, a signed HTTP client.
 
+pub mod binary;
 pub mod http;
 pub mod ws;
 
