@@ -5,6 +5,8 @@
 mod support;
 
 mod accounts;
+mod binary;
+mod cli_commands;
 mod cli_live;
 mod dashboard_api;
 mod hostile;
@@ -23,6 +25,7 @@ mod pusher_connect;
 mod pusher_limits;
 mod pusher_users;
 mod slow_consumer;
+mod startup;
 mod store_backends;
 mod timeouts;
 mod ws_handshake;
