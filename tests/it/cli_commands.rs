@@ -139,6 +139,15 @@ async fn backup_copies_the_database_and_the_jwt_secret_while_the_server_runs() {
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret_copy).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
+    // Restored as docs/operations.md says: the copy as switchboard.db, the secret as jwt_secret.
+    let restored = out_dir.path().join("restored");
+    std::fs::create_dir(&restored).unwrap();
+    std::fs::copy(&copy, restored.join("switchboard.db")).unwrap();
+    std::fs::copy(&secret_copy, restored.join("jwt_secret")).unwrap();
+    let shown = cli(&restored, &["apps", "show", "kept"]);
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    assert_eq!(serde_json::from_str::<Value>(&shown.stdout).unwrap()["key"], "kept-key");
+
     // The server kept running, and a backup never overwrites a file.
     assert_eq!(server.http().get("/health").await.0, 200);
     let again = cli(data, &["backup", "--to", copy.to_str().unwrap()]);

@@ -9,6 +9,7 @@ mod binary;
 mod cli_commands;
 mod cli_live;
 mod dashboard_api;
+mod docs;
 mod hostile;
 mod isolation;
 mod layers;
