@@ -16,13 +16,10 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // A configuration problem is the operator's to fix: one line, exit code 2.
-            if let Some(cfg) = err.downcast_ref::<switchboard::config::ConfigError>() {
-                eprintln!("switchboard: {cfg}");
-                return ExitCode::from(2);
-            }
+            // One line: a configuration or usage problem is the operator's to fix (exit 2),
+            // anything else failed while running (exit 1).
             eprintln!("switchboard: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit_code(&err))
         }
     }
 }

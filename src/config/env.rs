@@ -5,14 +5,18 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use super::{Config, ConfigError, LogFormat, Registration, Secret};
+use super::sources::{self, Source};
+use super::{Config, ConfigError, Registration, Secret};
 
-type Setter = fn(&mut Config, &str) -> Result<(), String>;
+/// Sets a field from a variable's text, or says why the text is not a valid value.
+pub type Setter = fn(&mut Config, &str) -> Result<(), String>;
 
-/// Every variable Switchboard reads, in the order they are applied (later wins).
-pub const ENV_VARS: &[(&str, Setter)] = &[
+/// Every variable Switchboard reads: its name, the setting it sets (the TOML key, which is how
+/// errors trace a value back to the variable) and the setter, in the order they are applied
+/// (later wins: `SWITCHBOARD_PORT` over `PORT`, both over `SERVER_ADDR`'s port).
+pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     // Notif's alias first so that PORT and SWITCHBOARD_BIND win over it.
-    ("SERVER_ADDR", |c, v| {
+    ("SERVER_ADDR", "server.bind", |c, v| {
         let (host, port) = split_host_port(v)?;
         c.server.bind = host;
         if let Some(port) = port {
@@ -20,75 +24,85 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
         }
         Ok(())
     }),
-    ("PORT", |c, v| parse_into(&mut c.server.port, v)),
-    ("SWITCHBOARD_PORT", |c, v| parse_into(&mut c.server.port, v)),
-    ("SWITCHBOARD_BIND", |c, v| parse_into(&mut c.server.bind, v)),
-    ("SWITCHBOARD_DATA_DIR", |c, v| {
+    ("PORT", "server.port", |c, v| parse_into(&mut c.server.port, v)),
+    ("SWITCHBOARD_PORT", "server.port", |c, v| parse_into(&mut c.server.port, v)),
+    ("SWITCHBOARD_BIND", "server.bind", |c, v| parse_into(&mut c.server.bind, v)),
+    ("SWITCHBOARD_DATA_DIR", "server.data_dir", |c, v| {
         c.server.data_dir = PathBuf::from(v);
         Ok(())
     }),
-    ("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", |c, v| parse_into(&mut c.server.handshake_timeout_ms, v)),
-    ("SWITCHBOARD_MAX_HEADER_BYTES", |c, v| parse_into(&mut c.server.max_header_bytes, v)),
-    ("SWITCHBOARD_REQUEST_TIMEOUT_MS", |c, v| parse_into(&mut c.server.request_timeout_ms, v)),
-    ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", |c, v| parse_into(&mut c.server.max_connections_per_ip, v)),
-    ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", |c, v| parse_into(&mut c.server.requests_per_ip_per_second, v)),
-    ("SWITCHBOARD_TRUSTED_PROXIES", |c, v| {
+    ("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", "server.handshake_timeout_ms", |c, v| {
+        parse_into(&mut c.server.handshake_timeout_ms, v)
+    }),
+    ("SWITCHBOARD_MAX_HEADER_BYTES", "server.max_header_bytes", |c, v| parse_into(&mut c.server.max_header_bytes, v)),
+    ("SWITCHBOARD_REQUEST_TIMEOUT_MS", "server.request_timeout_ms", |c, v| {
+        parse_into(&mut c.server.request_timeout_ms, v)
+    }),
+    ("SWITCHBOARD_MAX_CONNECTIONS_PER_IP", "server.max_connections_per_ip", |c, v| {
+        parse_into(&mut c.server.max_connections_per_ip, v)
+    }),
+    ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", "server.requests_per_ip_per_second", |c, v| {
+        parse_into(&mut c.server.requests_per_ip_per_second, v)
+    }),
+    ("SWITCHBOARD_TRUSTED_PROXIES", "server.trusted_proxies", |c, v| {
         c.server.trusted_proxies = v.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect();
         Ok(())
     }),
-    ("SWITCHBOARD_MAX_CONNECTIONS", |c, v| parse_into(&mut c.server.max_connections, v)),
-    ("SWITCHBOARD_SHUTDOWN_GRACE_MS", |c, v| parse_into(&mut c.server.shutdown_grace_ms, v)),
-    ("SWITCHBOARD_APP_REFRESH_MS", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
-    ("DATABASE_URL", |c, v| {
+    ("SWITCHBOARD_MAX_CONNECTIONS", "server.max_connections", |c, v| parse_into(&mut c.server.max_connections, v)),
+    ("SWITCHBOARD_SHUTDOWN_GRACE_MS", "server.shutdown_grace_ms", |c, v| {
+        parse_into(&mut c.server.shutdown_grace_ms, v)
+    }),
+    ("SWITCHBOARD_APP_REFRESH_MS", "server.app_refresh_ms", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
+    ("DATABASE_URL", "database.url", |c, v| {
         c.database.url = Some(v.to_owned());
         Ok(())
     }),
-    ("LOG_LEVEL", |c, v| {
+    ("LOG_LEVEL", "log.level", |c, v| {
         c.log.level = v.to_owned();
         Ok(())
     }),
-    ("SWITCHBOARD_LOG_FORMAT", |c, v| {
-        c.log.format = match v {
-            "text" => LogFormat::Text,
-            "json" => LogFormat::Json,
-            _ => return Err("must be text or json".into()),
-        };
+    ("SWITCHBOARD_LOG_FORMAT", "log.format", |c, v| {
+        c.log.format = v.parse()?;
         Ok(())
     }),
-    ("APP_KEY", |c, v| {
+    ("APP_KEY", "default_app.key", |c, v| {
         c.default_app.key = Some(v.to_owned());
         Ok(())
     }),
-    ("APP_SECRET", |c, v| {
+    ("APP_SECRET", "default_app.secret", |c, v| {
         c.default_app.secret = Some(Secret(v.to_owned()));
         Ok(())
     }),
-    ("SWITCHBOARD_APP_ID", |c, v| {
+    ("SWITCHBOARD_APP_ID", "default_app.id", |c, v| {
         c.default_app.id = Some(v.to_owned());
         Ok(())
     }),
-    ("SWITCHBOARD_APP_KEY", |c, v| {
+    ("SWITCHBOARD_APP_KEY", "default_app.key", |c, v| {
         c.default_app.key = Some(v.to_owned());
         Ok(())
     }),
-    ("SWITCHBOARD_APP_SECRET", |c, v| {
+    ("SWITCHBOARD_APP_SECRET", "default_app.secret", |c, v| {
         c.default_app.secret = Some(Secret(v.to_owned()));
         Ok(())
     }),
-    ("SWITCHBOARD_APP_NAME", |c, v| {
+    ("SWITCHBOARD_APP_NAME", "default_app.name", |c, v| {
         c.default_app.name = Some(v.to_owned());
         Ok(())
     }),
-    ("SWITCHBOARD_ACTIVITY_TIMEOUT", |c, v| parse_into(&mut c.pusher.activity_timeout_secs, v)),
-    ("SWITCHBOARD_PONG_TIMEOUT", |c, v| parse_into(&mut c.pusher.pong_timeout_secs, v)),
-    ("JWT_SECRET", |c, v| {
+    ("SWITCHBOARD_ACTIVITY_TIMEOUT", "pusher.activity_timeout_secs", |c, v| {
+        parse_into(&mut c.pusher.activity_timeout_secs, v)
+    }),
+    ("SWITCHBOARD_PONG_TIMEOUT", "pusher.pong_timeout_secs", |c, v| parse_into(&mut c.pusher.pong_timeout_secs, v)),
+    ("JWT_SECRET", "auth.jwt_secret", |c, v| {
         c.auth.jwt_secret = Some(Secret(v.to_owned()));
         Ok(())
     }),
-    ("SWITCHBOARD_TOKEN_TTL_SECS", |c, v| parse_into(&mut c.auth.token_ttl_secs, v)),
-    ("SWITCHBOARD_LOGIN_PER_MINUTE", |c, v| parse_into(&mut c.auth.login_per_minute, v)),
-    ("SWITCHBOARD_REGISTER_PER_MINUTE", |c, v| parse_into(&mut c.auth.register_per_minute, v)),
-    ("SWITCHBOARD_REGISTRATION", |c, v| {
+    ("SWITCHBOARD_TOKEN_TTL_SECS", "auth.token_ttl_secs", |c, v| parse_into(&mut c.auth.token_ttl_secs, v)),
+    ("SWITCHBOARD_LOGIN_PER_MINUTE", "auth.login_per_minute", |c, v| parse_into(&mut c.auth.login_per_minute, v)),
+    ("SWITCHBOARD_REGISTER_PER_MINUTE", "auth.register_per_minute", |c, v| {
+        parse_into(&mut c.auth.register_per_minute, v)
+    }),
+    ("SWITCHBOARD_REGISTRATION", "auth.registration", |c, v| {
         c.auth.registration = match v.trim() {
             "open" => Registration::Open,
             "closed" => Registration::Closed,
@@ -96,31 +110,38 @@ pub const ENV_VARS: &[(&str, Setter)] = &[
         };
         Ok(())
     }),
-    ("SWITCHBOARD_METRICS_TOKEN", |c, v| {
+    ("SWITCHBOARD_METRICS_TOKEN", "metrics.token", |c, v| {
         c.metrics.token = Some(Secret(v.to_owned()));
         Ok(())
     }),
-    ("SWITCHBOARD_METRICS_ADDR", |c, v| {
+    ("SWITCHBOARD_METRICS_ADDR", "metrics.listen", |c, v| {
         c.metrics.listen = Some(v.trim().parse().map_err(|_| "not an address such as 127.0.0.1:9100".to_owned())?);
         Ok(())
     }),
-    ("SWITCHBOARD_OUTBOX_MAX_BYTES", |c, v| parse_into(&mut c.connection.outbox_max_bytes, v)),
-    ("SWITCHBOARD_OUTBOX_MAX_FRAMES", |c, v| parse_into(&mut c.connection.outbox_max_frames, v)),
+    ("SWITCHBOARD_OUTBOX_MAX_BYTES", "connection.outbox_max_bytes", |c, v| {
+        parse_into(&mut c.connection.outbox_max_bytes, v)
+    }),
+    ("SWITCHBOARD_OUTBOX_MAX_FRAMES", "connection.outbox_max_frames", |c, v| {
+        parse_into(&mut c.connection.outbox_max_frames, v)
+    }),
 ];
 
-/// Applies every variable `get` knows, naming the first bad one.
+/// Applies every variable `get` knows, naming the first bad one, and records which settings
+/// each one set.
 pub(super) fn apply(config: &mut Config, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-    for (name, set) in ENV_VARS {
+    for (name, key, set) in ENV_VARS {
         if let Some(value) = get(name) {
+            let before = config.snapshot();
             set(config, &value).map_err(|why| {
-                // Secrets are never echoed back.
-                let shown = if name.contains("SECRET") || name.contains("TOKEN") {
-                    "<redacted>".to_owned()
-                } else {
-                    format!("{value:?}")
-                };
+                // Secrets and URLs (which may carry a password) are never echoed back.
+                let shown = if sources::shows_value(name) { format!("{value:?}") } else { "<redacted>".to_owned() };
                 ConfigError(format!("{name}={shown}: {why}"))
             })?;
+            let source = Source::Env { name, value };
+            config.sources.set(key, source.clone());
+            // SERVER_ADDR sets the port too, when it has one.
+            let after = config.snapshot();
+            config.sources.record_changes(&before, &after, &source);
         }
     }
     Ok(())
@@ -182,6 +203,22 @@ mod tests {
         let c = load(&[("SERVER_ADDR", "127.0.0.1:3000"), ("PORT", "4000")]).unwrap();
         assert_eq!(c.server.port, 4000);
         assert_eq!(c.server.bind, IpAddr::from([127, 0, 0, 1]));
+    }
+
+    #[test]
+    fn each_setting_remembers_its_variable() {
+        let c = load(&[("SERVER_ADDR", "127.0.0.1:3000"), ("SWITCHBOARD_PORT", "6001")]).unwrap();
+        assert_eq!(c.sources.get("server.port"), &Source::Env { name: "SWITCHBOARD_PORT", value: "6001".into() });
+        assert_eq!(c.sources.get("server.bind"), &Source::Env { name: "SERVER_ADDR", value: "127.0.0.1:3000".into() });
+        assert_eq!(c.sources.get("log.level"), &Source::Default);
+    }
+
+    #[test]
+    fn every_variable_names_a_real_setting() {
+        let snapshot = Config::default().snapshot();
+        for (name, key, _) in ENV_VARS {
+            assert!(sources::lookup(&snapshot, key).is_some(), "{name} sets {key}, which is not a setting");
+        }
     }
 
     #[test]

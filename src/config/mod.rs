@@ -2,19 +2,24 @@
 //! built-in defaults → `switchboard.toml` (or `--config FILE`) → environment → flags.
 //!
 //! Everything is validated once, before anything starts; an unknown key or an unparsable value is
-//! a [`ConfigError`] naming the setting (the binary exits with code 2). Only this module reads
-//! the process environment.
+//! a [`ConfigError`] naming the setting as the operator gave it: the flag, the file and line, or
+//! the environment variable ([`Sources`] remembers which). The binary exits with code 2. Only
+//! this module reads the process environment.
 
+mod data_dir;
 mod env;
+mod sources;
 
 use std::fmt;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use env::ENV_VARS;
+pub use env::{ENV_VARS, Setter};
+pub use sources::{Source, Sources};
 
 /// A bad setting: one line naming it, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,9 @@ pub struct Config {
     pub connection: ConnectionConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    /// Which layer set each setting, for error messages; not a setting itself.
+    #[serde(skip)]
+    pub sources: Sources,
 }
 
 /// Listening socket, data directory and HTTP-level limits.
@@ -147,11 +155,46 @@ impl Default for LogConfig {
     }
 }
 
+/// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    /// One human-readable line per event.
     Text,
+    /// One JSON object per line, for log collectors.
     Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("must be text or json".into()),
+        }
+    }
+}
+
+/// The levels a log filter may name; anything else bare (`loud`) is a mistake, which `tracing`
+/// would take for a target name and so silence every log line, the listening line included.
+const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "error", "off"];
+
+/// Checks a log filter: a level, or a comma-separated list of `target=level` directives and at
+/// most one bare level, as `tracing_subscriber::EnvFilter` reads them.
+fn check_log_filter(filter: &str) -> Result<(), String> {
+    const NOT_A_LEVEL: &str = "not a log level (use trace, debug, info, warn, error, off, or target=level)";
+    let parts: Vec<&str> = filter.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err(NOT_A_LEVEL.into());
+    }
+    for part in parts {
+        if !part.contains('=') && !LOG_LEVELS.iter().any(|level| level.eq_ignore_ascii_case(part)) {
+            return Err(NOT_A_LEVEL.into());
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter).map(drop).map_err(|e| format!("not a log filter: {e}"))
 }
 
 /// The app created on first start. Setting id, key or secret pins it: it is created or updated
@@ -271,6 +314,7 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     pub log_level: Option<String>,
+    pub log_format: Option<LogFormat>,
 }
 
 /// File looked for in the working directory when `--config` is not given.
@@ -290,23 +334,32 @@ impl Config {
         Ok(config)
     }
 
-    /// Parses a TOML file; unknown keys are errors.
+    /// Parses a TOML file; unknown keys are errors. Every key it sets is remembered with its line.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|e| ConfigError(format!("config file {}: {e}", path.display())))?;
-        Self::from_toml(&text).map_err(|e| ConfigError(format!("config file {}: {}", path.display(), e.0)))
+        let mut config = Self::parse_toml(&text, &format!("config file {}, ", path.display()))?;
+        config.sources.record_file(path, &text);
+        Ok(config)
     }
 
     /// Parses TOML text; unknown keys are errors.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_toml(text, "")
+    }
+
+    /// Parses TOML; an error names the line and, when it is about one, the key.
+    fn parse_toml(text: &str, prefix: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            let one_line = e.message().replace('\n', " ");
-            match e.span() {
-                Some(span) => {
-                    let line = text[..span.start.min(text.len())].lines().count().max(1);
-                    ConfigError(format!("line {line}: {one_line}"))
-                }
-                None => ConfigError(one_line),
+            let message = e.message().trim().replace('\n', " ");
+            let Some(span) = e.span() else {
+                return ConfigError(format!("{prefix}{message}"));
+            };
+            let line = sources::line_of(text, span.start);
+            let entries = sources::toml_entries(text);
+            match entries.iter().find(|k| k.key_start <= span.start && span.start < k.value.end.max(k.key_start + 1)) {
+                Some(entry) => ConfigError(format!("{prefix}line {line}: {}: {message}", entry.key)),
+                None => ConfigError(format!("{prefix}line {line}: {message}")),
             }
         })
     }
@@ -314,25 +367,47 @@ impl Config {
     fn apply_flags(&mut self, flags: &Overrides) {
         if let Some(port) = flags.port {
             self.server.port = port;
+            self.sources.set("server.port", Source::Flag("--port"));
         }
         if let Some(bind) = flags.bind {
             self.server.bind = bind;
+            self.sources.set("server.bind", Source::Flag("--bind"));
         }
         if let Some(dir) = &flags.data_dir {
             self.server.data_dir = dir.clone();
+            self.sources.set("server.data_dir", Source::Flag("--data-dir"));
         }
         if let Some(url) = &flags.database_url {
             self.database.url = Some(url.clone());
+            self.sources.set("database.url", Source::Flag("--database-url"));
         }
         if let Some(level) = &flags.log_level {
             self.log.level = level.clone();
+            self.sources.set("log.level", Source::Flag("--log-level"));
         }
+        if let Some(format) = flags.log_format {
+            self.log.format = format;
+            self.sources.set("log.format", Source::Flag("--log-format"));
+        }
+    }
+
+    /// The error for a bad value of setting `key` (its TOML name, e.g. `server.port`): one line
+    /// that names the setting as the operator gave it, then `why`.
+    pub fn invalid(&self, key: &str, why: impl fmt::Display) -> ConfigError {
+        let snapshot = self.snapshot();
+        let named = sources::Named { key, source: self.sources.get(key), value: sources::lookup(&snapshot, key) };
+        ConfigError(format!("{named}: {why}"))
+    }
+
+    /// The configuration as a JSON tree, which is how settings are looked up by key.
+    fn snapshot(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.server.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError("SWITCHBOARD_DATA_DIR: must not be empty".into()));
+            return Err(self.invalid("server.data_dir", "must not be empty"));
         }
         let url = self.database_url();
         let scheme = url.split("://").next().unwrap_or_default();
@@ -341,43 +416,66 @@ impl Config {
             "postgres" | "postgresql" if cfg!(feature = "postgres") => {}
             "mysql" | "mariadb" if cfg!(feature = "mysql") => {}
             "libsql" | "http" | "https" | "ws" | "wss" => {
-                return Err(ConfigError(format!(
-                    "DATABASE_URL: libSQL is not supported ({scheme}://); use sqlite://, postgres:// or mysql://"
-                )));
+                return Err(self.invalid(
+                    "database.url",
+                    format!("libSQL is not supported ({scheme}://); use sqlite://, postgres:// or mysql://"),
+                ));
             }
             _ => {
-                return Err(ConfigError(format!(
-                    "DATABASE_URL: unsupported scheme {scheme:?}; use sqlite://, postgres:// or mysql://"
-                )));
+                return Err(self.invalid(
+                    "database.url",
+                    format!("unsupported scheme {scheme:?}; use sqlite://, postgres:// or mysql://"),
+                ));
             }
         }
         if self.server.handshake_timeout_ms == 0 {
-            return Err(ConfigError("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS: must be at least 1".into()));
+            return Err(self.invalid("server.handshake_timeout_ms", "must be at least 1"));
         }
         if self.server.request_timeout_ms == 0 {
-            return Err(ConfigError("SWITCHBOARD_REQUEST_TIMEOUT_MS: must be at least 1".into()));
+            return Err(self.invalid("server.request_timeout_ms", "must be at least 1"));
         }
         if self.pusher.activity_timeout_secs == 0 {
-            return Err(ConfigError("SWITCHBOARD_ACTIVITY_TIMEOUT: must be at least 1 second".into()));
+            return Err(self.invalid("pusher.activity_timeout_secs", "must be at least 1 second"));
         }
         if self.connection.outbox_max_bytes < 16 * 1024 {
-            return Err(ConfigError("SWITCHBOARD_OUTBOX_MAX_BYTES: must be at least 16384".into()));
+            return Err(self.invalid("connection.outbox_max_bytes", "must be at least 16384"));
         }
-        crate::server::TrustedProxies::parse(&self.server.trusted_proxies)
-            .map_err(|e| ConfigError(format!("SWITCHBOARD_TRUSTED_PROXIES: {e}")))?;
+        if let Err(e) = crate::server::TrustedProxies::parse(&self.server.trusted_proxies) {
+            return Err(self.invalid("server.trusted_proxies", &e));
+        }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
-            return Err(ConfigError("SWITCHBOARD_METRICS_TOKEN: must be at least 16 characters".into()));
+            return Err(self.invalid("metrics.token", "must be at least 16 characters"));
         }
         if self.auth.jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
-            return Err(ConfigError("JWT_SECRET: must be at least 16 characters".into()));
+            return Err(self.invalid("auth.jwt_secret", "must be at least 16 characters"));
         }
-        if let Some(app) = &self.default_app.key
-            && (app.is_empty() || app.len() > 128)
-        {
-            return Err(ConfigError("SWITCHBOARD_APP_KEY: must be 1–128 characters".into()));
+        self.validate_default_app()?;
+        check_log_filter(&self.log.level).map_err(|why| self.invalid("log.level", why))?;
+        Ok(())
+    }
+
+    /// The pinned default app follows the rules an app created through the API or the CLI
+    /// follows, checked here so that nothing is written when they are broken.
+    fn validate_default_app(&self) -> Result<(), ConfigError> {
+        let app = &self.default_app;
+        if let Some(id) = &app.id {
+            check_app_token(id, 64).map_err(|why| self.invalid("default_app.id", why))?;
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| ConfigError(format!("LOG_LEVEL={:?}: {e}", self.log.level)))?;
+        if let Some(key) = &app.key {
+            check_app_token(key, 128).map_err(|why| self.invalid("default_app.key", why))?;
+        }
+        if let Some(secret) = &app.secret {
+            let len = secret.0.chars().count();
+            if len < 16 {
+                return Err(self.invalid("default_app.secret", "must be at least 16 characters"));
+            }
+            if secret.0.len() > 255 {
+                return Err(self.invalid("default_app.secret", "must be at most 255 bytes"));
+            }
+        }
+        if app.name.as_ref().is_some_and(|n| n.chars().count() > 255) {
+            return Err(self.invalid("default_app.name", "must be at most 255 characters"));
+        }
         Ok(())
     }
 
@@ -388,6 +486,15 @@ impl Config {
             None => format!("sqlite://{}", self.server.data_dir.join("switchboard.db").display()),
         }
     }
+}
+
+/// App ids and keys travel in URLs: 1 to `max` characters of `[A-Za-z0-9_.-]` (the rule
+/// `apps::create` applies).
+fn check_app_token(value: &str, max: usize) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if ok { Ok(()) } else { Err(format!("must be 1–{max} characters of A-Z a-z 0-9 _ . -")) }
 }
 
 #[cfg(test)]
@@ -420,9 +527,56 @@ mod tests {
         let mut c = Config::default();
         assert!(c.validate().is_ok());
         c.server.request_timeout_ms = 0;
-        assert!(c.validate().unwrap_err().0.starts_with("SWITCHBOARD_REQUEST_TIMEOUT_MS"));
+        assert_eq!(c.validate().unwrap_err().0, "server.request_timeout_ms = 0: must be at least 1");
         c.server.request_timeout_ms = 1;
+        c.sources.set(
+            "server.handshake_timeout_ms",
+            Source::Env { name: "SWITCHBOARD_HANDSHAKE_TIMEOUT_MS", value: "0".into() },
+        );
         c.server.handshake_timeout_ms = 0;
-        assert!(c.validate().unwrap_err().0.starts_with("SWITCHBOARD_HANDSHAKE_TIMEOUT_MS"));
+        assert_eq!(c.validate().unwrap_err().0, "SWITCHBOARD_HANDSHAKE_TIMEOUT_MS=\"0\": must be at least 1");
+    }
+
+    #[test]
+    fn log_levels_and_directives_pass_and_bare_words_do_not() {
+        for ok in ["info", "DEBUG", "Warn", "off", "switchboard=debug", "info,sqlx=warn", "switchboard=trace,warn"] {
+            assert_eq!(check_log_filter(ok), Ok(()), "{ok}");
+        }
+        for bad in ["loud", "nonsense", "info,loud", "", " , ", "switchboard"] {
+            assert!(check_log_filter(bad).unwrap_err().starts_with("not a log level"), "{bad}");
+        }
+        assert!(check_log_filter("switchboard=loud").is_err());
+    }
+
+    #[test]
+    fn a_bad_log_level_names_its_source() {
+        let mut c = Config::default();
+        c.apply_flags(&Overrides { log_level: Some("loud".into()), ..Default::default() });
+        assert_eq!(
+            c.validate().unwrap_err().0,
+            "--log-level \"loud\": not a log level (use trace, debug, info, warn, error, off, or target=level)"
+        );
+    }
+
+    #[test]
+    fn toml_errors_name_the_key_and_its_line() {
+        let err = Config::from_toml("# comment\n[server]\nprot = 1\n").unwrap_err();
+        assert!(err.0.starts_with("line 3: server.prot: unknown field"), "{}", err.0);
+        let err = Config::from_toml("[server]\n\nport = \"x\"\n").unwrap_err();
+        assert!(err.0.starts_with("line 3: server.port: invalid type"), "{}", err.0);
+    }
+
+    #[test]
+    fn pinned_default_app_follows_the_app_rules() {
+        let mut c = Config::default();
+        c.default_app.id = Some("has space".into());
+        assert!(c.validate().unwrap_err().0.starts_with("default_app.id = \"has space\": must be"));
+        c.default_app.id = Some("ok-id".into());
+        c.default_app.secret = Some(Secret("short".into()));
+        let err = c.validate().unwrap_err().0;
+        assert!(err.ends_with("must be at least 16 characters") && !err.contains("short"), "{err}");
+        c.default_app.secret = Some(Secret("0123456789abcdef".into()));
+        c.default_app.key = Some("a/b".into());
+        assert!(c.validate().unwrap_err().0.contains("default_app.key"));
     }
 }

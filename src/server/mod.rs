@@ -27,7 +27,7 @@ use crate::accounts::Accounts;
 use crate::apps::{self, AppCache};
 use crate::auth::jwt;
 use crate::broker::{Broker, MemoryBroker};
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::ratelimit::LogThrottle;
 use crate::store::Store;
@@ -42,30 +42,37 @@ pub use state::{AppState, Shared};
 /// A built server, bound and ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// `/metrics` on an address of its own (`metrics.listen`).
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     router: Router,
 }
 
 impl Server {
-    /// Connects the store, migrates, makes sure the default app exists, builds the core and
-    /// binds. Configuration problems come back as [`ConfigError`].
+    /// Checks the data dir, connects the store, migrates, binds, and makes sure the default app
+    /// exists; then builds the core. Configuration problems come back as [`ConfigError`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_broker(config, Arc::new(MemoryBroker::new())).await
     }
 
     /// [`Server::build`] on a given broker (cluster backends, or a test double).
+    ///
+    /// Every step that can fail on a bad setting (data dir, database, pinned app, port, JWT
+    /// secret) runs before the default app is created: a start that fails must not create
+    /// credentials the next start would not print again.
     pub async fn build_with_broker(config: Config, broker: Arc<dyn Broker>) -> anyhow::Result<Self> {
-        let url = config.database_url();
-        let store = Store::connect(&url)
+        config.prepare_data_dir()?;
+        let store = Store::connect(&config.database_url())
             .await
-            .map_err(|e| ConfigError(format!("DATABASE_URL: cannot open the database: {e}")))?;
+            .map_err(|e| config.invalid("database.url", format!("cannot open the database: {e}")))?;
         store.migrate().await.context("running migrations")?;
-        if let Some((app, true)) =
-            apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?
-        {
-            // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
-            println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
-        }
+        check_pinned_key(&store, &config).await?;
+        let listener = bind(&config).await?;
+        let metrics_listener = bind_metrics(&config).await?;
+        let jwt_secret =
+            jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
+                .map_err(|e| config.invalid("server.data_dir", format!("cannot keep the JWT secret there: {e}")))?;
+        let created = apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?;
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
         let realtime = Realtime::new(
@@ -78,13 +85,7 @@ impl Server {
         // Both speak WebSocket: a fanned-out event is framed once, ready for every socket.
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
-        let jwt_secret =
-            jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
-                .map_err(|e| ConfigError(format!("SWITCHBOARD_DATA_DIR: cannot keep the JWT secret there: {e}")))?;
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
-        let listener = TcpListener::bind((config.server.bind, config.server.port)).await.map_err(|e| {
-            ConfigError(format!("PORT={}: cannot listen on {}: {e}", config.server.port, config.server.bind))
-        })?;
         let state = AppState::new(Shared {
             config,
             realtime,
@@ -97,7 +98,11 @@ impl Server {
             accounts,
         });
         let router = router::build(state.clone());
-        Ok(Self { listener, state, router })
+        if let Some((app, true)) = created {
+            // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
+            println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
+        }
+        Ok(Self { listener, metrics_listener, state, router })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -110,14 +115,14 @@ impl Server {
 
     /// Serves until `stop` resolves or [`Shutdown::trigger`] is called, then drains.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self { listener, state, router } = self;
+        let Self { listener, metrics_listener, state, router } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening on http://{addr}");
         let tasks = TaskTracker::new();
         tasks.spawn(refresh_apps(state.clone()));
         tasks.spawn(sweep(state.clone()));
         let token = state.shutdown.token();
-        if let Some(metrics_listener) = bind_metrics(&state).await? {
+        if let Some(metrics_listener) = metrics_listener {
             tasks.spawn(serve_metrics(metrics_listener, state.clone(), token.clone()));
         }
         let capacity = Capacity::at_start(state.config.server.max_connections);
@@ -274,13 +279,13 @@ async fn serve_connection(
     }
 }
 
-/// The listener of `/metrics` on its own address (`metrics.listen`), bound before anything is
-/// served so a bad address stops start-up.
-async fn bind_metrics(state: &AppState) -> anyhow::Result<Option<TcpListener>> {
-    let Some(addr) = state.config.metrics.listen else { return Ok(None) };
+/// The listener of `/metrics` on its own address (`metrics.listen`), bound with the main port
+/// so a bad address stops start-up.
+async fn bind_metrics(config: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let Some(addr) = config.metrics.listen else { return Ok(None) };
     let listener = TcpListener::bind(addr)
         .await
-        .map_err(|e| ConfigError(format!("SWITCHBOARD_METRICS_ADDR={addr}: cannot listen there: {e}")))?;
+        .map_err(|e| config.invalid("metrics.listen", format!("cannot listen there: {e}")))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "metrics on http://{addr}/metrics");
     Ok(Some(listener))
@@ -324,6 +329,41 @@ async fn serve_metrics(listener: TcpListener, state: AppState, token: tokio_util
     }
     tasks.close();
     tasks.wait().await;
+}
+
+/// Binds the listening socket; a refusal names the setting behind it (the port, or the
+/// address when it is not this machine's).
+async fn bind(config: &Config) -> anyhow::Result<TcpListener> {
+    let (ip, port) = (config.server.bind, config.server.port);
+    TcpListener::bind((ip, port)).await.map_err(|e| {
+        let addr = SocketAddr::new(ip, port);
+        let err = match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                config.invalid("server.port", format!("cannot listen on {addr}: address in use"))
+            }
+            std::io::ErrorKind::AddrNotAvailable => {
+                config.invalid("server.bind", format!("cannot listen on {addr}: not an address of this machine"))
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                config.invalid("server.port", format!("cannot listen on {addr}: permission denied"))
+            }
+            _ => config.invalid("server.port", format!("cannot listen on {addr}: {e}")),
+        };
+        err.into()
+    })
+}
+
+/// A pinned key that another app already has would fail the default app's update half-way
+/// through start-up: it is a configuration error, found before anything is written.
+async fn check_pinned_key(store: &Store, config: &Config) -> anyhow::Result<()> {
+    let (Some(id), Some(key)) = (&config.default_app.id, &config.default_app.key) else {
+        return Ok(());
+    };
+    let all = apps::list(store).await.context("reading apps")?;
+    if let Some(other) = all.iter().find(|a| &*a.key == key && &*a.id != id) {
+        return Err(config.invalid("default_app.key", format!("already the key of app {:?}", &*other.id)).into());
+    }
+    Ok(())
 }
 
 /// Picks up app changes made elsewhere (CLI, API on another node) and closes the connections of

@@ -2,6 +2,7 @@
 //! and nothing else. Queries are written once with `$1`-style placeholders.
 
 use std::borrow::Cow;
+use std::path::Path;
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -23,6 +24,27 @@ impl Dialect {
             "postgres" | "postgresql" => Some(Self::Postgres),
             "mysql" | "mariadb" => Some(Self::MySql),
             _ => None,
+        }
+    }
+
+    /// The file of a `sqlite://PATH[?options]` URL; `None` for other databases.
+    pub fn sqlite_path(url: &str) -> Option<&Path> {
+        let rest = url.strip_prefix("sqlite://")?;
+        Some(Path::new(rest.split('?').next().unwrap_or_default()))
+    }
+
+    /// A query with one parameter, a table name, that returns a row when that table exists in
+    /// the database (schema) the connection uses.
+    pub fn table_exists_sql(self) -> &'static str {
+        match self {
+            Self::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = $1",
+            Self::Postgres => {
+                "SELECT 1 FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+            Self::MySql => {
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = $1"
+            }
         }
     }
 
@@ -87,6 +109,12 @@ impl Dialect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(Dialect::sqlite_path("sqlite://./d/x.db?mode=rwc"), Some(Path::new("./d/x.db")));
+        assert_eq!(Dialect::sqlite_path("postgres://h/db"), None);
+    }
 
     #[test]
     fn mysql_placeholders() {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use dialect::Dialect;
 
@@ -29,6 +29,8 @@ pub enum Error {
     Database(#[from] sqlx::Error),
     #[error("creating the data directory: {0}")]
     Io(#[from] std::io::Error),
+    #[error("an online backup is built in for SQLite only")]
+    BackupUnsupported,
 }
 
 /// The migrations, embedded so the binary carries its schema.
@@ -49,15 +51,19 @@ impl Store {
     pub async fn connect(url: &str) -> Result<Self, Error> {
         sqlx::any::install_default_drivers();
         let dialect = Dialect::from_url(url).ok_or(Error::UnsupportedUrl)?;
-        if dialect == Dialect::Sqlite {
-            let path = url.trim_start_matches("sqlite://").split('?').next().unwrap_or_default();
-            if let Some(parent) = Path::new(path).parent()
-                && !parent.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(parent)?;
-            }
+        if let Some(path) = Dialect::sqlite_path(url)
+            && let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
         }
-        let options: AnyConnectOptions = dialect.driver_url(url).parse()?;
+        // Statements are logged at trace only: at debug the app poll (every 500 ms) would write
+        // a line each time. A slow statement is still worth a warning.
+        let options = dialect
+            .driver_url(url)
+            .parse::<AnyConnectOptions>()?
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Warn, Duration::from_secs(1));
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
             .acquire_timeout(Duration::from_secs(5))
@@ -88,12 +94,22 @@ impl Store {
 
     /// Applies every migration not applied yet, in order.
     pub async fn migrate(&self) -> Result<(), Error> {
-        self.pool
-            .execute(
-                "CREATE TABLE IF NOT EXISTS switchboard_migrations (version BIGINT NOT NULL PRIMARY KEY, \
-                 name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
-            )
-            .await?;
+        // Looked up first: PostgreSQL answers `CREATE TABLE IF NOT EXISTS` on an existing table
+        // with a NOTICE, which would be logged at every start. Two nodes starting at once may
+        // both get here; `IF NOT EXISTS` keeps that harmless.
+        let exists = sqlx::query(&self.dialect.sql(self.dialect.table_exists_sql()))
+            .bind("switchboard_migrations")
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if !exists {
+            self.pool
+                .execute(
+                    "CREATE TABLE IF NOT EXISTS switchboard_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+                     name VARCHAR(255) NOT NULL, applied_at BIGINT NOT NULL)",
+                )
+                .await?;
+        }
         let applied: Vec<(i64,)> =
             sqlx::query_as("SELECT version FROM switchboard_migrations").fetch_all(&self.pool).await?;
         for (version, name, sql) in MIGRATIONS {
@@ -153,6 +169,17 @@ impl Store {
     /// Closes the pool (flushes SQLite's WAL on the last connection).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// Writes a consistent copy of a SQLite database to `to`, which must not exist, while other
+    /// connections (a running server) keep reading and writing: `VACUUM INTO` copies one
+    /// snapshot. PostgreSQL and MySQL have their own tools (`pg_dump`, `mysqldump`).
+    pub async fn backup_into(&self, to: &Path) -> Result<(), Error> {
+        if self.dialect != Dialect::Sqlite {
+            return Err(Error::BackupUnsupported);
+        }
+        sqlx::query("VACUUM INTO $1").bind(to.to_string_lossy().into_owned()).execute(&self.pool).await?;
+        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Error as WsError;
 
-use crate::support::binary::{Binary, Start};
+use crate::support::binary::{Running, serve, with_ulimit};
 use crate::support::{APP_KEY, Http};
 
 fn capacity_in(line: &str) -> u64 {
@@ -17,8 +17,9 @@ fn capacity_in(line: &str) -> u64 {
 
 #[tokio::test]
 async fn at_capacity_new_connections_are_refused_at_once_health_answers_and_it_recovers() {
-    let mut bin = Binary::start(Start { ulimit: Some("-n 256"), ..Default::default() }).await;
-    let capacity = capacity_in(&bin.wait_for("connection capacity: ").await);
+    let dir = tempfile::tempdir().unwrap();
+    let mut bin = Running::start(&mut with_ulimit(&serve(dir.path(), &[]), "-n 256"));
+    let capacity = capacity_in(&bin.wait_for("connection capacity: "));
     assert!((16..256).contains(&capacity), "capacity {capacity} under a limit of 256");
     let url = format!("ws://{}/app/{APP_KEY}?protocol=7&client=test&version=1", bin.addr);
     let mut open = Vec::new();
@@ -47,7 +48,7 @@ async fn at_capacity_new_connections_are_refused_at_once_health_answers_and_it_r
         .unwrap_or_else(|| panic!("no refusal counter in {metrics}"));
     let count: f64 = refused.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(count >= 1.0, "{refused}");
-    bin.wait_for("at connection capacity: refusing new connections").await;
+    bin.wait_for("at connection capacity: refusing new connections");
     // Connections close: capacity comes back without a restart.
     open.truncate(open.len() - 5);
     let mut recovered = false;
@@ -62,17 +63,15 @@ async fn at_capacity_new_connections_are_refused_at_once_health_answers_and_it_r
     assert!(recovered, "no connection admitted after five closed");
 }
 
-#[tokio::test]
-async fn the_soft_limit_is_raised_to_the_hard_one_and_a_larger_maximum_is_warned_about() {
-    let mut bin = Binary::start(Start {
-        ulimit: Some("-Sn 256 -Hn 2048"),
-        env: vec![("SWITCHBOARD_MAX_CONNECTIONS", "100000")],
-        ..Default::default()
-    })
-    .await;
-    let line = bin.wait_for("connection capacity: ").await;
+#[test]
+fn the_soft_limit_is_raised_to_the_hard_one_and_a_larger_maximum_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = serve(dir.path(), &[]);
+    cmd.env("SWITCHBOARD_MAX_CONNECTIONS", "100000");
+    let mut bin = Running::start(&mut with_ulimit(&cmd, "-Sn 256 -Hn 2048"));
+    let line = bin.wait_for("connection capacity: ");
     assert!(line.contains("descriptor_limit=2048"), "{line}");
     assert!(capacity_in(&line) > 256, "{line}");
-    let warning = bin.wait_for("server.max_connections is above").await;
+    let warning = bin.wait_for("server.max_connections is above");
     assert!(warning.contains("max_connections=100000"), "{warning}");
 }

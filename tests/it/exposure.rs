@@ -6,8 +6,25 @@
 use hyper::Method;
 use serde_json::json;
 
+use std::path::Path;
+
 use crate::support::Http;
-use crate::support::binary::{Binary, Start};
+use crate::support::binary::{Running, command, run, serve};
+
+/// The server with extra environment variables, its data in `dir`.
+fn start(dir: &Path, env: &[(&str, &str)]) -> Running {
+    let mut cmd = serve(dir, &[]);
+    cmd.envs(env.iter().copied());
+    Running::start(&mut cmd)
+}
+
+/// `switchboard ARGS` on the server's data dir; (success, stdout, stderr).
+fn cli(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = command(dir, args);
+    cmd.arg("--data-dir").arg(dir).env("LOG_LEVEL", "warn").envs(env.iter().copied());
+    let out = run(&mut cmd);
+    (out.code == Some(0), out.stdout, out.stderr)
+}
 
 async fn get_from(http: &Http, path: &str, forwarded_for: &str) -> u16 {
     http.request(Method::GET, path, b"", &[("x-forwarded-for", forwarded_for)]).await.0
@@ -15,9 +32,10 @@ async fn get_from(http: &Http, path: &str, forwarded_for: &str) -> u16 {
 
 #[tokio::test]
 async fn a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
     let env =
-        vec![("SWITCHBOARD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"), ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", "2")];
-    let mut bin = Binary::start(Start { env, ..Default::default() }).await;
+        [("SWITCHBOARD_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"), ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", "2")];
+    let mut bin = start(dir.path(), &env);
     let http = Http::new(bin.addr);
     // Each forwarded client has its own budget.
     assert_eq!(get_from(&http, "/notifmoo.js", "203.0.113.1").await, 200);
@@ -30,12 +48,13 @@ async fn a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not() {
         assert_eq!(get_from(&http, "/metrics", "203.0.113.1").await, 200);
     }
     // The log names the forwarded client, not the proxy.
-    let line = bin.wait_for("refused: rate_limited").await;
+    let line = bin.wait_for("refused: rate_limited");
     assert!(line.contains("client=203.0.113.1"), "{line}");
 
     // The same headers from a peer that is not a trusted proxy are ignored: one budget.
-    let env = vec![("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8"), ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", "2")];
-    let bin = Binary::start(Start { env, ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("SWITCHBOARD_TRUSTED_PROXIES", "10.0.0.0/8"), ("SWITCHBOARD_REQUESTS_PER_IP_PER_SECOND", "2")];
+    let bin = start(dir.path(), &env);
     let http = Http::new(bin.addr);
     assert_eq!(get_from(&http, "/notifmoo.js", "203.0.113.1").await, 200);
     assert_eq!(get_from(&http, "/notifmoo.js", "203.0.113.2").await, 200);
@@ -44,14 +63,16 @@ async fn a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not() {
 
 #[tokio::test]
 async fn closed_registration_leaves_account_creation_to_setup_and_admins() {
-    let bin = Binary::start(Start { env: vec![("SWITCHBOARD_REGISTRATION", "closed")], ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = start(dir.path(), &[("SWITCHBOARD_REGISTRATION", "closed")]);
     let http = Http::new(bin.addr);
     let newcomer = json!({"username": "newcomer", "password": "password-123"});
     let (s, b) = http.json(Method::POST, "/auth/register", Some(newcomer.clone()), None).await;
     assert_eq!((s, b), (403, json!({"error": "Registration is closed; an administrator creates accounts."})));
     assert_eq!(http.json(Method::POST, "/register", Some(newcomer.clone()), None).await.0, 403);
     // Setup still creates the first admin, who can create accounts.
-    let (ok, _, err) = bin.cli(&["setup", "--username", "root"], &[("SWITCHBOARD_ADMIN_PASSWORD", "admin-password-1")]);
+    let (ok, _, err) =
+        cli(dir.path(), &["setup", "--username", "root"], &[("SWITCHBOARD_ADMIN_PASSWORD", "admin-password-1")]);
     assert!(ok, "{err}");
     let login = json!({"username": "root", "password": "admin-password-1"});
     let (s, b) = http.json(Method::POST, "/auth/login", Some(login), None).await;
@@ -70,7 +91,8 @@ async fn closed_registration_leaves_account_creation_to_setup_and_admins() {
 #[tokio::test]
 async fn metrics_behind_a_token_or_on_their_own_address() {
     let token = "metrics-token-0123456789";
-    let bin = Binary::start(Start { env: vec![("SWITCHBOARD_METRICS_TOKEN", token)], ..Default::default() }).await;
+    let dir = tempfile::tempdir().unwrap();
+    let bin = start(dir.path(), &[("SWITCHBOARD_METRICS_TOKEN", token)]);
     let http = Http::new(bin.addr);
     let (s, h, b) = http.request_full(Method::GET, "/metrics", b"", &[]).await;
     assert_eq!((s, b), (401, json!({"error": "metrics need the bearer token"})));
@@ -82,9 +104,9 @@ async fn metrics_behind_a_token_or_on_their_own_address() {
     assert_eq!(s, 200);
     assert!(b.as_str().unwrap().contains("switchboard_http_requests_total"));
 
-    let mut bin =
-        Binary::start(Start { env: vec![("SWITCHBOARD_METRICS_ADDR", "127.0.0.1:0")], ..Default::default() }).await;
-    let line = bin.wait_for("metrics on http://").await;
+    let other = tempfile::tempdir().unwrap();
+    let mut bin = start(other.path(), &[("SWITCHBOARD_METRICS_ADDR", "127.0.0.1:0")]);
+    let line = bin.wait_for("metrics on http://");
     let addr = line.split("metrics on http://").nth(1).unwrap().split('/').next().unwrap().parse().unwrap();
     assert_eq!(Http::new(bin.addr).get("/metrics").await.0, 404, "not on the public port");
     let (s, b) = Http::new(addr).get("/metrics").await;
@@ -95,13 +117,14 @@ async fn metrics_behind_a_token_or_on_their_own_address() {
 
 #[tokio::test]
 async fn security_refusals_and_app_changes_are_logged_without_secrets() {
-    let mut bin = Binary::start(Start::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut bin = start(dir.path(), &[]);
     let http = Http::new(bin.addr);
     let (s, _) = http
         .json(Method::POST, "/auth/login", Some(json!({"username": "mallory", "password": "guess-123"})), None)
         .await;
     assert_eq!(s, 401);
-    let line = bin.wait_for("refused: failed_login").await;
+    let line = bin.wait_for("refused: failed_login");
     assert!(line.contains("client=127.0.0.1") && line.contains("mallory"), "{line}");
     assert!(!line.contains("guess-123"), "a password in the log: {line}");
     let (s, _) = http
@@ -113,19 +136,19 @@ async fn security_refusals_and_app_changes_are_logged_without_secrets() {
         )
         .await;
     assert_eq!(s, 401);
-    let line = bin.wait_for("refused: bad_signature").await;
+    let line = bin.wait_for("refused: bad_signature");
     assert!(line.contains("app-1"), "{line}");
     let (s, _) = http.request(Method::POST, "/api/broadcast", b"{}", &[("x-app-key", "not-the-secret")]).await;
     assert_eq!(s, 401);
-    let line = bin.wait_for("refused: unknown_key").await;
+    let line = bin.wait_for("refused: unknown_key");
     assert!(!line.contains("not-the-secret"), "a presented secret in the log: {line}");
-    let (ok, out, err) = bin.cli(&["apps", "create", "--id", "logged-app"], &[]);
+    let (ok, out, err) = cli(dir.path(), &["apps", "create", "--id", "logged-app"], &[]);
     assert!(ok, "{err}");
     assert!(out.contains("logged-app"));
-    let (ok, _, err) = bin.cli(&["apps", "rotate-secret", "logged-app"], &[]);
+    let (ok, _, err) = cli(dir.path(), &["apps", "rotate-secret", "logged-app"], &[]);
     assert!(ok, "{err}");
     // The CLI's own log carries the change (its stderr); the server's shows it was refreshed.
-    let (ok, _, err) = bin.cli(&["apps", "delete", "logged-app"], &[("LOG_LEVEL", "info")]);
+    let (ok, _, err) = cli(dir.path(), &["apps", "delete", "logged-app"], &[("LOG_LEVEL", "info")]);
     assert!(ok, "{err}");
     assert!(err.contains("app deleted") && err.contains("logged-app"), "{err}");
 }

@@ -1,139 +1,182 @@
-//! The real `switchboard serve` binary, started as a user would (environment, flags, a shell's
-//! `ulimit`), on an ephemeral port read from its `listening on http://…` log line. Stopped by
-//! PID when dropped.
+//! Running the built `switchboard` binary as an operator would: a clean environment (none of the
+//! variables Switchboard reads leaks in from the test run), its own working directory, a shell's
+//! `ulimit` when asked, and a server child whose log is read line by line. Servers are killed
+//! by PID when dropped.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
-use super::{APP_ID, APP_KEY, APP_SECRET};
+use super::{APP_ID, APP_KEY};
 
-pub struct Binary {
+/// The pinned app's secret for a binary started by [`serve`] (pinned secrets need 16
+/// characters; the in-process servers keep [`super::APP_SECRET`]).
+pub const BINARY_APP_SECRET: &str = "binary-secret-0123456789";
+
+/// How long a server gets to print a line waited for (its listening line first).
+const LINE_WAIT: Duration = Duration::from_secs(30);
+
+/// `switchboard ARGS` in `dir`, with no Switchboard variable from the test environment.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    cmd.args(args).current_dir(dir);
+    for (name, _, _) in switchboard::config::ENV_VARS {
+        cmd.env_remove(name);
+    }
+    cmd.env_remove("SWITCHBOARD_ADMIN_PASSWORD");
+    cmd
+}
+
+/// `switchboard serve` on a free loopback port with its data in `dir`, the test app pinned and
+/// the log at `info`; `extra` flags after.
+pub fn serve(dir: &Path, extra: &[&str]) -> Command {
+    let data_dir = dir.to_str().unwrap();
+    let mut args = vec!["serve", "--port", "0", "--bind", "127.0.0.1", "--data-dir", data_dir];
+    args.extend_from_slice(extra);
+    let mut cmd = command(dir, &args);
+    cmd.env("LOG_LEVEL", "info")
+        .env("SWITCHBOARD_APP_ID", APP_ID)
+        .env("SWITCHBOARD_APP_KEY", APP_KEY)
+        .env("SWITCHBOARD_APP_SECRET", BINARY_APP_SECRET);
+    cmd
+}
+
+/// `cmd` run by `sh` after `ulimit` settings (`"-n 256"`, `"-Sn 256 -Hn 2048"`), as a login
+/// shell or a service manager would start it.
+pub fn with_ulimit(cmd: &Command, limits: &str) -> Command {
+    let parts: Vec<&str> = limits.split_whitespace().collect();
+    let script: String = parts.chunks(2).map(|pair| format!("ulimit {} && ", pair.join(" "))).collect();
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!("{script}exec \"$@\"")).arg("sh").arg(cmd.get_program()).args(cmd.get_args());
+    if let Some(dir) = cmd.get_current_dir() {
+        sh.current_dir(dir);
+    }
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => sh.env(name, value),
+            None => sh.env_remove(name),
+        };
+    }
+    sh
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The one line a refused start or a failed command prints, without the `switchboard: `
+    /// prefix; fails when there is more than one.
+    pub fn error_line(&self) -> &str {
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "expected exactly one line on stderr, got:\n{}", self.stderr);
+        lines[0].strip_prefix("switchboard: ").unwrap_or(lines[0])
+    }
+}
+
+/// Runs a command to its end.
+pub fn run(cmd: &mut Command) -> Finished {
+    let out = cmd.stdin(Stdio::null()).output().unwrap();
+    Finished {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A server started from the binary, killed when dropped.
+pub struct Running {
     child: Child,
     pub addr: SocketAddr,
+    /// Its stderr (the log), line by line, as it comes.
     lines: Arc<Mutex<Vec<String>>>,
-    dir: tempfile::TempDir,
+    stderr: Option<std::thread::JoinHandle<()>>,
+    stdout: Option<std::thread::JoinHandle<String>>,
 }
 
-/// How the binary is started.
-#[derive(Default)]
-pub struct Start<'a> {
-    /// Extra environment variables.
-    pub env: Vec<(&'a str, &'a str)>,
-    /// Extra arguments after `serve --port 0 --bind 127.0.0.1 --data-dir DIR`.
-    pub args: Vec<&'a str>,
-    /// A `ulimit` line run by the shell first (`-n 256`, `-Hn 4096 -Sn 256`...).
-    pub ulimit: Option<&'a str>,
-}
-
-impl Binary {
-    pub async fn start(start: Start<'_>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = env!("CARGO_BIN_EXE_switchboard");
-        let data_dir = dir.path().to_str().unwrap().to_owned();
-        let mut serve = vec![bin, "serve", "--port", "0", "--bind", "127.0.0.1", "--data-dir", &data_dir];
-        serve.extend(start.args.iter().copied());
-        let mut cmd = match start.ulimit {
-            Some(limits) => {
-                let mut cmd = Command::new("sh");
-                let script = limits
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .chunks(2)
-                    .fold(String::new(), |s, pair| format!("{s}ulimit {} && ", pair.join(" ")));
-                cmd.arg("-c").arg(format!("{script}exec \"$@\"")).arg("sh").args(&serve);
-                cmd
-            }
-            None => {
-                let mut cmd = Command::new(serve[0]);
-                cmd.args(&serve[1..]);
-                cmd
-            }
-        };
-        cmd.env("LOG_LEVEL", "info")
-            .env("SWITCHBOARD_LOG_FORMAT", "text")
-            .env("SWITCHBOARD_APP_ID", APP_ID)
-            .env("SWITCHBOARD_APP_KEY", APP_KEY)
-            .env("SWITCHBOARD_APP_SECRET", APP_SECRET)
-            .env_remove("DATABASE_URL")
-            .env_remove("PORT")
-            .env_remove("SWITCHBOARD_PORT")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        for (k, v) in &start.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().unwrap();
+impl Running {
+    /// Starts `cmd` (a `serve` command) and waits for the line that says where it listens.
+    pub fn start(cmd: &mut Command) -> Self {
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
-        if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(collect(BufReader::new(stderr), lines.clone()));
-        }
-        if let Some(stdout) = child.stdout.take() {
-            tokio::spawn(collect(BufReader::new(stdout), lines.clone()));
-        }
-        let mut binary = Self { child, addr: "127.0.0.1:0".parse().unwrap(), lines, dir };
-        let line = binary.wait_for("listening on http://").await;
-        let addr = line.split("listening on http://").nth(1).unwrap().split_whitespace().next().unwrap();
-        binary.addr = addr.trim_end_matches('"').parse().unwrap();
-        binary
+        let err = child.stderr.take().unwrap();
+        let sink = lines.clone();
+        let stderr = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                sink.lock().push(line);
+            }
+        });
+        let mut out = child.stdout.take().unwrap();
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = out.read_to_string(&mut text);
+            text
+        });
+        let mut running = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lines,
+            stderr: Some(stderr),
+            stdout: Some(stdout),
+        };
+        let line = running.wait_for("listening on http://");
+        running.addr = line
+            .split("listening on http://")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| c == '"' || c.is_whitespace()).next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        running
     }
 
-    /// Waits (at most 30 s) for a log line containing `needle`.
-    pub async fn wait_for(&mut self, needle: &str) -> String {
-        for _ in 0..300 {
+    /// The first log line containing `needle`, waiting for it (at most 30 s; fails at once if
+    /// the server exits first).
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + LINE_WAIT;
+        loop {
             if let Some(line) = self.lines.lock().iter().find(|l| l.contains(needle)) {
                 return line.clone();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
+                // The reader may still hold the last lines.
+                std::thread::sleep(Duration::from_millis(100));
                 panic!("switchboard exited ({status}) before logging {needle:?}:\n{}", self.log());
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert!(Instant::now() < deadline, "no log line with {needle:?} within {LINE_WAIT:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no log line with {needle:?} within 30 s:\n{}", self.log());
     }
 
-    /// Every line logged so far.
+    /// Every log line so far.
     pub fn log(&self) -> String {
         self.lines.lock().join("\n")
     }
 
-    /// The server's data directory (SQLite, the JWT secret), for the CLI to share.
-    pub fn data_dir(&self) -> &std::path::Path {
-        self.dir.path()
-    }
-
-    /// Runs `switchboard ARGS` on the same data directory; (success, stdout, stderr).
-    pub fn cli(&self, args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
-        cmd.args(args).arg("--data-dir").arg(self.data_dir()).env("LOG_LEVEL", "warn").env_remove("DATABASE_URL");
-        for (k, v) in env {
-            cmd.env(k, v);
+    /// Stops the server and returns everything it printed: (stdout, stderr lines).
+    pub fn stop(mut self) -> (String, Vec<String>) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(reader) = self.stderr.take() {
+            let _ = reader.join();
         }
-        let out = cmd.output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let lines = std::mem::take(&mut *self.lines.lock());
+        let stdout = self.stdout.take().map(|t| t.join().unwrap()).unwrap_or_default();
+        (stdout, lines)
     }
 }
 
-async fn collect<R: tokio::io::AsyncRead + Unpin>(reader: BufReader<R>, lines: Arc<Mutex<Vec<String>>>) {
-    let mut reader = reader.lines();
-    while let Ok(Some(line)) = reader.next_line().await {
-        lines.lock().push(line);
-    }
-}
-
-impl Drop for Binary {
+impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.start_kill();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
