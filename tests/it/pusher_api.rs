@@ -341,26 +341,40 @@ async fn api_data_survives_round_trip_exactly() {
 
 #[tokio::test]
 async fn api_rate_limit_is_429_with_retry_after() {
+    const RATE: u32 = 3;
     let server = spawn_server().await;
-    crate::support::update_app(&server, APP_ID, |s| s.limits.api_requests_per_second = 3).await;
+    crate::support::update_app(&server, APP_ID, |s| s.limits.api_requests_per_second = RATE).await;
     let http = server.http();
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        statuses.push(http.trigger(json!({"name": "e", "channel": "c", "data": "d"})).await);
-    }
-    assert_eq!(statuses.iter().filter(|(s, _)| *s == 200).count(), 3, "{statuses:?}");
-    let (s, body) = statuses.last().unwrap();
-    assert_eq!(*s, 429);
-    assert!(body["error"].is_string());
-    let q = switchboard::auth::pusher::sign_query(
-        APP_KEY,
-        APP_SECRET,
-        "GET",
-        &format!("/apps/{APP_ID}/channels"),
-        b"",
-        &[],
-        now(),
-    );
-    let (status, _) = http.request(Method::GET, &format!("/apps/{APP_ID}/channels?{q}"), b"", &[]).await;
-    assert_eq!(status, 429);
+    let channels = format!("/apps/{APP_ID}/channels");
+    let trigger = json!({"name": "e", "channel": "c", "data": "d"}).to_string();
+
+    // Triggers and channel queries alternate: they draw on one bucket per app, so a quick run
+    // admits exactly RATE of them in all, then refuses.
+    let started = std::time::Instant::now();
+    let mut admitted = 0;
+    let (headers, body) = loop {
+        assert!(admitted <= 10 * RATE as usize, "never refused after {admitted} requests");
+        let (method, path, body) = match admitted % 2 {
+            0 => ("POST", events_path(), trigger.as_str()),
+            _ => ("GET", channels.clone(), ""),
+        };
+        let q = switchboard::auth::pusher::sign_query(APP_KEY, APP_SECRET, method, &path, body.as_bytes(), &[], now());
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, headers, res) = http.request_full(method, &format!("{path}?{q}"), body.as_bytes(), &[]).await;
+        match status {
+            200 => admitted += 1,
+            429 => break (headers, res),
+            other => panic!("{path}: {other} {res}"),
+        }
+    };
+    let window = crate::support::bucket_admits(RATE, RATE, started.elapsed());
+    assert!(window.contains(&admitted), "admitted {admitted}, the bucket allows {window:?}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("Too many requests")), "{body}");
+    // A token comes back within 1/RATE s: the wait in whole seconds is 1.
+    let wait = crate::support::retry_after(&headers);
+    assert_eq!(wait, 1);
+    // And it is honest: after that wait a request is admitted again.
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    let (status, res) = http.trigger(json!({"name": "e", "channel": "c", "data": "d"})).await;
+    assert_eq!(status, 200, "{res}");
 }

@@ -96,7 +96,7 @@ async fn oversize_frame_closes_with_1009_and_others_are_unaffected() {
                 assert_eq!(c.map(|c| c.0), Some(1009));
                 break;
             }
-            Frame::Ended => break,
+            Frame::Ended | Frame::Error(_) => break,
         }
     }
     other.assert_alive().await;

@@ -70,7 +70,7 @@ async fn slow_consumer_is_disconnected_with_4100() {
             Some(Frame::Json(v)) if v["event"] == "pusher:error" => assert_eq!(v["data"]["code"], 4100),
             Some(Frame::Json(_)) => {}
             Some(Frame::Close(c)) => break c.map(|c| c.0),
-            Some(Frame::Ended) | None => break None,
+            Some(Frame::Ended | Frame::Error(_)) | None => break None,
         }
     };
     assert!(received < EVENTS, "the slow consumer did not get everything ({received})");
