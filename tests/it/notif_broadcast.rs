@@ -32,9 +32,9 @@ async fn secret_publishes_and_counts_subscribed_sockets() {
     assert_eq!(data(&p.expect_event("e").await), json!({"a": 1}));
     // Another app's subscribers are not counted or reached.
     create_app(&server, "app-2", "key-2", "secret-2").await;
-    let (_, body) = post(&server, BODY, &[("x-app-key", "secret-2")]).await;
-    assert_eq!(body["subscriber_count"], 0);
-    a.assert_silent(200).await;
+    let (status, body) = post(&server, BODY, &[("x-app-key", "secret-2")]).await;
+    assert_eq!((status, &body["subscriber_count"]), (200, &json!(0)), "{body}");
+    a.assert_next_is_marker(&server, "news").await;
 }
 
 #[tokio::test]

@@ -133,13 +133,6 @@ impl Ws {
         err
     }
 
-    /// Asserts nothing arrives for `ms`.
-    pub async fn assert_silent(&mut self, ms: u64) {
-        if let Some(f) = self.next_within(Duration::from_millis(ms)).await {
-            panic!("expected silence, got {f:?}");
-        }
-    }
-
     pub async fn subscribe(&mut self, channel: &str) -> Value {
         self.send_json(json!({"event": "pusher:subscribe", "data": {"channel": channel}})).await;
         self.recv().await
