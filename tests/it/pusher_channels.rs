@@ -194,6 +194,8 @@ async fn presence_channel_data_must_be_given_and_valid() {
 #[tokio::test]
 async fn presence_member_limit() {
     let server = spawn_server().await;
+    let default = server.state.apps.by_id(APP_ID).unwrap().limits().max_presence_members;
+    assert_eq!(default, 100, "100 members unless the app says otherwise");
     update_app(&server, APP_ID, |s| s.limits.max_presence_members = 2).await;
     let mut conns = Vec::new();
     for user in ["u1", "u2"] {

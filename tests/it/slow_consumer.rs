@@ -13,6 +13,9 @@ use crate::support::{APP_ID, spawn_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_disconnected_with_4100() {
+    let defaults = switchboard::config::Config::default().connection;
+    assert_eq!((defaults.outbox_max_bytes, defaults.outbox_max_frames), (1024 * 1024, 4096), "1 MiB / 4096 frames");
+    // Smaller here, so the test fills them quickly.
     let server = spawn_with(|c| {
         c.connection.outbox_max_bytes = 256 * 1024;
         c.connection.outbox_max_frames = 256;
