@@ -250,9 +250,11 @@ async fn cache_channels_replay_the_last_event_or_miss() {
         assert_eq!(ok["event"], "pusher_internal:subscription_succeeded", "{ch}");
         let miss = ws.recv().await;
         assert_eq!(miss, json!({"event": "pusher:cache_miss", "channel": ch}));
-        server.http().trigger(json!({"name": "first", "channel": ch, "data": "1"})).await;
-        server.http().trigger(json!({"name": "last", "channel": ch, "data": "2"})).await;
-        ws.expect_event("last").await;
+        for (name, data) in [("first", "1"), ("last", "2")] {
+            let (status, _) = server.http().trigger(json!({"name": name, "channel": ch, "data": data})).await;
+            assert_eq!(status, 200);
+            assert_eq!(ws.recv().await["event"], name);
+        }
     }
     let mut late = server.connect().await;
     let ok = late.subscribe("cache-a").await;
