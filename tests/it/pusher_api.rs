@@ -285,6 +285,10 @@ async fn error_statuses() {
     let q2 = q.replace("auth_version=1.0", "auth_version=2.0");
     let (s, _) = http.request(Method::POST, &format!("{path}?{q2}"), body.as_bytes(), &[]).await;
     assert_eq!(s, 401);
+    // body_md5 is required with a body: validly signed without one, the request is refused.
+    let no_md5 = switchboard::auth::pusher::sign_query(APP_KEY, APP_SECRET, "POST", &path, b"", &[], now());
+    let (s, e) = http.request(Method::POST, &format!("{path}?{no_md5}"), body.as_bytes(), &[]).await;
+    assert_eq!(s, 401, "{e}");
 
     // 404: unknown app.
     let (s, e) = http.signed(Method::POST, "/apps/no-such-app/events", &body, &[]).await;
