@@ -1,10 +1,36 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, Rust unit and integration tests, and the JavaScript suite
 # with the official clients. Installs what it needs (npm packages) from the project's own files.
+# Each sub-suite's test count is checked against its floor in tests/floors: a suite that runs no
+# tests, fewer than its floor, or not at all fails the run (node's runner exits 0 on "tests 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+# "<suite> <count>" for every suite that ran.
+counts="$logs/counts"
+: >"$counts"
+
+# Records the test count of each cargo target in the `cargo test` output `$1`, as
+# cargo:<source path> (cargo:doc for doc-tests).
+count_cargo() {
+  awk '
+    /^ *Running (unittests )?[^ ]+/ { suite = "cargo:" ($2 == "unittests" ? $3 : $2) }
+    /^ *Doc-tests / { suite = "cargo:doc" }
+    /^test result: / { for (i = 1; i <= NF; i++) if ($(i + 1) ~ /^passed/) { print suite, $i } }
+  ' "$1" >>"$counts"
+}
+
+# Records the test count of a node --test run (its output in `$2`) as suite `$1`: TAP prints
+# "# tests N", the spec reporter "ℹ tests N".
+count_node() {
+  local n
+  n=$(sed -n -E 's/^(# |ℹ )tests ([0-9]+)$/\2/p' "$2" | tail -n 1)
+  echo "$1 ${n:-0}" >>"$counts"
+}
 
 # Is something listening on 127.0.0.1:$1?
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -36,14 +62,16 @@ step "cargo build (the binary the JavaScript suite runs)"
 cargo build --bins
 
 step "cargo test"
-cargo test
+cargo test 2>&1 | tee "$logs/cargo"
+count_cargo "$logs/cargo"
 
 step "JavaScript suite (pusher-js, pusher, laravel-echo)"
 (
   cd tests/js
   npm ci --no-audit --no-fund --loglevel=error
-  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test 2>&1 | tee "$logs/js"
 )
+count_node npm:tests/js "$logs/js"
 
 step "browser test (notifmoo.js in Debian's Chromium)"
 if ! command -v chromium >/dev/null; then
@@ -52,7 +80,39 @@ fi
 (
   cd tests/browser
   npm ci --no-audit --no-fund --loglevel=error
-  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test
+  SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm test 2>&1 | tee "$logs/browser"
 )
+count_node npm:tests/browser "$logs/browser"
+
+step "test counts against tests/floors"
+short=0
+while read -r suite floor _; do
+  case $suite in '' | '#'*) continue ;; esac
+  ran=$(awk -v s="$suite" '$1 == s { n += $2; seen = 1 } END { print seen ? n : "none" }' "$counts")
+  if [ "$ran" = none ]; then
+    printf '  %-30s did not run (floor %s)\n' "$suite" "$floor"
+    short=1
+  elif [ "$ran" -eq 0 ] || [ "$ran" -lt "$floor" ]; then
+    printf '  %-30s %5s tests, below its floor of %s\n' "$suite" "$ran" "$floor"
+    short=1
+  else
+    printf '  %-30s %5s tests (floor %s)\n' "$suite" "$ran" "$floor"
+  fi
+done <tests/floors
+# Targets without a floor: none may hold tests (they would go unguarded).
+while read -r suite n; do
+  if ! awk -v s="$suite" '$1 == s { found = 1 } END { exit !found }' tests/floors; then
+    if [ "$n" -gt 0 ]; then
+      printf '  %-30s %5s tests and no floor: add one to tests/floors\n' "$suite" "$n"
+      short=1
+    else
+      printf '  %-30s %5s tests (no tests there, no floor)\n' "$suite" "$n"
+    fi
+  fi
+done <"$counts"
+if [ "$short" -ne 0 ]; then
+  echo "a suite ran no tests, too few, or none at all: see above" >&2
+  exit 1
+fi
 
 step "all tests passed"

@@ -113,11 +113,15 @@ test('a page on the allowed origin receives a broadcast', async () => {
   const got = await state(page);
   assert.deepEqual(got.received, [{ event: 'headline', channel: 'news', data: { title: 'hello', n: 1 } }]);
 
-  // The subscription queued before the socket opened went out, with its handler once.
+  // The subscription queued before the socket opened went out, with its handler once: a later
+  // marker arrives right after the event, with no second copy of either.
   await broadcast(sbPort, APP.secret, { channel: 'early', event: 'e', data: 'queued' });
-  await page.waitForFunction(() => window.log.early.length >= 1, null, { timeout: WAIT_MS });
-  await page.waitForTimeout(300);
-  assert.deepEqual((await state(page)).early, [{ event: 'e', channel: 'early', data: 'queued' }]);
+  await broadcast(sbPort, APP.secret, { channel: 'early', event: 'marker', data: 1 });
+  await page.waitForFunction(() => window.log.early.some((m) => m.event === 'marker'), null, { timeout: WAIT_MS });
+  assert.deepEqual((await state(page)).early, [
+    { event: 'e', channel: 'early', data: 'queued' },
+    { event: 'marker', channel: 'early', data: 1 },
+  ]);
   assert.deepEqual((await state(page)).errors, []);
 });
 
@@ -145,17 +149,24 @@ test('after a server restart the page resubscribes and gets each event once', as
   assert.equal(s.connects, 1, 'onConnect ran once per page');
 
   const sent = await broadcast(sbPort, APP.secret, { channel: 'news', event: 'headline', data: { n: 2 } });
+  assert.equal(sent.status, 200, JSON.stringify(sent.body));
   assert.equal(sent.body.subscriber_count, 1, 'one socket, subscribed once');
-  await page.waitForFunction(() => window.log.received.length >= 2, null, { timeout: WAIT_MS });
-  await page.waitForTimeout(500);
+  // A marker after it: once it is in, a duplicate of the headline would be in too.
+  await broadcast(sbPort, APP.secret, { channel: 'news', event: 'marker', data: 2 });
+  await page.waitForFunction(() => window.log.received.some((m) => m.event === 'marker'), null, { timeout: WAIT_MS });
   const got = await state(page);
-  assert.equal(got.received.length, 2, JSON.stringify(got.received));
-  assert.deepEqual(got.received[1], { event: 'headline', channel: 'news', data: { n: 2 } });
+  assert.deepEqual(got.received.slice(1), [
+    { event: 'headline', channel: 'news', data: { n: 2 } },
+    { event: 'marker', channel: 'news', data: 2 },
+  ]);
 
   await broadcast(sbPort, APP.secret, { channel: 'early', event: 'e', data: 'again' });
-  await page.waitForFunction(() => window.log.early.length >= 2, null, { timeout: WAIT_MS });
-  await page.waitForTimeout(300);
-  assert.equal((await state(page)).early.length, 2);
+  await broadcast(sbPort, APP.secret, { channel: 'early', event: 'marker', data: 2 });
+  await page.waitForFunction(() => window.log.early.filter((m) => m.event === 'marker').length >= 2, null, { timeout: WAIT_MS });
+  assert.deepEqual((await state(page)).early.slice(2), [
+    { event: 'e', channel: 'early', data: 'again' },
+    { event: 'marker', channel: 'early', data: 2 },
+  ]);
   // A restart closes with "reconnect now", not a pusher:error (attempts made while the server
   // was down may report plain WebSocket errors, as the original did).
   assert.deepEqual((await state(page)).errors.filter((e) => e.code != null), []);

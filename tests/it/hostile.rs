@@ -1,10 +1,15 @@
 //! Hostile input: arbitrary frames and requests never hurt the connection or the server.
 
+use std::collections::HashSet;
+
 use hyper::Method;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
 use serde_json::{Value, json};
+
+use switchboard::core::ChannelName;
+use switchboard::core::channel::USER_PREFIX;
 
 use crate::support::{APP_ID, spawn_server};
 
@@ -49,24 +54,136 @@ fn arb_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Channel names of every kind, valid and not.
+fn arb_channel() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9_=@,.;-]{1,12}",
+        "(private-|presence-|private-encrypted-|cache-|private-cache-|#server-to-user-)[a-z0-9]{0,8}",
+        ".{0,20}",
+        Just("c".repeat(165)),
+    ]
+}
+
+/// `data` of every shape: arbitrary JSON, subscribe-like objects, and objects sent as a string.
+fn arb_data() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        arb_json(),
+        arb_channel().prop_map(|c| json!({"channel": c})),
+        (arb_channel(), arb_json(), arb_json())
+            .prop_map(|(c, a, d)| json!({"channel": c, "auth": a, "channel_data": d})),
+        arb_channel().prop_map(|c| Value::String(json!({"channel": c}).to_string())),
+    ]
+}
+
 /// Frames shaped like Pusher messages, with arbitrary parts.
 fn arb_frame() -> impl Strategy<Value = String> {
     prop_oneof![
-        ".{0,200}",
-        arb_json().prop_map(|v| v.to_string()),
-        (
+        1 => ".{0,200}",
+        1 => arb_json().prop_map(|v| v.to_string()),
+        4 => (
             prop_oneof![
                 Just("pusher:subscribe".to_owned()),
-                Just("pusher:signin".to_owned()),
-                Just("client-a".to_owned()),
+                Just("pusher:subscribe".to_owned()),
                 Just("pusher:unsubscribe".to_owned()),
+                Just("pusher:signin".to_owned()),
+                Just("pusher:ping".to_owned()),
+                Just("pusher:pong".to_owned()),
+                Just("pusher_internal:member_added".to_owned()),
+                Just("client-a".to_owned()),
                 ".{0,20}"
             ],
-            arb_json(),
-            arb_json()
+            arb_data(),
+            prop_oneof![arb_channel().prop_map(Value::from), arb_json()],
         )
             .prop_map(|(e, d, c)| json!({"event": e, "data": d, "channel": c}).to_string()),
     ]
+}
+
+/// What the server must answer one frame with (SPEC §3, §10), given the channels held.
+#[derive(Debug)]
+enum Answer {
+    Nothing,
+    Pong,
+    Error(u16),
+    Subscribed { channel: String, cache_miss: bool },
+    Refused { channel: String, kind: &'static str, status: u16 },
+}
+
+/// Pusher's rules, applied to a connection that is not signed in and holds only public
+/// channels: a random `auth` never matches, so every private, presence and user channel is
+/// refused, and client events (allowed only on held private and presence channels) are 4300.
+fn answer(frame: &str, held: &mut HashSet<String>) -> Answer {
+    let Ok(Value::Object(msg)) = serde_json::from_str::<Value>(frame) else { return Answer::Error(4300) };
+    let Some(Value::String(event)) = msg.get("event") else { return Answer::Error(4300) };
+    // Some clients send data as a JSON-encoded string.
+    let data = match msg.get("data") {
+        Some(Value::String(s)) => serde_json::from_str(s).unwrap_or(Value::Null),
+        Some(v) => v.clone(),
+        None => Value::Null,
+    };
+    let channel = data.get("channel").and_then(Value::as_str).map(str::to_owned);
+    match event.as_str() {
+        "pusher:ping" => Answer::Pong,
+        "pusher:pong" => Answer::Nothing,
+        "pusher:subscribe" => {
+            let Some(channel) = channel else { return Answer::Error(4300) };
+            let refused = |kind, status| Answer::Refused { channel: channel.clone(), kind, status };
+            if channel.starts_with(USER_PREFIX) {
+                return refused("AuthError", 401);
+            }
+            match ChannelName::parse(&channel) {
+                Err(_) => refused("InvalidChannel", 400),
+                Ok(c) if c.needs_auth() => refused("AuthError", 401),
+                Ok(c) if held.contains(&channel) || held.len() < 100 => {
+                    held.insert(channel.clone());
+                    Answer::Subscribed { channel, cache_miss: c.is_cache() }
+                }
+                Ok(_) => refused("LimitReached", 400),
+            }
+        }
+        "pusher:unsubscribe" => match channel {
+            Some(channel) => {
+                held.remove(&channel);
+                Answer::Nothing
+            }
+            None => Answer::Error(4300),
+        },
+        "pusher:signin" => {
+            let strings = ["auth", "user_data"].iter().all(|k| data.get(k).is_some_and(Value::is_string));
+            assert!(!strings, "the generator made a signin that would close the connection: {frame}");
+            Answer::Error(4300)
+        }
+        _ => Answer::Error(4300),
+    }
+}
+
+/// Asserts the frames a random `frame` got are exactly `want`.
+fn check(frame: &str, want: &Answer, got: &[Value]) {
+    let is_error = |v: &Value, code: u16| {
+        v["event"] == "pusher:error" && v["data"]["code"] == code && v["data"]["message"].is_string()
+    };
+    let ok = match want {
+        Answer::Nothing => got.is_empty(),
+        Answer::Pong => got == [json!({"event": "pusher:pong", "data": {}})],
+        Answer::Error(code) => matches!(got, [v] if is_error(v, *code)),
+        Answer::Subscribed { channel, cache_miss } => {
+            let succeeded =
+                json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"});
+            let miss = json!({"event": "pusher:cache_miss", "channel": channel});
+            match got {
+                [s] => !cache_miss && *s == succeeded,
+                [s, m] => *cache_miss && *s == succeeded && *m == miss,
+                _ => false,
+            }
+        }
+        Answer::Refused { channel, kind, status } => matches!(got, [v]
+            if v["event"] == "pusher:subscription_error"
+                && v["channel"] == channel.as_str()
+                && v["data"]["type"] == *kind
+                && v["data"]["status"] == *status
+                && v["data"]["error"].is_string()),
+    };
+    assert!(ok, "{frame}\n  expected {want:?}\n  got {got:?}");
 }
 
 #[tokio::test]
@@ -75,11 +192,34 @@ async fn arbitrary_frames_get_errors_and_leave_the_connection_usable() {
     let mut ws = server.connect().await;
     let mut runner = TestRunner::deterministic();
     let strategy = arb_frame();
+    let mut held = HashSet::new();
+    let mut seen = [0; 5];
     for _ in 0..400 {
         let frame = strategy.new_tree(&mut runner).unwrap().current();
+        let want = answer(&frame, &mut held);
         ws.send_text(&frame).await;
+        // Everything the frame caused comes before the pong to a ping sent after it.
+        ws.send_json(json!({"event": "pusher:ping", "data": {}})).await;
+        let mut got = Vec::new();
+        loop {
+            let v = ws.recv().await;
+            let pong = v == json!({"event": "pusher:pong", "data": {}});
+            // A random pusher:ping is answered first: that pong belongs to the frame.
+            if pong && !(matches!(want, Answer::Pong) && got.is_empty()) {
+                break;
+            }
+            got.push(v);
+        }
+        check(&frame, &want, &got);
+        seen[match want {
+            Answer::Nothing => 0,
+            Answer::Pong => 1,
+            Answer::Error(_) => 2,
+            Answer::Subscribed { .. } => 3,
+            Answer::Refused { .. } => 4,
+        }] += 1;
     }
-    ws.assert_alive().await;
+    assert!(seen.iter().all(|&n| n > 0), "the frames no longer reach every kind of answer: {seen:?}");
     // Fixed nasties too.
     for nasty in [
         "{",
@@ -91,13 +231,11 @@ async fn arbitrary_frames_get_errors_and_leave_the_connection_usable() {
         "{\"event\":\"pusher:subscribe\",\"data\":\"{\\\"channel\\\":\"}",
     ] {
         ws.send_text(nasty).await;
-        let reply = ws.recv().await;
-        assert_eq!(reply["event"], "pusher:error", "{nasty}");
-        assert!(reply["data"]["message"].is_string());
+        ws.expect_error(4300).await;
     }
-    ws.assert_alive().await;
+    ws.assert_next_is_pong().await;
     let mut fresh = server.connect().await;
-    fresh.assert_alive().await;
+    fresh.assert_next_is_pong().await;
 }
 
 #[tokio::test]
@@ -106,12 +244,12 @@ async fn binary_and_unknown_frames() {
     let mut ws = server.connect().await;
     use futures_util::SinkExt;
     ws.inner.send(tokio_tungstenite::tungstenite::Message::binary(vec![0u8, 159, 146, 150])).await.unwrap();
-    assert_eq!(ws.recv().await["event"], "pusher:error");
+    ws.expect_error(4300).await;
     ws.send_json(json!({"event": "pusher_internal:subscription_succeeded", "channel": "x"})).await;
-    assert_eq!(ws.recv().await["event"], "pusher:error");
+    ws.expect_error(4300).await;
     ws.send_json(json!({"event": "whatever", "data": {}})).await;
-    assert_eq!(ws.recv().await["event"], "pusher:error");
-    ws.assert_alive().await;
+    ws.expect_error(4300).await;
+    ws.assert_next_is_pong().await;
 }
 
 #[tokio::test]

@@ -25,7 +25,10 @@ pub struct Notif {
 pub enum Frame {
     Json(Value),
     Close(Option<(u16, String)>),
+    /// The stream ended cleanly, after the close handshake or without one.
     Ended,
+    /// Reading failed (a reset, a protocol error): not a close the server chose to send.
+    Error(String),
 }
 
 pub fn url(server: &TestServer, query: &str) -> String {
@@ -88,7 +91,8 @@ impl Notif {
         loop {
             let msg = match tokio::time::timeout_at(deadline, self.inner.next()).await {
                 Err(_) => return None,
-                Ok(None) | Ok(Some(Err(_))) => return Some(Frame::Ended),
+                Ok(None) => return Some(Frame::Ended),
+                Ok(Some(Err(e))) => return Some(Frame::Error(e.to_string())),
                 Ok(Some(Ok(m))) => m,
             };
             match msg {
@@ -143,12 +147,6 @@ impl Notif {
         }
     }
 
-    pub async fn assert_silent(&mut self, ms: u64) {
-        if let Some(f) = self.next_within(Duration::from_millis(ms)).await {
-            panic!("expected silence, got {f:?}");
-        }
-    }
-
     /// `{"event":"subscribe","data":…}` and the next frame.
     pub async fn subscribe_with(&mut self, data: Value) -> Value {
         self.send_json(json!({"event": "subscribe", "data": data})).await;
@@ -171,15 +169,43 @@ impl Notif {
         self.subscribe_with(json!({"channel": channel, "auth": auth, "channel_data": channel_data})).await
     }
 
-    /// `{"event":"ping"}` gets `pusher:pong`: the socket is healthy.
+    /// `{"event":"ping"}` gets `pusher:pong`, skipping whatever comes before it: the socket is
+    /// healthy. Use [`Notif::assert_next_is_pong`] to show nothing else was sent.
     pub async fn assert_alive(&mut self) {
         self.send_json(json!({"event": "ping"})).await;
         let pong = self.expect_event("pusher:pong").await;
         assert_eq!(pong["data"], json!({}));
     }
 
+    /// Pings and requires the very next frame to be the pong: a reply to any earlier frame
+    /// would have come first, so this observes that there was none.
+    pub async fn assert_next_is_pong(&mut self) {
+        self.send_json(json!({"event": "ping"})).await;
+        let next = self.recv().await;
+        assert_eq!(next, json!({"event": "pusher:pong", "data": {}}), "a frame came before the pong");
+    }
+
+    /// Broadcasts a `marker` on `channel` (which this socket holds) and requires it to be the
+    /// very next frame: events arrive in publish order, so anything published to this socket
+    /// before would come first.
+    pub async fn assert_next_is_marker(&mut self, server: &TestServer, channel: &str) {
+        let (status, body) = broadcast(server, json!({"channel": channel, "event": "marker", "data": "m"})).await;
+        assert_eq!(status, 200, "{body}");
+        let next = self.recv().await;
+        assert_eq!(next, json!({"event": "marker", "channel": channel, "data": "m"}), "a frame came before the marker");
+    }
+
+    /// Closes and waits for the server's answering close: by then the server has left this
+    /// socket's channels.
     pub async fn close(mut self) {
         let _ = self.inner.close(None).await;
+        loop {
+            match self.next().await {
+                Frame::Json(_) => continue,
+                Frame::Close(_) | Frame::Ended => return,
+                Frame::Error(e) => panic!("the server did not answer the close: {e}"),
+            }
+        }
     }
 }
 

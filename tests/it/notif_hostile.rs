@@ -210,18 +210,45 @@ async fn arbitrary_frames_never_hurt_the_socket() {
         )
             .prop_map(|(e, d, c)| json!({"event": e, "data": d, "channel": c}).to_string()),
     ];
+    let pong = json!({"event": "pusher:pong", "data": {}});
     for _ in 0..400 {
         let frame = strategy.new_tree(&mut runner).unwrap().current();
         ws.send_text(&frame).await;
-    }
-    ws.send_json(json!({"event": "ping"})).await;
-    loop {
-        let v = ws.recv().await;
-        assert!(v["event"].is_string(), "{v}");
-        if v["event"] == "pusher:pong" {
-            break;
+        // Everything the frame caused comes before the pong to a ping sent after it.
+        ws.send_json(json!({"event": "ping"})).await;
+        let parsed: Option<Value> = serde_json::from_str(&frame).ok();
+        let event = parsed.as_ref().and_then(|v| v.as_object()).map(|o| o.get("event").and_then(Value::as_str));
+        let mut got = Vec::new();
+        if matches!(event, Some(Some("ping" | "pusher:ping"))) {
+            assert_eq!(ws.recv().await, pong, "{frame}");
+        }
+        loop {
+            let v = ws.recv().await;
+            if v == pong {
+                break;
+            }
+            got.push(v);
+        }
+        match (event, got.as_slice()) {
+            // Not a JSON object, or no event: one 4300.
+            (None | Some(None), [v]) => {
+                assert!(v["event"] == "pusher:error" && v["data"]["code"] == 4300, "{frame}: {v}")
+            }
+            (None | Some(None), _) => panic!("{frame}: expected one 4300, got {got:?}"),
+            (Some(Some("pong" | "pusher:pong")), got) => assert!(got.is_empty(), "{frame}: {got:?}"),
+            (Some(Some(_)), []) => {}
+            (Some(Some(_)), [v]) if v["event"] == "pusher:error" => {
+                assert!([4009, 4100, 4300, 4301].contains(&v["data"]["code"].as_u64().unwrap_or(0)), "{frame}: {v}");
+                assert!(v["data"]["message"].as_str().is_some_and(|m| m.len() < 400), "{frame}: {v}");
+            }
+            (Some(Some(_)), [v]) => {
+                assert_eq!(v["event"], "pusher_internal:subscription_succeeded", "{frame}: {v}");
+                assert!(v["channel"].is_string(), "{frame}: {v}");
+            }
+            _ => panic!("{frame}: one reply at most, got {got:?}"),
         }
     }
+    ws.assert_next_is_pong().await;
     let mut fresh = Notif::connect(&server).await;
-    fresh.assert_alive().await;
+    fresh.assert_next_is_pong().await;
 }

@@ -150,13 +150,16 @@ async fn member_events_and_cache_misses_only_with_extra_events() {
     assert_eq!(added["channel"], "presence-x");
     assert_eq!(added["data"]["user_id"], "third", "data is an object: {added}");
     third.close().await;
-    let removed = extra.expect_event("pusher_internal:member_removed").await;
+    let removed = extra.recv().await;
+    assert_eq!(removed["event"], "pusher_internal:member_removed", "{removed}");
     assert_eq!(removed["data"], json!({"user_id": "third"}));
-    plain.assert_silent(300).await;
+    // A plain socket got neither member event.
+    plain.assert_next_is_marker(&server, "presence-x").await;
+    assert_eq!(extra.recv().await["event"], "marker");
 
     // Cache channels: a miss is announced only with extra events; a hit replays to everyone.
-    plain.subscribe("cache-c").await;
-    plain.assert_silent(200).await;
+    assert_eq!(plain.subscribe("cache-c").await["event"], "pusher_internal:subscription_succeeded");
+    plain.assert_next_is_pong().await;
     let ok = extra.subscribe("cache-c").await;
     assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
     assert_eq!(extra.recv().await["event"], "pusher:cache_miss");
@@ -190,24 +193,29 @@ async fn signin_only_with_extra_events() {
 async fn unsubscribe_has_no_reply_and_stops_delivery_at_once() {
     let server = spawn_server().await;
     let mut ws = Notif::connect(&server).await;
-    ws.subscribe("news").await;
+    assert_eq!(ws.subscribe("news").await["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(ws.subscribe("other").await["event"], "pusher_internal:subscription_succeeded");
     ws.send_json(json!({"event": "unsubscribe", "data": {"channel": "news"}})).await;
-    ws.assert_alive().await;
-    let (_, body) = broadcast(&server, json!({"channel": "news", "event": "e", "data": 1})).await;
-    assert_eq!(body["subscriber_count"], 0);
-    ws.assert_silent(300).await;
+    // No reply: the pong to a later ping is the very next frame.
+    ws.assert_next_is_pong().await;
+    let (status, body) = broadcast(&server, json!({"channel": "news", "event": "e", "data": 1})).await;
+    assert_eq!((status, &body["subscriber_count"]), (200, &json!(0)), "{body}");
+    ws.assert_next_is_marker(&server, "other").await;
     // Subscribing again delivers once, not twice (Notif added a second forwarder).
-    ws.subscribe("news").await;
-    ws.subscribe("news").await;
-    broadcast(&server, json!({"channel": "news", "event": "e", "data": 2})).await;
-    assert_eq!(ws.recv().await["data"], 2);
-    ws.assert_silent(300).await;
+    for _ in 0..2 {
+        assert_eq!(ws.subscribe("news").await["event"], "pusher_internal:subscription_succeeded");
+    }
+    let (status, body) = broadcast(&server, json!({"channel": "news", "event": "e", "data": 2})).await;
+    assert_eq!((status, &body["subscriber_count"]), (200, &json!(1)), "{body}");
+    assert_eq!(ws.recv().await, json!({"event": "e", "channel": "news", "data": 2}));
+    ws.assert_next_is_marker(&server, "news").await;
 }
 
 #[tokio::test]
 async fn client_events_as_in_pusher() {
     let server = spawn_server().await;
-    update_app(&server, APP_ID, |s| s.limits.client_events_per_second = 3).await;
+    const RATE: u32 = 3;
+    update_app(&server, APP_ID, |s| s.limits.client_events_per_second = RATE).await;
     let mut a = Notif::connect(&server).await;
     let mut b = Notif::connect(&server).await;
     let mut p = server.connect().await;
@@ -217,9 +225,13 @@ async fn client_events_as_in_pusher() {
 
     a.send_json(json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "a"}})).await;
     assert_eq!(b.recv().await, json!({"event": "client-typing", "channel": "private-chat", "data": {"who": "a"}}));
-    let on_pusher = p.expect_event("client-typing").await;
+    let on_pusher = p.recv().await;
+    assert_eq!(on_pusher["event"], "client-typing");
     assert_eq!(crate::support::ws::data(&on_pusher), json!({"who": "a"}), "Pusher gets the value JSON-encoded");
-    a.assert_silent(200).await; // not echoed
+    // Not echoed to the sender.
+    a.assert_next_is_marker(&server, "private-chat").await;
+    assert_eq!(b.recv().await["event"], "marker");
+    assert_eq!(p.recv().await["event"], "marker");
 
     // Public channels and unsubscribed channels refuse client events.
     a.subscribe("public").await;
@@ -227,14 +239,43 @@ async fn client_events_as_in_pusher() {
     a.expect_error(4300).await;
     a.send_json(json!({"event": "client-x", "channel": "private-other", "data": {}})).await;
     a.expect_error(4300).await;
+    b.assert_next_is_marker(&server, "private-chat").await;
 
-    // Rate limited with the app's limit.
-    let mut limited = false;
-    for _ in 0..10 {
-        a.send_json(json!({"event": "client-burst", "channel": "private-chat", "data": 1})).await;
+    // Rate limited with the app's limit: a fresh socket's full bucket admits RATE, then 4301.
+    let mut r = Notif::connect(&server).await;
+    r.subscribe_private("private-chat").await;
+    const SENT: usize = 8;
+    let started = std::time::Instant::now();
+    for i in 0..SENT {
+        r.send_json(json!({"event": "client-burst", "channel": "private-chat", "data": i})).await;
     }
-    a.assert_alive_collecting(|v| limited |= v["data"]["code"] == 4301).await;
-    assert!(limited, "client events over the limit get 4301");
+    r.send_json(json!({"event": "ping"})).await;
+    let mut refused = 0;
+    loop {
+        let v = r.recv().await;
+        if v["event"] == "pusher:pong" {
+            break;
+        }
+        assert_eq!(v["event"], "pusher:error", "{v}");
+        assert_eq!(v["data"]["code"], 4301, "{v}");
+        refused += 1;
+    }
+    let admitted = SENT - refused;
+    let window = crate::support::bucket_admits(RATE, RATE, started.elapsed());
+    assert!(window.contains(&admitted), "admitted {admitted} of {SENT}, the bucket allows {window:?}");
+    let (status, _) = broadcast(&server, json!({"channel": "private-chat", "event": "marker", "data": "m"})).await;
+    assert_eq!(status, 200);
+    let mut got = Vec::new();
+    loop {
+        let v = b.recv().await;
+        if v["event"] == "marker" {
+            break;
+        }
+        assert_eq!(v["event"], "client-burst", "{v}");
+        got.push(v["data"].as_u64().unwrap());
+    }
+    assert_eq!(got.len(), admitted, "{got:?}");
+    assert_eq!(got[..RATE as usize], [0, 1, 2]);
 }
 
 #[tokio::test]
@@ -268,17 +309,5 @@ impl Notif {
     async fn subscribe_with_event(&mut self, event: &str, data: Value) -> Value {
         self.send_json(json!({"event": event, "data": data})).await;
         self.recv().await
-    }
-
-    /// Pings and reads up to the pong, handing every frame before it to `seen`.
-    async fn assert_alive_collecting(&mut self, mut seen: impl FnMut(&Value)) {
-        self.send_json(json!({"event": "ping"})).await;
-        loop {
-            let v = self.recv().await;
-            if v["event"] == "pusher:pong" {
-                return;
-            }
-            seen(&v);
-        }
     }
 }

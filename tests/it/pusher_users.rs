@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::json;
 
-use crate::support::ws::{Frame, data};
+use crate::support::ws::{assert_subscription_error, data};
 use crate::support::{APP_ID, spawn_server, update_app, user_auth};
 
 async fn sign_in(ws: &mut crate::support::Ws, user_data: &str) -> serde_json::Value {
@@ -25,36 +25,52 @@ async fn signin_send_to_user_and_terminate() {
         assert_eq!(ok["event"], "pusher:signin_success");
         assert_eq!(data(&ok)["user_data"], user);
     }
-    sign_in(&mut other, "{\"id\":\"u-2\"}").await;
+    assert_eq!(sign_in(&mut other, "{\"id\":\"u-2\"}").await["event"], "pusher:signin_success");
 
     let (status, _) =
         server.http().trigger(json!({"name": "notice", "channel": "#server-to-user-u-1", "data": "hi"})).await;
     assert_eq!(status, 200);
     for ws in [&mut a, &mut b] {
         let ev = ws.recv().await;
-        assert_eq!(ev["event"], "notice");
-        assert_eq!(ev["channel"], "#server-to-user-u-1");
+        assert_eq!(ev, json!({"event": "notice", "channel": "#server-to-user-u-1", "data": "hi"}));
     }
-    other.assert_silent(200).await;
+    // Not u-2's: its next frame is an event sent to it later.
+    let (status, _) =
+        server.http().trigger(json!({"name": "marker", "channel": "#server-to-user-u-2", "data": "m"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(other.recv().await, json!({"event": "marker", "channel": "#server-to-user-u-2", "data": "m"}));
 
-    // Another user cannot subscribe to this user's channel; the user itself may (pusher-js
-    // does after signin), which only confirms.
-    let err = other.subscribe("#server-to-user-u-1").await;
-    assert_eq!(err["event"], "pusher:subscription_error");
+    // The user itself may subscribe to its own channel (pusher-js does after signin): that is
+    // confirmed, and only confirms (events still arrive once). Another signed-in user, or a
+    // connection not signed in, is refused.
     let ok = a.subscribe("#server-to-user-u-1").await;
-    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
-    let unsigned = server.connect().await;
-    let mut unsigned = unsigned;
-    assert_eq!(unsigned.subscribe("#server-to-user-u-1").await["event"], "pusher:subscription_error");
+    assert_eq!(
+        ok,
+        json!({"event": "pusher_internal:subscription_succeeded", "channel": "#server-to-user-u-1", "data": "{}"})
+    );
+    let err = other.subscribe("#server-to-user-u-1").await;
+    assert_subscription_error(&err, "#server-to-user-u-1", "AuthError", 401);
+    let mut unsigned = server.connect().await;
+    let err = unsigned.subscribe("#server-to-user-u-1").await;
+    assert_subscription_error(&err, "#server-to-user-u-1", "AuthError", 401);
+    for (name, ch) in [("once", "#server-to-user-u-1"), ("then", "#server-to-user-u-1"), ("own", "#server-to-user-u-2")]
+    {
+        let (status, _) = server.http().trigger(json!({"name": name, "channel": ch, "data": "x"})).await;
+        assert_eq!(status, 200);
+    }
+    for ws in [&mut a, &mut b] {
+        assert_eq!(ws.recv().await["event"], "once");
+        assert_eq!(ws.recv().await["event"], "then", "no second copy of the first");
+    }
+    assert_eq!(other.recv().await["event"], "own", "the refused subscription gave nothing");
 
     let (status, body) =
         server.http().signed(Method::POST, &format!("/apps/{APP_ID}/users/u-1/terminate_connections"), "{}", &[]).await;
     assert_eq!((status, body), (200, json!({})));
     for ws in [&mut a, &mut b] {
-        let code = ws.expect_close().await;
-        assert_eq!(code, 4009);
+        ws.expect_error_and_close(4009).await;
     }
-    other.assert_alive().await;
+    other.assert_next_is_pong().await;
 }
 
 #[tokio::test]
@@ -69,8 +85,8 @@ async fn terminate_connections_at_the_python_sdk_path() {
     let http = server.http();
     let (status, body) = http.signed(Method::POST, "/users/u-7/terminate_connections", "{}", &[]).await;
     assert_eq!((status, body), (200, json!({})));
-    assert_eq!(a.expect_close().await, 4009);
-    other.assert_alive().await;
+    a.expect_error_and_close(4009).await;
+    other.assert_next_is_pong().await;
 
     // Signed for another path, or with a key no app has: 401.
     let q = switchboard::auth::pusher::sign_query(
@@ -107,13 +123,24 @@ async fn signin_with_a_bad_signature_is_refused_and_closed() {
     ws.expect_error_and_close(4009).await;
     let mut ws = server.connect().await;
     ws.send_json(json!({"event": "pusher:signin", "data": {"auth": 1}})).await;
-    assert_eq!(ws.recv().await["event"], "pusher:error");
-    ws.assert_alive().await;
-    // user_data without an id is refused even when signed.
-    let ok = sign_in(&mut ws, "{\"name\":\"no id\"}").await;
-    assert_eq!(ok["event"], "pusher:error");
-    let long = format!("{{\"id\":\"{}\"}}", "x".repeat(129));
-    assert_eq!(sign_in(&mut ws, &long).await["event"], "pusher:error");
+    ws.expect_error(4300).await;
+    ws.assert_next_is_pong().await;
+    // user_data without an id, or with one over 128 characters, is refused even when signed.
+    for user_data in [
+        "{\"name\":\"no id\"}".to_owned(),
+        "{\"id\":\"\"}".to_owned(),
+        "{\"id\":7}".to_owned(),
+        json!({"id": "é".repeat(129)}).to_string(),
+    ] {
+        let err = sign_in(&mut ws, &user_data).await;
+        assert_eq!(err["event"], "pusher:error", "{user_data}: {err}");
+        assert_eq!(err["data"]["code"], 4300, "{user_data}: {err}");
+    }
+    let longest = json!({"id": "é".repeat(128)}).to_string();
+    assert_eq!(
+        sign_in(&mut ws, &longest).await,
+        json!({"event": "pusher:signin_success", "data": json!({"user_data": longest}).to_string()})
+    );
 }
 
 #[tokio::test]
@@ -139,21 +166,34 @@ async fn watchlist_online_and_offline() {
     let ev = alice.expect_event("pusher_internal:watchlist_events").await;
     assert_eq!(data(&ev), json!({"events": [{"name": "offline", "user_ids": ["bob"]}]}));
 
+    // At most 100 watched ids.
+    let hundred: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+    let mut dan = server.connect().await;
+    let ok = sign_in(&mut dan, &json!({"id": "dan", "watchlist": hundred}).to_string()).await;
+    assert_eq!(ok["event"], "pusher:signin_success");
     let too_many: Vec<String> = (0..101).map(|i| format!("u{i}")).collect();
     let mut eve = server.connect().await;
     let ud = json!({"id": "eve", "watchlist": too_many}).to_string();
     let err = sign_in(&mut eve, &ud).await;
     assert_eq!(err["event"], "pusher:error");
     assert_eq!(err["data"]["code"], 4302);
+    eve.assert_next_is_pong().await;
 }
 
 #[tokio::test]
 async fn watchlist_is_off_by_default() {
     let server = spawn_server().await;
     let mut alice = server.connect().await;
-    let ok = sign_in(&mut alice, "{\"id\":\"alice\",\"watchlist\":[\"bob\"]}").await;
+    let mut bob = server.connect().await;
+    assert_eq!(sign_in(&mut bob, "{\"id\":\"bob\"}").await["event"], "pusher:signin_success");
+    let ok = sign_in(&mut alice, "{\"id\":\"alice\",\"watchlist\":[\"bob\",\"carol\"]}").await;
     assert_eq!(ok["event"], "pusher:signin_success");
-    if let Some(Frame::Json(v)) = alice.next_within(std::time::Duration::from_millis(300)).await {
-        panic!("unexpected {v}");
-    }
+    // No initial watchlist_events (bob is online), and none as carol comes and bob goes.
+    let mut carol = server.connect().await;
+    assert_eq!(sign_in(&mut carol, "{\"id\":\"carol\"}").await["event"], "pusher:signin_success");
+    bob.close().await;
+    let (status, _) =
+        server.http().trigger(json!({"name": "marker", "channel": "#server-to-user-alice", "data": "m"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(alice.recv().await["event"], "marker");
 }

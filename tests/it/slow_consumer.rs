@@ -13,6 +13,9 @@ use crate::support::{APP_ID, spawn_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_disconnected_with_4100() {
+    let defaults = switchboard::config::Config::default().connection;
+    assert_eq!((defaults.outbox_max_bytes, defaults.outbox_max_frames), (1024 * 1024, 4096), "1 MiB / 4096 frames");
+    // Smaller here, so the test fills them quickly.
     let server = spawn_with(|c| {
         c.connection.outbox_max_bytes = 256 * 1024;
         c.connection.outbox_max_frames = 256;
@@ -70,7 +73,7 @@ async fn slow_consumer_is_disconnected_with_4100() {
             Some(Frame::Json(v)) if v["event"] == "pusher:error" => assert_eq!(v["data"]["code"], 4100),
             Some(Frame::Json(_)) => {}
             Some(Frame::Close(c)) => break c.map(|c| c.0),
-            Some(Frame::Ended) | None => break None,
+            Some(Frame::Ended | Frame::Error(_)) | None => break None,
         }
     };
     assert!(received < EVENTS, "the slow consumer did not get everything ({received})");

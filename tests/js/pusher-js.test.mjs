@@ -420,6 +420,7 @@ describe('pusher-js against Switchboard', () => {
     });
     const channelB = b.subscribe(name);
     const errB = await waitFor(channelB, 'pusher:subscription_error');
+    assert.equal(errB.type, 'AuthError');
     assert.equal(errB.status, 401);
 
     // The connection survives a refused subscription.

@@ -5,8 +5,10 @@ pub mod http;
 pub mod ws;
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use switchboard::broker::{self, Broker, Envelope, MemoryBroker};
 use switchboard::config::{Config, Secret};
@@ -46,6 +48,22 @@ impl TestServer {
     pub async fn stop(self) {
         self.state.shutdown.trigger();
         let _ = tokio::time::timeout(std::time::Duration::from_secs(15), self.task).await;
+    }
+
+    /// Triggers a `marker` event on `channel` (which `ws` must hold) and requires it to be
+    /// `ws`'s very next frame. A connection gets events in the order they were published, so
+    /// anything published to it before (a member event, a relayed client event, an event that
+    /// should have been held back) would come first: this observes that there was none.
+    pub async fn assert_next_is_marker(&self, ws: &mut Ws, channel: &str) {
+        let (status, body) =
+            self.http().trigger(serde_json::json!({"name": "marker", "channel": channel, "data": "m"})).await;
+        assert_eq!(status, 200, "{body}");
+        let next = ws.recv().await;
+        assert_eq!(
+            next,
+            serde_json::json!({"event": "marker", "channel": channel, "data": "m"}),
+            "a frame came before the marker"
+        );
     }
 
     /// Reloads the app cache now (what the background refresh does every interval).
@@ -171,4 +189,22 @@ pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> Stri
 
 pub fn user_auth(socket_id: &str, user_data: &str) -> String {
     format!("{APP_KEY}:{}", switchboard::auth::hmac_hex(APP_SECRET, &format!("{socket_id}::user::{user_data}")))
+}
+
+/// How many requests a token bucket that starts full at `burst` and refills `rate` a second can
+/// admit from a run of requests all made within `elapsed`: at least `burst` (a full bucket never
+/// refuses its first ones), at most `burst` plus what really refilled meanwhile. On a quick run
+/// (under `1/rate`) that is exactly `burst`; on a slow machine the bound follows the refill the
+/// limiter did grant, so a rate test stays exact without depending on how fast the test ran.
+pub fn bucket_admits(burst: u32, rate: u32, elapsed: Duration) -> RangeInclusive<usize> {
+    let refilled = (elapsed.as_secs_f64() * f64::from(rate)).floor() as usize;
+    burst as usize..=burst as usize + refilled
+}
+
+/// The `Retry-After` header as whole seconds; panics unless it is a positive integer.
+pub fn retry_after(headers: &hyper::HeaderMap) -> u64 {
+    let value = headers.get("retry-after").expect("a 429 carries Retry-After");
+    let secs: u64 = value.to_str().ok().and_then(|v| v.parse().ok()).expect("Retry-After is delay-seconds");
+    assert!(secs >= 1, "Retry-After is a positive number of seconds: {secs}");
+    secs
 }

@@ -21,7 +21,10 @@ pub struct Ws {
 pub enum Frame {
     Json(Value),
     Close(Option<(u16, String)>),
+    /// The stream ended cleanly, after the close handshake or without one.
     Ended,
+    /// Reading failed (a reset, a protocol error): not a close the server chose to send.
+    Error(String),
 }
 
 impl Ws {
@@ -59,7 +62,7 @@ impl Ws {
             let msg = match tokio::time::timeout_at(deadline, self.inner.next()).await {
                 Err(_) => return None,
                 Ok(None) => return Some(Frame::Ended),
-                Ok(Some(Err(_))) => return Some(Frame::Ended),
+                Ok(Some(Err(e))) => return Some(Frame::Error(e.to_string())),
                 Ok(Some(Ok(m))) => m,
             };
             match msg {
@@ -108,11 +111,26 @@ impl Ws {
         assert_eq!(self.expect_close().await, code);
     }
 
-    /// Asserts nothing arrives for `ms`.
-    pub async fn assert_silent(&mut self, ms: u64) {
-        if let Some(f) = self.next_within(Duration::from_millis(ms)).await {
-            panic!("expected silence, got {f:?}");
+    /// A refused connection: its first frame is `pusher:error` with `code` and a message (no
+    /// `connection_established` before it), and the next is a close with the same code.
+    pub async fn expect_refusal(&mut self, code: u16) {
+        let err = self.recv().await;
+        assert_eq!(err["event"], "pusher:error", "{err}");
+        assert_eq!(err["data"]["code"], code, "{err}");
+        assert!(err["data"]["message"].is_string(), "{err}");
+        match self.next().await {
+            Frame::Close(Some((got, _))) => assert_eq!(got, code, "close code"),
+            other => panic!("expected a close with {code}, got {other:?}"),
         }
+    }
+
+    /// The next frame is `pusher:error` with `code` and a message; returns it.
+    pub async fn expect_error(&mut self, code: u16) -> Value {
+        let err = self.recv().await;
+        assert_eq!(err["event"], "pusher:error", "{err}");
+        assert_eq!(err["data"]["code"], code, "{err}");
+        assert!(err["data"]["message"].is_string(), "{err}");
+        err
     }
 
     pub async fn subscribe(&mut self, channel: &str) -> Value {
@@ -138,12 +156,24 @@ impl Ws {
         self.subscribe_with(json!({"channel": channel, "auth": auth, "channel_data": data})).await
     }
 
-    /// Sends `pusher:ping` and expects `pusher:pong`: the connection is healthy.
+    /// Sends `pusher:ping` and expects `pusher:pong`, skipping whatever comes before it: the
+    /// connection is healthy. Use [`Ws::assert_next_is_pong`] to show nothing else was sent.
     pub async fn assert_alive(&mut self) {
         self.send_json(json!({"event": "pusher:ping", "data": {}})).await;
         self.expect_event("pusher:pong").await;
     }
 
+    /// Sends `pusher:ping` and requires the very next frame to be the pong. The server answers a
+    /// connection's frames in order, so a reply to any earlier frame would come first: this
+    /// observes that there was none.
+    pub async fn assert_next_is_pong(&mut self) {
+        self.send_json(json!({"event": "pusher:ping", "data": {}})).await;
+        let next = self.recv().await;
+        assert_eq!(next, json!({"event": "pusher:pong", "data": {}}), "a frame came before the pong");
+    }
+
+    /// Closes and waits for the server's answering close. The server leaves the connection's
+    /// channels before it answers, so once this returns the departure has been announced.
     pub async fn close(mut self) {
         let _ = self
             .inner
@@ -152,7 +182,23 @@ impl Ws {
                 reason: "".into(),
             }))
             .await;
+        loop {
+            match self.next().await {
+                Frame::Json(_) => continue,
+                Frame::Close(_) | Frame::Ended => return,
+                Frame::Error(e) => panic!("the server did not answer the close: {e}"),
+            }
+        }
     }
+}
+
+/// Asserts `v` is `pusher:subscription_error` for `channel` with `{type, error, status}`.
+pub fn assert_subscription_error(v: &Value, channel: &str, kind: &str, status: u16) {
+    assert_eq!(v["event"], "pusher:subscription_error", "{v}");
+    assert_eq!(v["channel"], channel, "{v}");
+    assert_eq!(v["data"]["type"], kind, "{v}");
+    assert_eq!(v["data"]["status"], status, "{v}");
+    assert!(v["data"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
 }
 
 /// Parses a frame's string `data`.
