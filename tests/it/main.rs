@@ -14,6 +14,7 @@ mod dashboard_api;
 mod docs;
 mod exposure;
 mod hostile;
+mod http_framing;
 mod isolation;
 mod layers;
 mod login_floods;
