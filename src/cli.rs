@@ -391,8 +391,8 @@ async fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
         return Err(anyhow!("no database at {}: nothing to back up (check --data-dir or DATABASE_URL)", db.display()));
     }
     // Written by auth::jwt::load_or_create_secret when JWT_SECRET is not set.
-    let secret = config.server.data_dir.join("jwt_secret");
-    let secret_to = PathBuf::from(format!("{}.jwt_secret", to.display()));
+    let secret = config.server.data_dir.join(crate::auth::jwt::SECRET_FILE);
+    let secret_to = PathBuf::from(format!("{}.{}", to.display(), crate::auth::jwt::SECRET_FILE));
     let copy_secret = config.auth.jwt_secret.is_none() && secret.is_file();
     for target in std::iter::once(to).chain(copy_secret.then_some(secret_to.as_path())) {
         if target.exists() {

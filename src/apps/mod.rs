@@ -422,13 +422,9 @@ fn validate_settings(settings: &AppSettings) -> Result<(), Error> {
 
 /// Ids and keys travel in URLs: `[A-Za-z0-9_.-]`, 1 to `max` characters.
 fn validate_token(field: &'static str, value: String, max: usize) -> Result<String, Error> {
-    let ok = !value.is_empty()
-        && value.len() <= max
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
-        Ok(value)
-    } else {
-        Err(Error::Invalid { field, reason: format!("1–{max} characters of A-Z a-z 0-9 _ . -") })
+    match crate::config::check_app_token(&value, max) {
+        Ok(()) => Ok(value),
+        Err(reason) => Err(Error::Invalid { field, reason }),
     }
 }
 

@@ -94,12 +94,15 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
+/// The file in the data dir that keeps a generated secret (a backup copies it too).
+pub const SECRET_FILE: &str = "jwt_secret";
+
 /// The secret in `JWT_SECRET`, or one generated on first start and kept in the data dir.
 pub fn load_or_create_secret(configured: Option<&str>, data_dir: &Path) -> std::io::Result<Vec<u8>> {
     if let Some(secret) = configured {
         return Ok(secret.as_bytes().to_vec());
     }
-    let path = data_dir.join("jwt_secret");
+    let path = data_dir.join(SECRET_FILE);
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().as_bytes().to_vec()),
         Ok(_) => {}

@@ -490,7 +490,9 @@ impl Config {
 
 /// App ids and keys travel in URLs: 1 to `max` characters of `[A-Za-z0-9_.-]` (the rule
 /// `apps::create` applies).
-fn check_app_token(value: &str, max: usize) -> Result<(), String> {
+/// The syntax of app ids and keys, which travel in URLs: `[A-Za-z0-9_.-]`, 1 to `max`
+/// characters. The one definition: the apps service checks created apps with it too.
+pub fn check_app_token(value: &str, max: usize) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= max
         && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));

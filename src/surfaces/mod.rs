@@ -94,8 +94,16 @@ impl BodyError {
 /// Reads a request body of at most `limit` bytes. A `Content-Length` over the limit is refused
 /// before a byte is read; a body that streams past it is refused as soon as it does.
 pub(crate) async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    read_declared(declared_length(headers), body, limit).await
+}
+
+/// The `Content-Length` a request declares, if any.
+pub(crate) fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// [`read_body`] for a caller that kept only the declared length.
+pub(crate) async fn read_declared(declared: Option<u64>, body: Body, limit: usize) -> Result<Bytes, BodyError> {
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(BodyError::TooLarge(limit));
     }

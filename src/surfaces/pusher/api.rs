@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::{Method, Uri};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -23,7 +23,7 @@ use crate::core::{
 };
 use crate::metrics;
 use crate::server::{AppState, ClientAddr};
-use crate::surfaces::{body_limit, read_body};
+use crate::surfaces::{body_limit, declared_length, read_declared};
 
 /// Most channels one event may go to.
 pub const MAX_CHANNELS_PER_EVENT: usize = 100;
@@ -68,7 +68,7 @@ async fn authenticate(
         return Err(ApiError::Disabled);
     }
     state.api_limits.per_second(&*app.id, app.limits().api_requests_per_second).map_err(ApiError::RateLimited)?;
-    let body = read_body(&req.headers, body, need.limit(&app)).await?;
+    let body = read_declared(req.declared_length, body, need.limit(&app)).await?;
     signed.verify_body(&body).inspect_err(|e| audit::refused(audit::Refusal::BadSignature, req.client, &app.id, e))?;
     Ok((app, body))
 }
@@ -77,7 +77,7 @@ async fn authenticate(
 pub struct ApiRequest {
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    declared_length: Option<u64>,
     client: std::net::IpAddr,
 }
 
@@ -86,7 +86,8 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
-        Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone(), client })
+        let declared_length = declared_length(&parts.headers);
+        Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), declared_length, client })
     }
 }
 
