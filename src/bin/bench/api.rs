@@ -1,4 +1,5 @@
-//! Signed calls to the Pusher HTTP API over one keep-alive HTTP/1.1 connection each.
+//! Signed calls to the Pusher HTTP API (and `/health` probes) over one keep-alive HTTP/1.1
+//! connection each.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -83,14 +84,21 @@ impl Api {
 
     /// POSTs a JSON body; the status and the response body.
     pub async fn post(&mut self, uri: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+        self.send(Method::POST, uri, body).await
+    }
+
+    /// GETs `uri`; the status and the response body.
+    pub async fn get(&mut self, uri: &str) -> anyhow::Result<(u16, Bytes)> {
+        self.send(Method::GET, uri, Bytes::new()).await
+    }
+
+    async fn send(&mut self, method: Method, uri: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
         self.sender.ready().await.map_err(|e| anyhow::Error::new(NotSent(e.to_string())))?;
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(uri)
-            .header(header::HOST, &self.authority)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(body))
-            .context("building the request")?;
+        let mut request = Request::builder().method(method.clone()).uri(uri).header(header::HOST, &self.authority);
+        if method == Method::POST {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(body)).context("building the request")?;
         let response = self.sender.send_request(request).await.map_err(|e| {
             // Canceled: the connection went away before the request was written; safe to resend.
             if e.is_canceled() { anyhow::Error::new(NotSent(e.to_string())) } else { anyhow::Error::new(e) }

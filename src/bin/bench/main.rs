@@ -9,12 +9,14 @@
 //! bench … fanout --subscribers 1000 --rate 10 --duration 10
 //! bench … fanout-max --subscribers 1000
 //! bench … http --concurrency 32 --duration 10
+//! bench … hostile --flood argon         # login-names | argon | bodies | amplification
 //! bench floor-server --listen 127.0.0.1:0     # the yardstick server for the latency scenarios
 //! ```
 //! See BENCHMARKS.md for what each scenario measures.
 
 mod api;
 mod floor;
+mod hostile;
 mod scenarios;
 mod stats;
 mod subs;
@@ -136,6 +138,9 @@ enum Scenario {
         #[arg(long, default_value_t = 1)]
         warmup: u64,
     },
+    /// One hostile flood (issue 14) with `/health` probed and the server's RSS sampled
+    /// throughout; reports RSS retained after it and the slowest `/health` answer.
+    Hostile(hostile::Opts),
     /// Not a scenario: serve as the floor server (one blocking `write` per delivery, nothing
     /// else) that the latency scenarios can be run against for comparison. See BENCHMARKS.md.
     FloorServer {
@@ -151,6 +156,7 @@ impl Scenario {
             Scenario::Fanout { .. } => "fanout",
             Scenario::FanoutMax { .. } => "fanout-max",
             Scenario::Http { .. } => "http",
+            Scenario::Hostile(_) => "hostile",
             Scenario::FloorServer { .. } => "floor-server",
         }
     }
@@ -163,6 +169,7 @@ impl Scenario {
                 subscribers + publishers
             }
             Scenario::Http { concurrency, .. } => *concurrency,
+            Scenario::Hostile(opts) => opts.connections_held(),
             Scenario::FloorServer { .. } => 65_536,
         }
     }
@@ -174,6 +181,7 @@ impl Scenario {
             Scenario::Fanout { duration, warmup, .. } => ramp + warmup * 2 + duration * 2 + 30,
             Scenario::FanoutMax { .. } => ramp + 200,
             Scenario::Http { duration, warmup, .. } => duration + warmup + 30,
+            Scenario::Hostile(opts) => opts.default_timeout(),
             Scenario::FloorServer { .. } => 0,
         }
     }
@@ -305,6 +313,7 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
         Scenario::Http { concurrency, duration, warmup } => {
             scenarios::http(ctx, concurrency, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
+        Scenario::Hostile(ref opts) => hostile::run(ctx, opts).await,
         Scenario::FloorServer { .. } => bail!("floor-server is a server, not a scenario"),
     }
 }

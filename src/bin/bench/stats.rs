@@ -61,6 +61,16 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// Number of samples.
+    pub fn count(&self) -> u64 {
+        self.total
+    }
+
+    /// The largest sample (exact, not a bucket's middle).
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
     pub fn clear(&mut self) {
         self.counts.iter_mut().for_each(|c| *c = 0);
         self.total = 0;
