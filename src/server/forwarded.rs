@@ -125,15 +125,26 @@ fn parse_node(node: &str) -> Option<IpAddr> {
 #[derive(Debug, Clone, Copy)]
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// The client address of a request: what the server resolved through trusted proxies, else
+    /// the TCP peer.
+    pub fn of<B>(req: &axum::http::Request<B>) -> IpAddr {
+        Self::from_extensions(req.extensions())
+    }
+
+    fn from_extensions(extensions: &axum::http::Extensions) -> IpAddr {
+        if let Some(ClientAddr(addr)) = extensions.get::<ClientAddr>() {
+            return *addr;
+        }
+        extensions.get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
-        if let Some(addr) = parts.extensions.get::<ClientAddr>() {
-            return Ok(*addr);
-        }
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        Ok(Self(peer.unwrap_or(IpAddr::from([0, 0, 0, 0]))))
+        Ok(Self(Self::from_extensions(&parts.extensions)))
     }
 }
 

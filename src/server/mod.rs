@@ -253,10 +253,13 @@ async fn serve_connection(
 ) {
     let ConnectionContext { router, token, trusted } = ctx;
     let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        let client = trusted.client(peer.ip(), req.headers());
+        // Without trusted proxies the client is the peer, which `ClientAddr` falls back to.
+        let client = (!trusted.is_empty()).then(|| trusted.client(peer.ip(), req.headers()));
         let extensions = req.extensions_mut();
         extensions.insert(ConnectInfo(peer));
-        extensions.insert(ClientAddr(client));
+        if let Some(client) = client {
+            extensions.insert(ClientAddr(client));
+        }
         extensions.insert(held.clone());
         if overflow {
             extensions.insert(OverCapacity);

@@ -1,6 +1,6 @@
-//! All routes in one table, and the layers every request passes: metrics, the overflow of a
-//! server at capacity, the per-address rate, the request deadline, and JSON for the framework's
-//! own rejections.
+//! All routes in one table, and the layers every request passes: metrics and JSON for the
+//! framework's own rejections; admission (the overflow of a server at capacity, the per-address
+//! rate); the request deadline.
 
 use std::time::Instant;
 
@@ -24,10 +24,8 @@ pub fn build(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
-        .layer(middleware::from_fn_with_state(state.clone(), per_address))
-        .layer(middleware::from_fn(over_capacity))
+        .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
@@ -38,7 +36,7 @@ pub fn metrics_only(state: AppState) -> Router {
         .merge(ops::metrics_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
 }
 
@@ -56,9 +54,14 @@ fn is_probe(path: &str) -> bool {
     path == "/health" || path == "/metrics"
 }
 
-/// A connection accepted over capacity gets 503 for anything but a probe.
-async fn over_capacity(req: Request, next: Next) -> Response {
-    if req.extensions().get::<OverCapacity>().is_some() && !is_probe(req.uri().path()) {
+/// Whether a request is served at all, before any surface works on it: a connection accepted
+/// over capacity gets 503, and a client over `server.requests_per_ip_per_second` (SPEC §10)
+/// 429; probes never are refused.
+async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if is_probe(req.uri().path()) {
+        return next.run(req).await;
+    }
+    if req.extensions().get::<OverCapacity>().is_some() {
         let mut response = surfaces::json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "Server at connection capacity, please retry shortly.".into(),
@@ -67,23 +70,22 @@ async fn over_capacity(req: Request, next: Next) -> Response {
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         return response;
     }
-    next.run(req).await
-}
-
-/// `server.requests_per_ip_per_second` (SPEC §10), before any surface does work for the request.
-async fn per_address(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let rate = state.config.server.requests_per_ip_per_second;
-    if rate > 0
-        && !is_probe(req.uri().path())
-        && let Some(ClientAddr(client)) = req.extensions().get::<ClientAddr>()
-        && let Err(wait) = state.ip_limits.per_second(client, rate)
-    {
-        crate::audit::refused(crate::audit::Refusal::RateLimited, *client, req.uri().path(), &"requests per address");
-        return surfaces::json_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests, please try again later.".into(),
-            Some(wait),
-        );
+    if rate > 0 {
+        let client = ClientAddr::of(&req);
+        if let Err(wait) = state.ip_limits.per_second(&client, rate) {
+            crate::audit::refused(
+                crate::audit::Refusal::RateLimited,
+                client,
+                req.uri().path(),
+                &"requests per address",
+            );
+            return surfaces::json_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests, please try again later.".into(),
+                Some(wait),
+            );
+        }
     }
     next.run(req).await
 }
@@ -110,8 +112,7 @@ async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Re
 /// The framework's own rejections (a path that does not decode, an extractor's complaint) come
 /// as plain text; every surface here answers errors as `{"error": …}`, so they are rewritten,
 /// keeping status and headers.
-async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+async fn json_errors(response: Response) -> Response {
     let is_error = response.status().is_client_error() || response.status().is_server_error();
     let is_text = response
         .headers()
@@ -132,11 +133,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, axum::body::Body::from(body))
 }
 
-/// Counts requests by route template (never the raw path: labels stay bounded).
+/// The outermost layer: counts requests by route template (never the raw path: labels stay
+/// bounded) and gives the framework's text rejections the JSON form of every other error. One
+/// layer for both, because each layer costs every request (and every WebSocket handshake) a
+/// boxed future.
 async fn record(State(_state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    let response = next.run(req).await;
+    let response = json_errors(next.run(req).await).await;
     metrics::http_request(&route, response.status().as_u16(), started.elapsed());
     response
 }
