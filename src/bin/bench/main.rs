@@ -17,6 +17,7 @@
 mod api;
 mod floor;
 mod hostile;
+mod prober;
 mod scenarios;
 mod stats;
 mod subs;
