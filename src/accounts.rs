@@ -8,7 +8,7 @@ use crate::audit::{self, Refusal};
 use crate::auth::jwt::{Jwt, TokenError};
 use crate::auth::password;
 use crate::config::AuthConfig;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{RateLimiter, address_key};
 use crate::store::accounts::{AccountRecord, NewAccount};
 use crate::store::{self, Store};
 
@@ -135,7 +135,9 @@ impl Accounts {
     /// Creates an account (never an admin) and a token for it.
     pub async fn register(&self, reg: Registration, ip: IpAddr) -> Result<(Account, String), AccountError> {
         let per_minute = f64::from(self.config.register_per_minute);
-        self.register_per_ip.check(&ip, per_minute / 60.0, per_minute).map_err(AccountError::RateLimited)?;
+        self.register_per_ip
+            .check(&address_key(ip), per_minute / 60.0, per_minute)
+            .map_err(AccountError::RateLimited)?;
         let account = self.create(reg, false).await?;
         let token = self.jwt.issue(account.id, account.username.as_deref())?;
         Ok((account, token))
@@ -156,7 +158,7 @@ impl Accounts {
             return Err(AccountError::Invalid("Username and password are required."));
         };
         let per_ip = f64::from(self.config.login_per_minute);
-        self.login_per_ip.check(&ip, per_ip / 60.0, per_ip).map_err(|wait| {
+        self.login_per_ip.check(&address_key(ip), per_ip / 60.0, per_ip).map_err(|wait| {
             audit::refused(Refusal::RateLimited, ip, "login", &"login attempts per address");
             AccountError::RateLimited(wait)
         })?;

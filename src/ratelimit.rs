@@ -9,9 +9,28 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
+
+/// The key a client address is limited under: an IPv4 address as it is, an IPv6 address by its
+/// /64, since one end site holds a whole /64 and would otherwise have 2^64 fresh buckets.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+        v4 => v4,
+    }
+}
+
+/// Whole seconds to put in `Retry-After` for a wait: rounded up, at least 1, so a client that
+/// waits that long finds a token.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs_f64().ceil().max(1.0) as u64
+}
 
 /// Buckets one limiter keeps by default: 64 Ki entries of ~48 bytes, about 3 MB at most.
 pub const DEFAULT_CAPACITY: usize = 64 * 1024;
@@ -102,24 +121,6 @@ impl RateLimiter {
         })
     }
 
-    /// Whether `key`'s bucket has a token, without taking it (for limits that count only
-    /// failures: check first, [`RateLimiter::check`] when the attempt failed).
-    pub fn available<K: Hash + ?Sized>(&self, key: &K, per_second: f64, burst: f64) -> Result<(), Duration> {
-        let id = self.hasher.hash_one(key);
-        let now = Instant::now();
-        let mut buckets = self.buckets.lock();
-        match buckets.get_mut(&id) {
-            None => Ok(()),
-            Some(b) => {
-                let (per_second, burst) = (per_second as f32, burst as f32);
-                b.per_second = per_second;
-                b.burst = burst;
-                b.refill(now);
-                if b.tokens >= 1.0 { Ok(()) } else { Err(b.wait()) }
-            }
-        }
-    }
-
     /// Drops `key`'s bucket (a success that resets a failure count).
     pub fn forget<K: Hash + ?Sized>(&self, key: &K) {
         let id = self.hasher.hash_one(key);
@@ -132,7 +133,7 @@ impl RateLimiter {
         if rate == 0 {
             return Ok(());
         }
-        self.check(key, f64::from(rate), f64::from(rate)).map_err(|wait| wait.as_secs_f64().ceil().max(1.0) as u64)
+        self.check(key, f64::from(rate), f64::from(rate)).map_err(retry_after_secs)
     }
 
     /// Forgets buckets that have refilled (called periodically, so keys do not pile up).
@@ -269,14 +270,25 @@ mod tests {
     }
 
     #[test]
-    fn available_does_not_take_and_forget_resets() {
+    fn forget_resets() {
         let l = RateLimiter::default();
-        assert!(l.available("k", 0.001, 1.0).is_ok());
-        assert!(l.available("k", 0.001, 1.0).is_ok());
         assert!(l.check("k", 0.001, 1.0).is_ok());
-        assert!(l.available("k", 0.001, 1.0).is_err());
+        assert!(l.check("k", 0.001, 1.0).is_err());
         l.forget("k");
-        assert!(l.available("k", 0.001, 1.0).is_ok());
+        assert!(l.check("k", 0.001, 1.0).is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(other));
+        assert_eq!(address_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(address_key("10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(retry_after_secs(Duration::from_millis(1900)), 2);
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The in-memory app cache: lookups by id and key without touching the database.
 //!
-//! It only moves forward. Each snapshot carries the apps revision it was read at (the store bumps
-//! `apps_revision` in the same transaction as every app change), and a snapshot replaces the
-//! cached one only if its revision is higher, so two reloads racing (the periodic poll and a
+//! It only moves forward. Each snapshot carries the apps revision it holds (the store bumps
+//! `apps_revision` in the same transaction as every app change, and the list and the revision
+//! are read in one snapshot), and a snapshot replaces the cached one only if its revision is
+//! higher, so two reloads racing (the periodic poll and a
 //! dashboard change) can never put an older list back. A change made through this node calls
 //! [`AppCache::catch_up`] with the revision its write returned before it answers, so it is in
 //! force at once; a change heard of from elsewhere (the CLI through the poll, another node
@@ -17,7 +18,7 @@ use super::App;
 use crate::store::{self, Store};
 
 struct Snapshot {
-    /// The apps revision the list was read at (its content is at least that new).
+    /// The apps revision the list holds, exactly.
     revision: i64,
     by_id: HashMap<Arc<str>, Arc<App>>,
     by_key: HashMap<Arc<str>, Arc<App>>,
@@ -79,12 +80,13 @@ impl AppCache {
     /// Reloads when the store's revision moved past the cache's; one small query when it did
     /// not.
     pub async fn refresh(&self) -> Result<AppChanges, store::Error> {
-        let revision = self.store.apps_revision().await?;
-        if revision <= self.revision() {
+        if self.store.apps_revision().await? <= self.revision() {
             return Ok(AppChanges::default());
         }
-        // Read after the revision: the list is at least as new as the revision it is filed under.
-        let records = self.store.list_apps().await?;
+        // One snapshot: the list is exactly what its revision holds. (Read apart, a list could be
+        // newer than its revision, and a reload filed under a higher one but read earlier could
+        // then replace it with older apps.)
+        let (revision, records) = self.store.apps_snapshot().await?;
         let mut next = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
         for record in records {
             let app = Arc::new(App::from_record(record, revision));
@@ -122,9 +124,9 @@ mod tests {
 
     /// A snapshot as a reload that read the store earlier would have built it.
     async fn read_now(store: &Store) -> Snapshot {
-        let revision = store.apps_revision().await.unwrap();
+        let (revision, records) = store.apps_snapshot().await.unwrap();
         let mut snap = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
-        for record in store.list_apps().await.unwrap() {
+        for record in records {
             let app = Arc::new(App::from_record(record, revision));
             snap.by_key.insert(app.key.clone(), app.clone());
             snap.by_id.insert(app.id.clone(), app);

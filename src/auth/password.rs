@@ -7,13 +7,13 @@
 //! login flood therefore costs a fixed amount of memory and CPU, and leaves the other half of the
 //! machine to live traffic.
 
-use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How long a caller may wait for a turn before it is told to come back.
 const MAX_WAIT: Duration = Duration::from_secs(2);
@@ -32,7 +32,7 @@ pub enum PasswordError {
 
 /// The concurrency cap on password work; every hash and verify goes through one.
 pub struct Gate {
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
 }
@@ -42,7 +42,13 @@ impl Default for Gate {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let slots = (cores / 2).max(1);
-        Self { slots: Semaphore::new(slots), waiting: AtomicUsize::new(0), max_waiting: slots * WAITING_PER_SLOT }
+        Self::new(slots, slots * WAITING_PER_SLOT)
+    }
+}
+
+impl Gate {
+    fn new(slots: usize, max_waiting: usize) -> Self {
+        Self { slots: Arc::new(Semaphore::new(slots)), waiting: AtomicUsize::new(0), max_waiting }
     }
 }
 
@@ -80,14 +86,20 @@ impl Gate {
         .await
     }
 
-    /// Runs `work` on the blocking pool once the gate lets it in.
+    /// Runs `work` on the blocking pool once the gate lets it in. The slot goes with the work:
+    /// a caller that gives up (its client hung up) does not free it while the hash still runs.
     async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
-        let _permit = self.enter().await?;
-        tokio::task::spawn_blocking(work).await.map_err(|_| PasswordError::Task)
+        let permit = self.enter().await?;
+        tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            work()
+        })
+        .await
+        .map_err(|_| PasswordError::Task)
     }
 
-    async fn enter(&self) -> Result<SemaphorePermit<'_>, PasswordError> {
-        if let Ok(permit) = self.slots.try_acquire() {
+    async fn enter(&self) -> Result<OwnedSemaphorePermit, PasswordError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(permit);
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
@@ -95,7 +107,7 @@ impl Gate {
             return Err(PasswordError::Busy);
         }
         let _waiting = Waiting(&self.waiting);
-        match tokio::time::timeout(MAX_WAIT, self.slots.acquire()).await {
+        match tokio::time::timeout(MAX_WAIT, self.slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(permit),
             _ => Err(PasswordError::Busy),
         }
@@ -131,7 +143,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_gate_turns_away_what_it_cannot_queue() {
-        let gate = Gate { slots: Semaphore::new(1), waiting: AtomicUsize::new(0), max_waiting: 2 };
+        let gate = Gate::new(1, 2);
         let held = gate.enter().await.unwrap();
         let (a, b) = (gate.enter(), gate.enter());
         tokio::pin!(a, b);
@@ -146,9 +158,35 @@ mod tests {
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0, "waiters are uncounted when they get in");
     }
 
+    #[tokio::test]
+    async fn a_caller_that_gives_up_does_not_free_its_slot_while_the_hash_runs() {
+        let gate = Gate::new(1, 4);
+        let (started, started_rx) = std::sync::mpsc::channel();
+        let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+        let mut work = Box::pin(gate.run(move || {
+            let _ = started.send(());
+            let _ = finish_rx.recv();
+        }));
+        // Polled until the blocking work has begun, then dropped (the client hung up).
+        while started_rx.try_recv().is_err() {
+            assert!(work.as_mut().now_or_never().is_none());
+            tokio::task::yield_now().await;
+        }
+        drop(work);
+        assert_eq!(gate.slots.available_permits(), 0, "the hash still runs and still holds its slot");
+        finish.send(()).unwrap();
+        for _ in 0..100 {
+            if gate.slots.available_permits() == 1 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the slot never came back after the hash ended");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_waiter_gives_up_after_the_bounded_wait() {
-        let gate = Gate { slots: Semaphore::new(1), waiting: AtomicUsize::new(0), max_waiting: 4 };
+        let gate = Gate::new(1, 4);
         let _held = gate.enter().await.unwrap();
         assert!(matches!(gate.enter().await, Err(PasswordError::Busy)));
         assert_eq!(gate.waiting.load(Ordering::Acquire), 0);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use super::sources::{self, Source};
-use super::{Config, ConfigError, Registration, Secret};
+use super::{Config, ConfigError, ForwardedHeader, Registration, Secret};
 
 /// Sets a field from a variable's text, or says why the text is not a valid value.
 pub type Setter = fn(&mut Config, &str) -> Result<(), String>;
@@ -45,7 +45,16 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         parse_into(&mut c.server.requests_per_ip_per_second, v)
     }),
     ("SWITCHBOARD_TRUSTED_PROXIES", "server.trusted_proxies", |c, v| {
-        c.server.trusted_proxies = v.split(',').map(str::trim).filter(|e| !e.is_empty()).map(str::to_owned).collect();
+        c.server.trusted_proxies =
+            v.split(',').filter(|e| !e.trim().is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+        Ok(())
+    }),
+    ("SWITCHBOARD_FORWARDED_HEADER", "server.forwarded_header", |c, v| {
+        c.server.forwarded_header = match v.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+            "forwarded" => ForwardedHeader::Forwarded,
+            _ => return Err("must be x-forwarded-for or forwarded".into()),
+        };
         Ok(())
     }),
     ("SWITCHBOARD_MAX_CONNECTIONS", "server.max_connections", |c, v| parse_into(&mut c.server.max_connections, v)),

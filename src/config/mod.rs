@@ -79,10 +79,15 @@ pub struct ServerConfig {
     /// HTTP requests (WebSocket upgrades included) one client address may make per second;
     /// more get a 429 with `Retry-After`. 0 = no limit (the default, for the same reason).
     pub requests_per_ip_per_second: u32,
-    /// Proxies (addresses or CIDR networks) whose `Forwarded` / `X-Forwarded-For` headers name
-    /// the client address, for per-address limits and logs. Default none: the TCP peer is the
-    /// client. Env `SWITCHBOARD_TRUSTED_PROXIES` (comma-separated).
-    pub trusted_proxies: Vec<String>,
+    /// Proxies (addresses or CIDR networks) whose forwarding header names the client address,
+    /// for per-address limits and logs. Default none: the TCP peer is the client.
+    /// Env `SWITCHBOARD_TRUSTED_PROXIES` (comma-separated).
+    pub trusted_proxies: Vec<ProxyNet>,
+    /// The one header trusted proxies name the client in: `x-forwarded-for` (the default; what
+    /// nginx, HAProxy and cloud balancers set) or `forwarded` (RFC 7239). The other is ignored,
+    /// since a proxy passes through whatever the client put there. Env
+    /// `SWITCHBOARD_FORWARDED_HEADER`.
+    pub forwarded_header: ForwardedHeader,
     /// Open connections (HTTP and WebSocket) the server holds at most; past it a new one gets
     /// 503 at once. 0 = as many as the process's descriptor limit allows, less a reserve (the
     /// default). Env `SWITCHBOARD_MAX_CONNECTIONS`.
@@ -106,6 +111,7 @@ impl Default for ServerConfig {
             max_connections_per_ip: 0,
             requests_per_ip_per_second: 0,
             trusted_proxies: Vec::new(),
+            forwarded_header: ForwardedHeader::XForwardedFor,
             max_connections: 0,
             shutdown_grace_ms: 10_000,
             app_refresh_ms: 500,
@@ -128,6 +134,46 @@ impl ServerConfig {
     pub fn app_refresh(&self) -> Duration {
         Duration::from_millis(self.app_refresh_ms)
     }
+}
+
+/// A proxy address or network in `server.trusted_proxies`: `10.0.0.1`, `::1`, `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ProxyNet(pub ipnet::IpNet);
+
+impl std::str::FromStr for ProxyNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+            .map(Self)
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
+    }
+}
+
+impl TryFrom<String> for ProxyNet {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<ProxyNet> for String {
+    fn from(net: ProxyNet) -> Self {
+        net.0.to_string()
+    }
+}
+
+/// The header trusted proxies name the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ForwardedHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
 }
 
 /// Where data lives.
@@ -262,7 +308,7 @@ pub struct AuthConfig {
     pub token_ttl_secs: u64,
     /// Login attempts per IP address per minute. Default 30. Env `SWITCHBOARD_LOGIN_PER_MINUTE`.
     pub login_per_minute: u32,
-    /// Login attempts per account per minute. Default 10.
+    /// Failed logins per login name per minute; a success resets the name. Default 10.
     pub login_per_account_per_minute: u32,
     /// Registrations per IP address per minute. Default 10. Env `SWITCHBOARD_REGISTER_PER_MINUTE`.
     pub register_per_minute: u32,
@@ -440,9 +486,6 @@ impl Config {
         if self.connection.outbox_max_bytes < 16 * 1024 {
             return Err(self.invalid("connection.outbox_max_bytes", "must be at least 16384"));
         }
-        if let Err(e) = crate::server::TrustedProxies::parse(&self.server.trusted_proxies) {
-            return Err(self.invalid("server.trusted_proxies", &e));
-        }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("metrics.token", "must be at least 16 characters"));
         }
@@ -488,8 +531,6 @@ impl Config {
     }
 }
 
-/// App ids and keys travel in URLs: 1 to `max` characters of `[A-Za-z0-9_.-]` (the rule
-/// `apps::create` applies).
 /// The syntax of app ids and keys, which travel in URLs: `[A-Za-z0-9_.-]`, 1 to `max`
 /// characters. The one definition: the apps service checks created apps with it too.
 pub fn check_app_token(value: &str, max: usize) -> Result<(), String> {

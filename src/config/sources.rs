@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-/// Where a setting's value came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a setting's value came from. `Debug` shows a variable's value only where an error may
+/// (never a secret, token, password or URL).
+#[derive(Clone, PartialEq, Eq)]
 pub enum Source {
     /// Nothing set it.
     Default,
@@ -20,6 +21,20 @@ pub enum Source {
     Env { name: &'static str, value: String },
     /// A command-line flag, e.g. `--port`.
     Flag(&'static str),
+}
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Default => f.write_str("Default"),
+            Self::File { path, line } => f.debug_struct("File").field("path", path).field("line", line).finish(),
+            Self::Env { name, value } => {
+                let value: &dyn fmt::Debug = if shows_value(name) { value } else { &"<redacted>" };
+                f.debug_struct("Env").field("name", name).field("value", value).finish()
+            }
+            Self::Flag(flag) => f.debug_tuple("Flag").field(flag).finish(),
+        }
+    }
 }
 
 /// The source of every setting a layer touched; unlisted settings are defaults.
@@ -196,5 +211,15 @@ mod tests {
         let source = Source::Env { name: "PORT", value: "6001".into() };
         let named = Named { key: "server.port", source: &source, value: Some(&v) };
         assert_eq!(named.to_string(), "PORT=\"6001\"");
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let secret = Source::Env { name: "JWT_SECRET", value: "hunter2-hunter2-hunter2".into() };
+        assert!(!format!("{secret:?}").contains("hunter2"), "{secret:?}");
+        let url = Source::Env { name: "DATABASE_URL", value: "postgres://u:pw@h/db".into() };
+        assert!(!format!("{url:?}").contains("pw@"), "{url:?}");
+        let port = Source::Env { name: "PORT", value: "6001".into() };
+        assert!(format!("{port:?}").contains("6001"));
     }
 }

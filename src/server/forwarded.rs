@@ -1,8 +1,9 @@
 //! The client address of a request: the TCP peer, or, when the peer is one of
-//! `server.trusted_proxies`, the address that proxy says it forwarded the request for
-//! (`Forwarded: for=`, RFC 7239, else `X-Forwarded-For`). Per-address limits, the account limits
-//! and the logs use it; a forwarding header from anyone else is ignored, so a client cannot
-//! pick its own address.
+//! `server.trusted_proxies`, the address that proxy says it forwarded the request for, in the one
+//! header `server.forwarded_header` names (`X-Forwarded-For`, or `Forwarded: for=` of RFC 7239;
+//! the other is ignored, because a proxy passes on whatever the client put there). Per-address
+//! limits, the account limits and the logs use it; forwarding headers from anyone else are
+//! ignored, so a client cannot pick its own address.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -12,34 +13,29 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
-/// The proxies whose forwarding headers are believed.
+use crate::config::{ForwardedHeader, ProxyNet};
+
+/// The proxies whose forwarding header is believed, and which header that is.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    header: ForwardedHeader,
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 impl TrustedProxies {
-    /// Parses addresses (`10.0.0.1`, `::1`) and networks (`10.0.0.0/8`, `fd00::/8`).
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
-        entries
-            .iter()
-            .map(|e| {
-                let e = e.trim();
-                e.parse::<IpNet>()
-                    .or_else(|_| e.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| format!("{e:?} is not an IP address or CIDR network"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Self)
+    pub fn new(nets: &[ProxyNet], header: ForwardedHeader) -> Self {
+        Self { nets: nets.iter().map(|n| n.0).collect(), header }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.nets.is_empty()
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        self.0.iter().any(|net| net.contains(&ip))
+        self.nets.iter().any(|net| net.contains(&ip))
     }
 
     /// The client address of a request that arrived from `peer` with `headers`: walking the
@@ -50,7 +46,10 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return peer;
         }
-        let chain = forwarded_for(headers).unwrap_or_else(|| x_forwarded_for(headers));
+        let chain = match self.header {
+            ForwardedHeader::XForwardedFor => x_forwarded_for(headers),
+            ForwardedHeader::Forwarded => forwarded_for(headers),
+        };
         let mut client = peer;
         for hop in chain.iter().rev() {
             match hop {
@@ -75,12 +74,10 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The `for=` addresses of every `Forwarded` header, first hop first; `None` without one.
-fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
-    let mut values = headers.get_all(axum::http::header::FORWARDED).iter().peekable();
-    values.peek()?;
+/// The `for=` addresses of every `Forwarded` header, first hop first.
+fn forwarded_for(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     let mut hops = Vec::new();
-    for value in values {
+    for value in headers.get_all(axum::http::header::FORWARDED) {
         let Ok(value) = value.to_str() else {
             hops.push(None);
             continue;
@@ -95,7 +92,7 @@ fn forwarded_for(headers: &HeaderMap) -> Option<Vec<Option<IpAddr>>> {
             }
         }
     }
-    Some(hops)
+    hops
 }
 
 /// The addresses of every `X-Forwarded-For` header, first hop first.
@@ -164,9 +161,14 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn proxies(nets: &[&str], header: ForwardedHeader) -> TrustedProxies {
+        let nets: Vec<ProxyNet> = nets.iter().map(|n| n.parse().unwrap()).collect();
+        TrustedProxies::new(&nets, header)
+    }
+
     #[test]
     fn only_trusted_peers_are_believed() {
-        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "::1".into()]).unwrap();
+        let proxies = proxies(&["10.0.0.0/8", "::1"], ForwardedHeader::XForwardedFor);
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(proxies.client(ip("10.1.2.3"), &h), ip("203.0.113.9"));
         assert_eq!(proxies.client(ip("::1"), &h), ip("203.0.113.9"));
@@ -176,7 +178,7 @@ mod tests {
 
     #[test]
     fn the_chain_is_walked_from_the_nearest_hop() {
-        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into()]).unwrap();
+        let proxies = proxies(&["10.0.0.0/8"], ForwardedHeader::XForwardedFor);
         // The client forged the first entry; the first untrusted hop from the right is real.
         let h = headers(&[("x-forwarded-for", "1.1.1.1, 203.0.113.9, 10.0.0.2")]);
         assert_eq!(proxies.client(ip("10.0.0.1"), &h), ip("203.0.113.9"));
@@ -187,12 +189,16 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_wins_and_its_forms_parse() {
-        let proxies = TrustedProxies::parse(&["127.0.0.1".into()]).unwrap();
+    fn only_the_configured_header_counts_and_forwarded_forms_parse() {
         let h = headers(&[
             ("forwarded", r#"for=192.0.2.60;proto=http;by=203.0.113.43, For="[2001:db8:cafe::17]:4711""#),
             ("x-forwarded-for", "198.51.100.7"),
         ]);
+        // A proxy that sets X-Forwarded-For passes on a Forwarded the client forged, and the
+        // other way round: only the configured one is read.
+        let xff = proxies(&["127.0.0.1"], ForwardedHeader::XForwardedFor);
+        assert_eq!(xff.client(ip("127.0.0.1"), &h), ip("198.51.100.7"));
+        let proxies = proxies(&["127.0.0.1"], ForwardedHeader::Forwarded);
         assert_eq!(proxies.client(ip("127.0.0.1"), &h), ip("2001:db8:cafe::17"));
         let h = headers(&[("forwarded", "for=192.0.2.60:8080")]);
         assert_eq!(proxies.client(ip("127.0.0.1"), &h), ip("192.0.2.60"));
@@ -201,7 +207,8 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused() {
-        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
-        assert!(TrustedProxies::parse(&["proxy.local".into()]).is_err());
+        assert!("10.0.0.0/33".parse::<ProxyNet>().is_err());
+        assert!("proxy.local".parse::<ProxyNet>().is_err());
+        assert_eq!("10.0.0.1".parse::<ProxyNet>().unwrap().0.to_string(), "10.0.0.1/32");
     }
 }

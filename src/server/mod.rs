@@ -137,7 +137,10 @@ impl Server {
         let conn = ConnectionContext {
             router,
             token: token.clone(),
-            trusted: Arc::new(TrustedProxies::parse(&state.config.server.trusted_proxies).unwrap_or_default()),
+            trusted: Arc::new(TrustedProxies::new(
+                &state.config.server.trusted_proxies,
+                state.config.server.forwarded_header,
+            )),
         };
         let peers = Arc::new(peers::PeerCounts::default());
         let mut spare = spare_descriptor();
@@ -177,7 +180,7 @@ impl Server {
                     };
                     let per_ip = match state.config.server.max_connections_per_ip {
                         0 => None,
-                        max => match peers.admit(peer.ip(), max) {
+                        max => match peers.admit(crate::ratelimit::address_key(peer.ip()), max) {
                             Some(slot) => Some(slot),
                             None => {
                                 tasks.spawn(peers::refuse(stream, slot));

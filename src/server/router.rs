@@ -73,7 +73,7 @@ async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Respo
     let rate = state.config.server.requests_per_ip_per_second;
     if rate > 0 {
         let client = ClientAddr::of(&req);
-        if let Err(wait) = state.ip_limits.per_second(&client, rate) {
+        if let Err(wait) = state.ip_limits.per_second(&crate::ratelimit::address_key(client), rate) {
             crate::audit::refused(
                 crate::audit::Refusal::RateLimited,
                 client,

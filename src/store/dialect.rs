@@ -48,6 +48,16 @@ impl Dialect {
         }
     }
 
+    /// What makes the next transaction read one snapshot from its first statement to its last:
+    /// (a statement before `BEGIN`, one right after it). SQLite's transactions do already (WAL).
+    pub fn snapshot_statements(self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            Self::Sqlite => (None, None),
+            Self::Postgres => (None, Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")),
+            Self::MySql => (Some("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"), None),
+        }
+    }
+
     /// The URL sqlx understands (MariaDB speaks the MySQL protocol; SQLite files are created).
     pub fn driver_url(self, url: &str) -> String {
         match self {

@@ -60,7 +60,7 @@ impl IntoResponse for AuthApiError {
 /// 429 `{"error":"Too many requests, please try again later.","retryAfter":s}` with
 /// `Retry-After` (SPEC §6).
 pub fn rate_limited(wait: Duration) -> Response {
-    let secs = wait.as_secs().max(1);
+    let secs = crate::ratelimit::retry_after_secs(wait);
     let mut res = (
         StatusCode::TOO_MANY_REQUESTS,
         Json(json!({ "error": "Too many requests, please try again later.", "retryAfter": secs })),

@@ -41,7 +41,8 @@ impl PresenceUsers {
 }
 
 /// `{"error": message}` with `status`, and `Retry-After` when a rate limit refused the request:
-/// the error shape the Pusher API and Notif's HTTP endpoints share.
+/// the error shape of the Pusher API, Notif's HTTP endpoints, the accounts routes and the
+/// server's own refusals.
 pub(crate) fn json_error(status: StatusCode, message: String, retry_after_secs: Option<u64>) -> Response {
     let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
     if let Some(secs) = retry_after_secs {

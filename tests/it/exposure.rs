@@ -42,6 +42,9 @@ async fn a_trusted_proxy_names_the_client_and_an_untrusted_one_does_not() {
     assert_eq!(get_from(&http, "/notifmoo.js", "203.0.113.1").await, 200);
     assert_eq!(get_from(&http, "/notifmoo.js", "203.0.113.1").await, 429);
     assert_eq!(get_from(&http, "/notifmoo.js", "198.51.100.7, 10.1.1.1").await, 200, "another client, via two proxies");
+    // A `Forwarded` the client forged (the proxy passes it on) is not read: still 203.0.113.1.
+    let forged = [("x-forwarded-for", "203.0.113.1"), ("forwarded", "for=6.6.6.6")];
+    assert_eq!(http.request(Method::GET, "/notifmoo.js", b"", &forged).await.0, 429);
     // A load balancer's probes are never limited.
     for _ in 0..5 {
         assert_eq!(get_from(&http, "/health", "203.0.113.1").await, 200);

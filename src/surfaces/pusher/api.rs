@@ -60,7 +60,10 @@ async fn authenticate(
     body: Body,
     need: BodyNeed,
 ) -> Result<(Arc<App>, Bytes), ApiError> {
-    let app = state.apps.by_id(app_id).ok_or(ApiError::UnknownApp)?;
+    let Some(app) = state.apps.by_id(app_id) else {
+        audit::refused(audit::Refusal::UnknownKey, req.client, app_id, &"no such app");
+        return Err(ApiError::UnknownApp);
+    };
     let query = req.uri.query().unwrap_or_default();
     let signed = sig::verify_head(&app.key, &app.secret.0, req.method.as_str(), req.uri.path(), query, unix_now())
         .inspect_err(|e| audit::refused(audit::Refusal::BadSignature, req.client, &app.id, e))?;
@@ -504,7 +507,10 @@ pub async fn terminate_connections_by_key(
     body: Body,
 ) -> ApiResult {
     let key = query_param(&req.uri, "auth_key").ok_or(ApiError::Auth(sig::ApiAuthError::Missing("auth_key")))?;
-    let app = state.apps.by_key(&key).ok_or(ApiError::Auth(sig::ApiAuthError::WrongKey))?;
+    let Some(app) = state.apps.by_key(&key) else {
+        audit::refused(audit::Refusal::UnknownKey, req.client, &key, &"no app has this auth_key");
+        return Err(ApiError::Auth(sig::ApiAuthError::WrongKey));
+    };
     terminate(state, &app.id, user_id, req, body).await
 }
 
