@@ -33,6 +33,11 @@ async fn exercise(url: &str) {
     let all = apps::list(&store).await.unwrap();
     assert_eq!(all.len(), 2);
     assert!(!all[0].enabled);
+    // The app cache's read: the list and the revision it holds, in one snapshot (each
+    // database has its own way of asking for that).
+    let (revision, records) = store.apps_snapshot().await.unwrap();
+    assert_eq!(revision, rotated.revision, "the revision of the last change");
+    assert_eq!(records.iter().map(|r| r.secret.as_str()).collect::<Vec<_>>()[0], rotated.secret.0);
     apps::delete(&store, "a1").await.unwrap();
     assert!(matches!(apps::delete(&store, "a1").await, Err(apps::Error::Store(switchboard::store::Error::NotFound))));
     // Numbers are never reused.
