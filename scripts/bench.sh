@@ -97,25 +97,8 @@ if [[ -z "$URL" ]]; then
 fi
 echo "bench.sh: server PID $SERVER_PID on $URL (core $SERVER_CORE), generator on core $CLIENT_CORE" >&2
 
-# Busy share (%) of all cores over one second, from /proc/stat.
-machine_busy_percent() {
-    local a b
-    read -r _ u n s i w q sq st _ </proc/stat
-    a=$((u + n + s + q + sq + st)) b=$((u + n + s + i + w + q + sq + st))
-    sleep 1
-    read -r _ u n s i w q sq st _ </proc/stat
-    echo $(((u + n + s + q + sq + st - a) * 100 / (u + n + s + i + w + q + sq + st - b + 1)))
-}
-
-# Other processes on the cores distort every figure: wait (bounded) for a quiet machine.
-wait_quiet() {
-    local busy
-    for _ in $(seq 1 "${QUIET_WAIT_SECS:-30}"); do
-        busy=$(machine_busy_percent)
-        [[ $busy -le ${QUIET_PERCENT:-8} ]] && return
-    done
-    echo "bench.sh: warning: the machine is still ${busy}% busy; figures will be disturbed" >&2
-}
+# machine_busy_percent, wait_quiet
+source "$ROOT/scripts/quiet-machine.sh"
 
 FAILED=()
 run() {
