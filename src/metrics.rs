@@ -7,8 +7,6 @@ use std::time::Duration;
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::core::Transport;
-
 pub const CONNECTIONS: &str = "switchboard_connections";
 pub const CONNECTIONS_TOTAL: &str = "switchboard_connections_opened_total";
 pub const SUBSCRIPTIONS: &str = "switchboard_subscriptions";
@@ -65,21 +63,22 @@ fn describe() {
     describe_gauge!(DATABASE_UP, "1 when the database answered the last health check.");
 }
 
-pub fn connection_opened(t: Transport) {
-    gauge!(CONNECTIONS, "transport" => t.label()).increment(1.0);
-    counter!(CONNECTIONS_TOTAL, "transport" => t.label()).increment(1);
+/// `transport` is the transport's label (`pusher`, `notif`, …): metrics know no core types.
+pub fn connection_opened(transport: &'static str) {
+    gauge!(CONNECTIONS, "transport" => transport).increment(1.0);
+    counter!(CONNECTIONS_TOTAL, "transport" => transport).increment(1);
 }
 
-pub fn connection_closed(t: Transport) {
-    gauge!(CONNECTIONS, "transport" => t.label()).decrement(1.0);
+pub fn connection_closed(transport: &'static str) {
+    gauge!(CONNECTIONS, "transport" => transport).decrement(1.0);
 }
 
 pub fn subscriptions_changed(delta: i32) {
     gauge!(SUBSCRIPTIONS).increment(f64::from(delta));
 }
 
-pub fn message_in(t: Transport) {
-    counter!(MESSAGES_IN, "transport" => t.label()).increment(1);
+pub fn message_in(transport: &'static str) {
+    counter!(MESSAGES_IN, "transport" => transport).increment(1);
 }
 
 pub fn published(source: &'static str) {

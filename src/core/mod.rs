@@ -233,7 +233,7 @@ impl Realtime {
         let flush = self.0.flush[socket_id.seq as usize % self.0.flush.len()].clone();
         let conn = Conn::new(socket_id, transport, app.clone(), self.0.outbox, flush);
         space.conns.lock().insert(socket_id, conn.clone());
-        metrics::connection_opened(transport);
+        metrics::connection_opened(transport.label());
         Ok(conn)
     }
 
@@ -250,7 +250,7 @@ impl Realtime {
         let space = self.0.space(&conn.app);
         space.conns.lock().remove(&conn.socket_id);
         space.connection_count.fetch_sub(1, Ordering::AcqRel);
-        metrics::connection_closed(conn.transport);
+        metrics::connection_closed(conn.transport.label());
     }
 
     /// Subscribes `conn` to `channel`. Presence channels need `member`.

@@ -2,11 +2,11 @@
 //! drain on shutdown. No rules live here.
 
 mod capacity;
-mod forwarded;
+pub mod forwarded;
 mod peers;
 mod router;
 pub mod shutdown;
-mod state;
+pub mod state;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -14,7 +14,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::accounts::{Account, AccountError, Registration, bearer};
-use crate::server::{AppState, ClientAddr};
+use crate::server::forwarded::ClientAddr;
+use crate::server::state::AppState;
 use crate::surfaces::{body_limit, read_body};
 
 pub fn routes() -> axum::Router<AppState> {

@@ -12,7 +12,7 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::metrics;
-use crate::server::AppState;
+use crate::server::state::AppState;
 
 /// `/health`, and `/metrics` unless it has an address of its own.
 pub fn routes(with_metrics: bool) -> axum::Router<AppState> {

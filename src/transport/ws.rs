@@ -369,7 +369,7 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
                 session.on_activity(Instant::now());
                 let flow = match msg {
                     Message::Text(text) => {
-                        metrics::message_in(conn.transport);
+                        metrics::message_in(conn.transport.label());
                         session.on_text(text.as_str(), &mut replies)
                     }
                     Message::Binary(_) => session.on_binary(&mut replies),

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::{Caller, DashError, parse, rfc3339};
 use crate::accounts::Account;
 use crate::apps::{self, App, AppSettings, CreateApp, LimitsPatch, SwitchesPatch, UpdateApp};
-use crate::server::AppState;
+use crate::server::state::AppState;
 
 fn can_manage(caller: &Account, app: &App) -> bool {
     caller.is_admin || app.owner_id == Some(caller.id)

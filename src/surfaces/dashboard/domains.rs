@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{Caller, DashError, rfc3339};
 use crate::apps::{self, App, AppSettings, CreateApp, OriginPattern, UpdateApp};
-use crate::server::AppState;
+use crate::server::state::AppState;
 use crate::surfaces::{body_limit, read_body};
 
 fn domain_json(a: &App) -> Value {

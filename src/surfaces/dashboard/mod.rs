@@ -19,7 +19,8 @@ use serde_json::json;
 
 use crate::accounts::{Account, AccountError, bearer};
 use crate::audit;
-use crate::server::{AppState, ClientAddr};
+use crate::server::forwarded::ClientAddr;
+use crate::server::state::AppState;
 use crate::surfaces::{BodyError, body_limit, read_body};
 
 pub fn routes() -> axum::Router<AppState> {

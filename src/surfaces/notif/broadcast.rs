@@ -21,7 +21,8 @@ use crate::auth::pusher::{self as sig, SignedHead};
 use crate::auth::secrets_equal;
 use crate::core::{ChannelName, Data, Event, MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
-use crate::server::{AppState, ClientAddr};
+use crate::server::forwarded::ClientAddr;
+use crate::server::state::AppState;
 use crate::surfaces::{body_limit, read_body};
 
 /// A validated broadcast.

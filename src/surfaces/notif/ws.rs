@@ -23,7 +23,8 @@ use crate::core::{
 };
 use crate::metrics;
 use crate::ratelimit::TokenBucket;
-use crate::server::{AppState, ClientAddr};
+use crate::server::forwarded::ClientAddr;
+use crate::server::state::AppState;
 use crate::surfaces::PresenceUsers;
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 

@@ -22,7 +22,8 @@ use crate::core::{
     ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_EVENT_NAME, MAX_USER_ID_LEN, SocketId, fits_chars,
 };
 use crate::metrics;
-use crate::server::{AppState, ClientAddr};
+use crate::server::forwarded::ClientAddr;
+use crate::server::state::AppState;
 use crate::surfaces::{body_limit, declared_length, read_declared};
 
 /// Most channels one event may go to.

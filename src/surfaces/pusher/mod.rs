@@ -10,7 +10,7 @@ pub mod ws;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::server::AppState;
+use crate::server::state::AppState;
 
 pub use error::ApiError;
 
