@@ -1,12 +1,15 @@
-//! Accounts, shared by every surface: register, login, token checks and first-admin setup.
-//! Surfaces shape the answers (Notif's, Hestia's, Push-Alt's); the rules live here.
+//! Accounts, shared by every surface: register, login, token checks, first-admin setup (from
+//! the CLI, or over HTTP with the one-time setup token printed at start), and the changes an
+//! account or an admin makes (profile, status). Surfaces shape the answers (Notif's, Hestia's,
+//! Push-Alt's); the rules live here. A deactivated account can neither sign in nor use its
+//! tokens.
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::audit::{self, Refusal};
 use crate::auth::jwt::{Jwt, TokenError};
-use crate::auth::password;
+use crate::auth::{opaque, password};
 use crate::config::AuthConfig;
 use crate::ratelimit::{RateLimiter, address_key};
 use crate::store::accounts::{AccountRecord, NewAccount};
@@ -20,8 +23,11 @@ pub struct Account {
     pub email: Option<String>,
     pub name: String,
     pub is_admin: bool,
+    pub active: bool,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
 }
 
 impl From<AccountRecord> for Account {
@@ -32,7 +38,9 @@ impl From<AccountRecord> for Account {
             email: r.email,
             name: r.name,
             is_admin: r.is_admin,
+            active: r.active,
             created_at: r.created_at,
+            updated_at: r.updated_at,
         }
     }
 }
@@ -60,6 +68,9 @@ pub enum AccountError {
     Token,
     #[error("setup already completed")]
     AlreadySetUp,
+    /// The setup token is missing, wrong, or already used.
+    #[error("invalid setup token")]
+    SetupToken,
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error(transparent)]
@@ -152,6 +163,19 @@ impl Accounts {
         password: Option<&str>,
         ip: IpAddr,
     ) -> Result<(Account, String), AccountError> {
+        let account = self.check_login(login, password, ip).await?;
+        let token = self.jwt.issue(account.id, account.username.as_deref())?;
+        Ok((account, token))
+    }
+
+    /// [`Accounts::login`] without the token: the account whose credentials these are (a
+    /// deactivated one is refused like a wrong password), under the same limits.
+    pub async fn check_login(
+        &self,
+        login: Option<&str>,
+        password: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Account, AccountError> {
         let (Some(login), Some(password)) =
             (login.map(str::trim).filter(|l| !l.is_empty()), password.filter(|p| !p.is_empty()))
         else {
@@ -180,11 +204,13 @@ impl Accounts {
         };
         let ok = self.passwords.verify(password.to_owned(), record.as_ref().map(|r| r.password_hash.clone())).await?;
         match record {
-            Some(r) if ok => {
+            Some(r) if ok && r.active => {
                 self.login_per_name.forget(name.as_str());
-                let account = Account::from(r);
-                let token = self.jwt.issue(account.id, account.username.as_deref())?;
-                Ok((account, token))
+                Ok(Account::from(r))
+            }
+            Some(_) if ok => {
+                audit::refused(Refusal::FailedLogin, ip, login, &"account deactivated");
+                Err(AccountError::InvalidCredentials)
             }
             _ => {
                 audit::refused(Refusal::FailedLogin, ip, login, &"unknown name or wrong password");
@@ -193,24 +219,132 @@ impl Accounts {
         }
     }
 
-    /// The account a bearer token names; a token of a deleted account is refused.
+    /// The account a bearer token names; a token of a deleted or deactivated account is
+    /// refused.
     pub async fn authenticate(&self, token: &str) -> Result<Account, AccountError> {
         let id = self.jwt.verify(token)?;
         match self.store.account_by_id(id).await {
-            Ok(r) => Ok(r.into()),
-            Err(store::Error::NotFound) => Err(AccountError::Token),
+            Ok(r) if r.active => Ok(r.into()),
+            Ok(_) | Err(store::Error::NotFound) => Err(AccountError::Token),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Creates the first admin (once) and gives it the apps pinned by configuration.
+    /// Creates the first admin (once) and gives it the apps pinned by configuration. The setup
+    /// tokens printed at start are void afterwards.
     pub async fn setup_admin(&self, reg: Registration) -> Result<Account, AccountError> {
         if self.store.count_admins().await? > 0 {
             return Err(AccountError::AlreadySetUp);
         }
         let admin = self.create(reg, true).await?;
         self.store.adopt_ownerless_apps(admin.id).await?;
+        self.store.delete_setup_tokens().await?;
         Ok(admin)
+    }
+
+    /// While no admin exists: a fresh one-time setup token (stored hashed), for the server to
+    /// print at start (SPEC §2). Each start makes one; any of them completes setup once, and
+    /// setup voids them all.
+    pub async fn prepare_setup_token(&self) -> Result<Option<String>, AccountError> {
+        if self.store.count_admins().await? > 0 {
+            return Ok(None);
+        }
+        let token = opaque::generate();
+        self.store.insert_setup_token(&opaque::hash(&token)).await?;
+        Ok(Some(token))
+    }
+
+    /// Whether an admin exists, so setup is done.
+    pub async fn setup_done(&self) -> Result<bool, AccountError> {
+        Ok(self.store.count_admins().await? > 0)
+    }
+
+    /// Creates the first admin over HTTP with a setup token: [`AccountError::AlreadySetUp`]
+    /// once an admin exists, [`AccountError::SetupToken`] for a token that is not one printed
+    /// at start (or was used). The registration is checked and the password hashed before the
+    /// token is used up, so a refused one leaves it valid.
+    pub async fn complete_setup(&self, setup_token: &str, reg: Registration) -> Result<Account, AccountError> {
+        if self.setup_done().await? {
+            return Err(AccountError::AlreadySetUp);
+        }
+        let hash = opaque::hash(setup_token);
+        let known = opaque::well_formed(setup_token)
+            && match self.store.setup_token(&hash).await {
+                Ok(stored) => opaque::matches(&stored, setup_token),
+                Err(store::Error::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+        if !known {
+            return Err(AccountError::SetupToken);
+        }
+        let new = self.checked(reg, true).await?;
+        let record = match self.store.insert_first_admin(&hash, new).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(AccountError::AlreadySetUp),
+            Err(store::Error::NotFound) => return Err(AccountError::SetupToken),
+            Err(store::Error::Conflict(_)) => return Err(AccountError::Duplicate("Email already registered")),
+            Err(e) => return Err(e.into()),
+        };
+        self.store.adopt_ownerless_apps(record.id).await?;
+        Ok(record.into())
+    }
+
+    /// A signed access token for `account` that lasts `ttl_secs`.
+    pub fn issue_token(&self, account: &Account, ttl_secs: i64) -> Result<String, AccountError> {
+        Ok(self.jwt.issue_for(account.id, account.username.as_deref(), ttl_secs)?)
+    }
+
+    /// Creates an account that is not an admin (an admin adding a user).
+    pub async fn create_user(&self, reg: Registration) -> Result<Account, AccountError> {
+        self.create(reg, false).await
+    }
+
+    /// One account.
+    pub async fn get(&self, id: i64) -> Result<Account, AccountError> {
+        Ok(self.store.account_by_id(id).await?.into())
+    }
+
+    /// A page of the accounts that are not admins, in id order.
+    pub async fn users_page(&self, limit: i64, offset: i64) -> Result<Vec<Account>, AccountError> {
+        Ok(self.store.accounts_page(true, limit, offset).await?.into_iter().map(Account::from).collect())
+    }
+
+    /// Applies `changes` to account `id`. A new password or a deactivation ends the account's
+    /// refresh tokens (its access tokens stop at once: they are checked against the account).
+    pub async fn update(&self, id: i64, changes: AccountChanges) -> Result<Account, AccountError> {
+        let mut record = self.store.account_by_id(id).await?;
+        if let Some(name) = changes.name {
+            record.name = check_name(&name)?.ok_or(AccountError::Invalid("Name is required."))?;
+        }
+        if let Some(email) = changes.email {
+            let email = email.trim().to_lowercase();
+            if !valid_email(&email) {
+                return Err(AccountError::Invalid("Email is not a valid address."));
+            }
+            if record.email.as_deref() != Some(email.as_str()) && self.exists(&email).await? {
+                return Err(AccountError::Duplicate("Email already registered"));
+            }
+            record.email = Some(email);
+        }
+        let new_password = changes.password.filter(|p| !p.is_empty());
+        if let Some(password) = &new_password {
+            check_password(password)?;
+        }
+        if let Some(password) = new_password.clone() {
+            record.password_hash = self.passwords.hash(password).await?;
+        }
+        let deactivated = changes.active == Some(false) && record.active;
+        if let Some(active) = changes.active {
+            record.active = active;
+        }
+        let record = self.store.update_account(&record).await.map_err(|e| match e {
+            store::Error::Conflict(_) => AccountError::Duplicate("Email already registered"),
+            e => e.into(),
+        })?;
+        if new_password.is_some() || deactivated {
+            self.store.delete_refresh_tokens_of(id).await?;
+        }
+        Ok(record.into())
     }
 
     /// A token for an account (e.g. right after setup).
@@ -219,6 +353,16 @@ impl Accounts {
     }
 
     async fn create(&self, reg: Registration, is_admin: bool) -> Result<Account, AccountError> {
+        let new = self.checked(reg, is_admin).await?;
+        let record = self.store.insert_account(new).await.map_err(|e| match e {
+            store::Error::Conflict(_) => AccountError::Duplicate("Username or email already registered"),
+            e => e.into(),
+        })?;
+        Ok(record.into())
+    }
+
+    /// A registration checked (fields, uniqueness) and its password hashed: ready to insert.
+    async fn checked(&self, reg: Registration, is_admin: bool) -> Result<NewAccount, AccountError> {
         let username = reg.username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         let email = reg.email.map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
         let password = reg.password.filter(|p| !p.is_empty());
@@ -239,13 +383,8 @@ impl Accounts {
         {
             return Err(AccountError::Invalid("Email is not a valid address."));
         }
-        if !PASSWORD_CHARS.contains(&password.chars().count()) {
-            return Err(AccountError::Invalid("Password must be from 8 to 128 characters."));
-        }
-        let name = reg.name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
-        if name.as_ref().is_some_and(|n| n.chars().count() > 255) {
-            return Err(AccountError::Invalid("Name must be at most 255 characters."));
-        }
+        check_password(&password)?;
+        let name = reg.name.as_deref().map(check_name).transpose()?.flatten();
         if let Some(u) = &username
             && self.exists(u).await?
         {
@@ -260,15 +399,7 @@ impl Accounts {
             .or_else(|| username.clone())
             .or_else(|| email.as_ref().and_then(|e| e.split('@').next().map(str::to_owned)));
         let password_hash = self.passwords.hash(password).await?;
-        let record = self
-            .store
-            .insert_account(NewAccount { username, email, name: name.unwrap_or_default(), password_hash, is_admin })
-            .await
-            .map_err(|e| match e {
-                store::Error::Conflict(_) => AccountError::Duplicate("Username or email already registered"),
-                e => e.into(),
-            })?;
-        Ok(record.into())
+        Ok(NewAccount { username, email, name: name.unwrap_or_default(), password_hash, is_admin })
     }
 
     async fn exists(&self, login: &str) -> Result<bool, AccountError> {
@@ -278,6 +409,33 @@ impl Accounts {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A password an account may have: 8–128 characters.
+fn check_password(password: &str) -> Result<(), AccountError> {
+    if !PASSWORD_CHARS.contains(&password.chars().count()) {
+        return Err(AccountError::Invalid("Password must be from 8 to 128 characters."));
+    }
+    Ok(())
+}
+
+/// A display name, trimmed: `None` when blank, refused past 255 characters.
+fn check_name(name: &str) -> Result<Option<String>, AccountError> {
+    let name = name.trim();
+    if name.chars().count() > 255 {
+        return Err(AccountError::Invalid("Name must be at most 255 characters."));
+    }
+    Ok((!name.is_empty()).then(|| name.to_owned()))
+}
+
+/// Changes to an account; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    /// A new password (empty: unchanged).
+    pub password: Option<String>,
+    pub active: Option<bool>,
 }
 
 fn valid_email(e: &str) -> bool {

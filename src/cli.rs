@@ -279,7 +279,7 @@ async fn run_apps(store: &Store, cmd: AppsCommand) -> anyhow::Result<()> {
             }
             settings.limits = with_named(&settings.limits, &limits, "--limit")?;
             settings.switches = with_named(&settings.switches, &switches, "--switch")?;
-            let changes = UpdateApp { name, enabled: None, settings: Some(settings) };
+            let changes = UpdateApp { name, settings: Some(settings), ..Default::default() };
             let app = apps::update(store, &id, changes).await.map_err(|e| app_error(e, Some(&id), None))?;
             println!("{}", serde_json::to_string_pretty(&app_json(&app))?);
         }

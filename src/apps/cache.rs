@@ -22,6 +22,21 @@ struct Snapshot {
     revision: i64,
     by_id: HashMap<Arc<str>, Arc<App>>,
     by_key: HashMap<Arc<str>, Arc<App>>,
+    /// The largest `max_message_bytes` of any app, for routes that must size a body before
+    /// they know its app.
+    largest_message: usize,
+}
+
+impl Snapshot {
+    fn new(revision: i64) -> Self {
+        Self { revision, by_id: HashMap::new(), by_key: HashMap::new(), largest_message: 0 }
+    }
+
+    fn insert(&mut self, app: Arc<App>) {
+        self.largest_message = self.largest_message.max(app.limits().max_message_bytes);
+        self.by_key.insert(app.key.clone(), app.clone());
+        self.by_id.insert(app.id.clone(), app);
+    }
 }
 
 /// What installing a snapshot changed, so the server can act on live connections.
@@ -41,7 +56,7 @@ pub struct AppCache {
 impl AppCache {
     /// Loads every app.
     pub async fn load(store: Store) -> Result<Self, store::Error> {
-        let empty = Snapshot { revision: i64::MIN, by_id: HashMap::new(), by_key: HashMap::new() };
+        let empty = Snapshot::new(i64::MIN);
         let cache = Self { store, snapshot: Arc::new(RwLock::new(Arc::new(empty))) };
         cache.refresh().await?;
         Ok(cache)
@@ -53,6 +68,17 @@ impl AppCache {
 
     pub fn by_id(&self, id: &str) -> Option<Arc<App>> {
         self.snapshot.read().by_id.get(id).cloned()
+    }
+
+    /// The app with this `number` (Push-Alt's workspace id). A scan: numbers are looked up by
+    /// the admin API, never on a hot path.
+    pub fn by_number(&self, number: i64) -> Option<Arc<App>> {
+        self.snapshot.read().by_id.values().find(|a| a.number == number).cloned()
+    }
+
+    /// The largest `max_message_bytes` among the cached apps.
+    pub fn largest_message_bytes(&self) -> usize {
+        self.snapshot.read().largest_message
     }
 
     /// Every cached app.
@@ -87,11 +113,9 @@ impl AppCache {
         // newer than its revision, and a reload filed under a higher one but read earlier could
         // then replace it with older apps.)
         let (revision, records) = self.store.apps_snapshot().await?;
-        let mut next = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
+        let mut next = Snapshot::new(revision);
         for record in records {
-            let app = Arc::new(App::from_record(record, revision));
-            next.by_key.insert(app.key.clone(), app.clone());
-            next.by_id.insert(app.id.clone(), app);
+            next.insert(Arc::new(App::from_record(record, revision)));
         }
         Ok(self.install(next))
     }
@@ -125,11 +149,9 @@ mod tests {
     /// A snapshot as a reload that read the store earlier would have built it.
     async fn read_now(store: &Store) -> Snapshot {
         let (revision, records) = store.apps_snapshot().await.unwrap();
-        let mut snap = Snapshot { revision, by_id: HashMap::new(), by_key: HashMap::new() };
+        let mut snap = Snapshot::new(revision);
         for record in records {
-            let app = Arc::new(App::from_record(record, revision));
-            snap.by_key.insert(app.key.clone(), app.clone());
-            snap.by_id.insert(app.id.clone(), app);
+            snap.insert(Arc::new(App::from_record(record, revision)));
         }
         snap
     }

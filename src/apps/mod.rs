@@ -124,8 +124,12 @@ pub struct App {
     pub owner_id: Option<i64>,
     pub origins: Vec<OriginPattern>,
     pub settings: AppSettings,
+    /// Free text (Push-Alt's workspace description).
+    pub description: Option<String>,
     /// Milliseconds since the epoch.
     pub created_at: i64,
+    /// Milliseconds since the epoch.
+    pub updated_at: i64,
     /// The apps revision this app was written at or read at: an [`AppCache`] that has reached
     /// it holds this version of the app (or a newer one).
     pub revision: i64,
@@ -172,7 +176,9 @@ impl App {
             owner_id: r.owner_id,
             origins,
             settings,
+            description: r.description,
             created_at: r.created_at,
+            updated_at: r.updated_at,
             revision,
         }
     }
@@ -205,7 +211,13 @@ pub struct CreateApp {
     pub name: String,
     pub owner_id: Option<i64>,
     pub settings: AppSettings,
+    pub description: Option<String>,
+    /// `None` means enabled.
+    pub enabled: Option<bool>,
 }
+
+/// Longest description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
 
 /// Creates an app, generating what was not given. A generated id or key that is already taken
 /// is drawn again; a given one that is taken is [`Error::Duplicate`].
@@ -222,13 +234,11 @@ async fn create_drawing(
     let given_id = req.id.map(|id| validate_token("id", id, 64)).transpose()?;
     let given_key = req.key.map(|key| validate_token("key", key, 128)).transpose()?;
     let secret = match req.secret {
-        Some(s) if !s.is_empty() && s.len() <= 255 => s,
-        Some(_) => {
-            return Err(Error::Invalid { field: "secret", reason: "must be 1–255 characters".into() });
-        }
+        Some(s) => validate_secret(s)?,
         None => random_hex(16),
     };
     validate_settings(&req.settings)?;
+    let description = req.description.map(validate_description).transpose()?;
     let name = req.name.trim();
     if name.chars().count() > 255 {
         return Err(Error::Invalid { field: "name", reason: "must be at most 255 characters".into() });
@@ -244,9 +254,10 @@ async fn create_drawing(
             key: key.clone(),
             secret: secret.clone(),
             name: if name.is_empty() { format!("app {id}") } else { name.to_owned() },
-            enabled: true,
+            enabled: req.enabled.unwrap_or(true),
             owner_id: req.owner_id,
             settings: settings_json(&req.settings),
+            description: description.clone(),
         };
         match store.insert_app(new).await {
             Ok((record, revision)) => {
@@ -305,6 +316,10 @@ pub struct UpdateApp {
     pub name: Option<String>,
     pub enabled: Option<bool>,
     pub settings: Option<AppSettings>,
+    /// `Some(None)` clears it.
+    pub description: Option<Option<String>>,
+    /// A secret chosen by the caller (Push-Alt's `app_key`): the old one stops working.
+    pub secret: Option<String>,
 }
 
 /// Applies an [`UpdateApp`].
@@ -324,7 +339,14 @@ pub async fn update(store: &Store, id: &str, changes: UpdateApp) -> Result<App, 
         validate_settings(settings)?;
         record.settings = settings_json(settings);
     }
-    write(store, &record, "updated").await
+    if let Some(description) = changes.description {
+        record.description = description.map(validate_description).transpose()?;
+    }
+    let rotated = changes.secret.is_some();
+    if let Some(secret) = changes.secret {
+        record.secret = validate_secret(secret)?;
+    }
+    write(store, &record, if rotated { "updated, secret replaced" } else { "updated" }).await
 }
 
 /// Deletes an app; returns the apps revision of the delete.
@@ -418,6 +440,21 @@ fn validate_settings(settings: &AppSettings) -> Result<(), Error> {
         return Err(Error::Invalid { field: "limits", reason: "channel and member limits must be at least 1".into() });
     }
     Ok(())
+}
+
+/// A secret a caller chose: 1–255 bytes.
+fn validate_secret(secret: String) -> Result<String, Error> {
+    if secret.is_empty() || secret.len() > 255 {
+        return Err(Error::Invalid { field: "secret", reason: "must be 1–255 characters".into() });
+    }
+    Ok(secret)
+}
+
+fn validate_description(description: String) -> Result<String, Error> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(Error::Invalid { field: "description", reason: "must be at most 1024 characters".into() });
+    }
+    Ok(description)
 }
 
 /// Ids and keys travel in URLs: `[A-Za-z0-9_.-]`, 1 to `max` characters.

@@ -62,13 +62,23 @@ impl Jwt {
 
     /// A token for an account, valid for the configured lifetime.
     pub fn issue(&self, account_id: i64, username: Option<&str>) -> Result<String, jsonwebtoken::errors::Error> {
+        self.issue_for(account_id, username, self.ttl_secs)
+    }
+
+    /// A token for an account, valid for `ttl_secs` (Push-Alt's access tokens last an hour).
+    pub fn issue_for(
+        &self,
+        account_id: i64,
+        username: Option<&str>,
+        ttl_secs: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let now = unix_now();
         let claims = Claims {
             sub: account_id.to_string(),
             user_id: account_id,
             username: username.map(str::to_owned),
             iat: now,
-            exp: now + self.ttl_secs,
+            exp: now + ttl_secs,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }

@@ -1,7 +1,9 @@
 //! Authentication shared by every surface: Pusher-style HMAC signatures (channel auth, user
-//! sign-in, signed HTTP requests). Every compare of a secret or signature is constant-time.
+//! sign-in, signed HTTP requests), account JWTs, passwords and opaque tokens. Every compare of a
+//! secret, signature or token hash is constant-time.
 
 pub mod jwt;
+pub mod opaque;
 pub mod password;
 pub mod pusher;
 

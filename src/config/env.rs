@@ -62,8 +62,37 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         parse_into(&mut c.server.shutdown_grace_ms, v)
     }),
     ("SWITCHBOARD_APP_REFRESH_MS", "server.app_refresh_ms", |c, v| parse_into(&mut c.server.app_refresh_ms, v)),
+    ("CORS_ORIGINS", "server.cors_origins", |c, v| {
+        c.server.cors_origins = v.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect();
+        Ok(())
+    }),
     ("DATABASE_URL", "database.url", |c, v| {
         c.database.url = Some(v.to_owned());
+        Ok(())
+    }),
+    // Push-Alt's pair, after DATABASE_URL: with DB_TYPE=sqlite, Push-Alt read SQLITE_DB_PATH and
+    // ignored DATABASE_URL (its libSQL URL).
+    ("DB_TYPE", "database.url", |c, v| match v.trim() {
+        "sqlite" => match c.database.url.as_deref().map(|u| u.split("://").next().unwrap_or_default()) {
+            None | Some("sqlite") => Ok(()),
+            Some("libsql" | "http" | "https" | "ws" | "wss") => {
+                c.database.url = None;
+                Ok(())
+            }
+            Some(_) => Err("DB_TYPE=sqlite contradicts DATABASE_URL; unset one of them".into()),
+        },
+        "libsql" => Err(LIBSQL_REFUSED.into()),
+        _ => Err("must be sqlite (Push-Alt's DB_TYPE; libSQL is not supported)".into()),
+    }),
+    ("SQLITE_DB_PATH", "database.url", |c, v| {
+        let with_db_type = matches!(c.sources.get("database.url"), Source::Env { name: "DB_TYPE", .. });
+        if !with_db_type {
+            return Err("read only with DB_TYPE=sqlite, as Push-Alt did (or set DATABASE_URL=sqlite://PATH)".into());
+        }
+        if v.trim().is_empty() {
+            return Err("must be a file path".into());
+        }
+        c.database.url = Some(format!("sqlite://{}", v.trim()));
         Ok(())
     }),
     ("LOG_LEVEL", "log.level", |c, v| {
@@ -134,6 +163,10 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         parse_into(&mut c.connection.outbox_max_frames, v)
     }),
 ];
+
+/// Push-Alt's `DB_TYPE=libsql` (its default): one line, exit 2 (SPEC §2).
+const LIBSQL_REFUSED: &str = "libSQL is not supported; use DB_TYPE=sqlite with SQLITE_DB_PATH, or \
+                              DATABASE_URL=sqlite://, postgres:// or mysql://";
 
 /// Applies every variable `get` knows, naming the first bad one, and records which settings
 /// each one set.
@@ -228,6 +261,35 @@ mod tests {
         for (name, key, _) in ENV_VARS {
             assert!(sources::lookup(&snapshot, key).is_some(), "{name} sets {key}, which is not a setting");
         }
+    }
+
+    #[test]
+    fn push_alt_database_variables() {
+        let c = load(&[("DB_TYPE", "sqlite"), ("SQLITE_DB_PATH", "./local.db")]).unwrap();
+        assert_eq!(c.database.url.as_deref(), Some("sqlite://./local.db"));
+        assert_eq!(c.sources.get("database.url"), &Source::Env { name: "SQLITE_DB_PATH", value: "./local.db".into() });
+        // Push-Alt's libSQL URL beside DB_TYPE=sqlite is ignored, as Push-Alt ignored it.
+        let c =
+            load(&[("DATABASE_URL", "http://libsql-server:8080"), ("DB_TYPE", "sqlite"), ("SQLITE_DB_PATH", "x.db")])
+                .unwrap();
+        assert_eq!(c.database.url.as_deref(), Some("sqlite://x.db"));
+        let c = load(&[("DATABASE_URL", "http://libsql-server:8080"), ("DB_TYPE", "sqlite")]).unwrap();
+        assert_eq!(c.database.url, None, "Switchboard's own SQLite file");
+        let c = load(&[("DB_TYPE", "sqlite")]).unwrap();
+        assert_eq!(c.database.url, None);
+        let err = load(&[("DB_TYPE", "libsql")]).unwrap_err().0;
+        assert!(err.starts_with("DB_TYPE=\"libsql\": libSQL is not supported"), "{err}");
+        assert!(load(&[("DB_TYPE", "mongo")]).unwrap_err().0.starts_with("DB_TYPE=\"mongo\": must be sqlite"));
+        let err = load(&[("DATABASE_URL", "postgres://h/db"), ("DB_TYPE", "sqlite")]).unwrap_err().0;
+        assert!(err.contains("contradicts DATABASE_URL"), "{err}");
+        let err = load(&[("SQLITE_DB_PATH", "./local.db")]).unwrap_err().0;
+        assert!(err.starts_with("SQLITE_DB_PATH=\"./local.db\": read only with DB_TYPE=sqlite"), "{err}");
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list() {
+        let c = load(&[("CORS_ORIGINS", "https://a.example, http://localhost:5173,,")]).unwrap();
+        assert_eq!(c.server.cors_origins, vec!["https://a.example".to_owned(), "http://localhost:5173".to_owned()]);
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub struct ServerConfig {
     /// How often the app cache checks the database for changes made elsewhere (the CLI, another
     /// node), in milliseconds. Default 500, so a change takes effect within a second.
     pub app_refresh_ms: u64,
+    /// Origins (`[scheme://]host[:port]`, `*.domain`) that browsers may call the Push-Alt API
+    /// and open Socket.IO handshakes from, besides the stored CORS list and every app's allowed
+    /// origins (SPEC §5). Default none: when nothing is configured anywhere, any origin may.
+    /// Env `CORS_ORIGINS` (comma-separated).
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +120,7 @@ impl Default for ServerConfig {
             max_connections: 0,
             shutdown_grace_ms: 10_000,
             app_refresh_ms: 500,
+            cors_origins: Vec::new(),
         }
     }
 }

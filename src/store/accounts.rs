@@ -14,6 +14,8 @@ pub struct AccountRecord {
     pub name: String,
     pub password_hash: String,
     pub is_admin: bool,
+    /// A deactivated account cannot sign in, and its tokens stop working.
+    pub active: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -28,7 +30,7 @@ pub struct NewAccount {
     pub is_admin: bool,
 }
 
-const COLUMNS: &str = "id, username, email, name, password_hash, is_admin, created_at, updated_at";
+const COLUMNS: &str = "id, username, email, name, password_hash, is_admin, active, created_at, updated_at";
 
 fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
     Ok(AccountRecord {
@@ -38,8 +40,44 @@ fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
         name: row.try_get("name")?,
         password_hash: row.try_get("password_hash")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
+        active: row.try_get::<i64, _>("active")? != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// Inserts an (active) account with the next id inside `tx`.
+pub(super) async fn insert_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    store: &Store,
+    new: NewAccount,
+) -> Result<AccountRecord, Error> {
+    let id = Store::next_id(tx, store.dialect, "account_id").await?;
+    let now = now_ms();
+    let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    sqlx::query(&store.dialect.sql(&q))
+        .bind(id)
+        .bind(&new.username)
+        .bind(&new.email)
+        .bind(&new.name)
+        .bind(&new.password_hash)
+        .bind(i64::from(new.is_admin))
+        .bind(1_i64)
+        .bind(now)
+        .bind(now)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| store.on_write(e))?;
+    Ok(AccountRecord {
+        id,
+        username: new.username,
+        email: new.email,
+        name: new.name,
+        password_hash: new.password_hash,
+        is_admin: new.is_admin,
+        active: true,
+        created_at: now,
+        updated_at: now,
     })
 }
 
@@ -47,38 +85,9 @@ impl Store {
     /// Inserts an account with the next id; [`Error::Conflict`] on a taken username or email.
     pub async fn insert_account(&self, new: NewAccount) -> Result<AccountRecord, Error> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'account_id'")
-            .execute(&mut *tx)
-            .await?;
-        let id: i64 = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'account_id'")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
-        let now = now_ms();
-        let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)");
-        sqlx::query(&self.dialect.sql(&q))
-            .bind(id)
-            .bind(&new.username)
-            .bind(&new.email)
-            .bind(&new.name)
-            .bind(&new.password_hash)
-            .bind(i64::from(new.is_admin))
-            .bind(now)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.on_write(e))?;
+        let record = insert_in(&mut tx, self, new).await?;
         tx.commit().await?;
-        Ok(AccountRecord {
-            id,
-            username: new.username,
-            email: new.email,
-            name: new.name,
-            password_hash: new.password_hash,
-            is_admin: new.is_admin,
-            created_at: now,
-            updated_at: now,
-        })
+        Ok(record)
     }
 
     pub async fn account_by_id(&self, id: i64) -> Result<AccountRecord, Error> {
@@ -92,6 +101,39 @@ impl Store {
         let q = format!("SELECT {COLUMNS} FROM accounts WHERE LOWER(email) = LOWER($1) OR LOWER(username) = LOWER($2)");
         let row = sqlx::query(&self.dialect.sql(&q)).bind(login).bind(login).fetch_optional(self.pool()).await?;
         row.as_ref().map(record).transpose()?.ok_or(Error::NotFound)
+    }
+
+    /// One page of accounts in id order, `limit` from `offset`; only those that are not admins
+    /// when `non_admins` (Push-Alt's list of the users root manages).
+    pub async fn accounts_page(&self, non_admins: bool, limit: i64, offset: i64) -> Result<Vec<AccountRecord>, Error> {
+        let filter = if non_admins { "WHERE is_admin = 0 " } else { "" };
+        let q = format!("SELECT {COLUMNS} FROM accounts {filter}ORDER BY id LIMIT $1 OFFSET $2");
+        let rows = sqlx::query(&self.dialect.sql(&q)).bind(limit).bind(offset).fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(record).collect::<Result<_, _>>()?)
+    }
+
+    /// Writes every mutable field of `account` (matched by id); [`Error::Conflict`] when its
+    /// username or email is another account's.
+    pub async fn update_account(&self, account: &AccountRecord) -> Result<AccountRecord, Error> {
+        let now = now_ms();
+        let q = "UPDATE accounts SET username = $1, email = $2, name = $3, password_hash = $4, is_admin = $5, \
+                 active = $6, updated_at = $7 WHERE id = $8";
+        let done = sqlx::query(&self.dialect.sql(q))
+            .bind(&account.username)
+            .bind(&account.email)
+            .bind(&account.name)
+            .bind(&account.password_hash)
+            .bind(i64::from(account.is_admin))
+            .bind(i64::from(account.active))
+            .bind(now)
+            .bind(account.id)
+            .execute(self.pool())
+            .await
+            .map_err(|e| self.on_write(e))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(AccountRecord { updated_at: now, ..account.clone() })
     }
 
     pub async fn count_admins(&self) -> Result<i64, Error> {
@@ -127,4 +169,10 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// How many admins there are, read inside a transaction.
+pub(super) async fn admins_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts WHERE is_admin <> 0").fetch_one(&mut **tx).await?;
+    Ok(row.try_get("n")?)
 }

@@ -17,6 +17,8 @@ pub struct AppRecord {
     pub enabled: bool,
     pub owner_id: Option<i64>,
     pub settings: String,
+    /// Free text (Push-Alt's workspace description).
+    pub description: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -31,9 +33,11 @@ pub struct NewApp {
     pub enabled: bool,
     pub owner_id: Option<i64>,
     pub settings: String,
+    pub description: Option<String>,
 }
 
-const COLUMNS: &str = "id, number, app_key, secret, name, enabled, owner_id, settings, created_at, updated_at";
+const COLUMNS: &str =
+    "id, number, app_key, secret, name, enabled, owner_id, settings, description, created_at, updated_at";
 
 fn record(dialect: Dialect, row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
     Ok(AppRecord {
@@ -45,6 +49,7 @@ fn record(dialect: Dialect, row: &AnyRow) -> Result<AppRecord, sqlx::Error> {
         enabled: row.try_get::<i64, _>("enabled")? != 0,
         owner_id: row.try_get("owner_id")?,
         settings: dialect.text(row, "settings")?,
+        description: row.try_get("description")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -120,7 +125,7 @@ impl Store {
             .await?
             .try_get("value")?;
         let now = now_ms();
-        let q = format!("INSERT INTO apps ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
+        let q = format!("INSERT INTO apps ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
         sqlx::query(&self.dialect.sql(&q))
             .bind(&new.id)
             .bind(number)
@@ -130,6 +135,7 @@ impl Store {
             .bind(i64::from(new.enabled))
             .bind(new.owner_id)
             .bind(&new.settings)
+            .bind(&new.description)
             .bind(now)
             .bind(now)
             .execute(&mut *tx)
@@ -146,6 +152,7 @@ impl Store {
             enabled: new.enabled,
             owner_id: new.owner_id,
             settings: new.settings,
+            description: new.description,
             created_at: now,
             updated_at: now,
         };
@@ -158,7 +165,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let now = now_ms();
         let q = "UPDATE apps SET app_key = $1, secret = $2, name = $3, enabled = $4, owner_id = $5, settings = $6, \
-                 updated_at = $7 WHERE id = $8";
+                 description = $7, updated_at = $8 WHERE id = $9";
         let done = sqlx::query(&self.dialect.sql(q))
             .bind(&app.key)
             .bind(&app.secret)
@@ -166,6 +173,7 @@ impl Store {
             .bind(i64::from(app.enabled))
             .bind(app.owner_id)
             .bind(&app.settings)
+            .bind(&app.description)
             .bind(now)
             .bind(&app.id)
             .execute(&mut *tx)

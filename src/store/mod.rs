@@ -4,7 +4,10 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod cors;
 mod dialect;
+pub mod settings;
+pub mod tokens;
 
 use std::path::Path;
 use std::time::Duration;
@@ -37,6 +40,7 @@ pub enum Error {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "apps", include_str!("../../migrations/0001_apps.sql")),
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
+    (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
@@ -145,6 +149,21 @@ impl Store {
             Some(what) => Error::Conflict(what),
             None => Error::Database(err),
         }
+    }
+
+    /// Moves the counter `name` of `switchboard_meta` on and returns its new value: the next id
+    /// of a table whose ids the application makes (portable where auto-increment is not). The
+    /// row stays locked until `tx` ends, so concurrent inserts get distinct ids.
+    async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, dialect: Dialect, name: &str) -> Result<i64, Error> {
+        sqlx::query(&dialect.sql("UPDATE switchboard_meta SET value = value + 1 WHERE name = $1"))
+            .bind(name)
+            .execute(&mut **tx)
+            .await?;
+        let row = sqlx::query(&dialect.sql("SELECT value FROM switchboard_meta WHERE name = $1"))
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(sqlx::Row::try_get(&row, "value")?)
     }
 }
 

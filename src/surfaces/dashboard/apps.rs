@@ -123,7 +123,7 @@ pub async fn update(
         settings.allowed_origins = origins;
     }
     merge_settings(&mut settings, body.limits, body.switches);
-    let changes = UpdateApp { name: body.name, enabled: body.enabled, settings: Some(settings) };
+    let changes = UpdateApp { name: body.name, enabled: body.enabled, settings: Some(settings), ..Default::default() };
     let app = apps::update(&state.store, &id, changes).await?;
     reload(&state, app.revision).await?;
     Ok(Json(app_json(&app)))
