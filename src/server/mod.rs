@@ -27,11 +27,14 @@ use crate::accounts::Accounts;
 use crate::apps::{self, AppCache};
 use crate::auth::jwt;
 use crate::broker::{Broker, MemoryBroker};
+use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
+use crate::origins::GlobalOrigins;
 use crate::ratelimit::LogThrottle;
+use crate::sessions::Sessions;
 use crate::store::Store;
-use crate::surfaces::{notif, pusher};
+use crate::surfaces::{notif, pushalt, pusher};
 use crate::transport::ws;
 
 pub use capacity::Capacity;
@@ -46,6 +49,8 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     state: AppState,
     router: Router,
+    /// The one-time setup token printed at this start, while no admin exists.
+    setup_token: Option<String>,
 }
 
 impl Server {
@@ -72,9 +77,13 @@ impl Server {
         let jwt_secret =
             jwt::load_or_create_secret(config.auth.jwt_secret.as_ref().map(|s| s.0.as_str()), &config.server.data_dir)
                 .map_err(|e| config.invalid("server.data_dir", format!("cannot keep the JWT secret there: {e}")))?;
+        let cors_origins =
+            GlobalOrigins::parse(&config.server.cors_origins).map_err(|e| config.invalid("server.cors_origins", e))?;
         let created = apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?;
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
+        pushalt::warn_open_emitters(&apps);
+        let origins = GlobalOrigins::new(cors_origins, store.clone(), apps.clone());
         let realtime = Realtime::new(
             broker,
             OutboxLimits {
@@ -86,23 +95,36 @@ impl Server {
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let state = AppState::new(Shared {
             config,
             realtime,
             apps,
+            sessions: Sessions::new(store.clone()),
+            channel_tokens: ChannelTokens::new(store.clone()),
             store,
             shutdown: Shutdown::default(),
             metrics: crate::metrics::install(),
             api_limits: Default::default(),
             ip_limits: Default::default(),
             accounts,
+            origins,
         });
         let router = router::build(state.clone());
         if let Some((app, true)) = created {
             // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
             println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
         }
-        Ok(Self { listener, metrics_listener, state, router })
+        if let Some(token) = &setup_token {
+            // SPEC §2, §5: until an admin exists, each start prints a token that sets one up.
+            println!("Setup token (creates the first admin once: POST /api/setup/complete): {token}");
+        }
+        Ok(Self { listener, metrics_listener, state, router, setup_token })
+    }
+
+    /// The one-time setup token this start printed (while no admin exists).
+    pub fn setup_token(&self) -> Option<&str> {
+        self.setup_token.as_deref()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -115,7 +137,7 @@ impl Server {
 
     /// Serves until `stop` resolves or [`Shutdown::trigger`] is called, then drains.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
-        let Self { listener, metrics_listener, state, router } = self;
+        let Self { listener, metrics_listener, state, router, .. } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening on http://{addr}");
         let tasks = TaskTracker::new();

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppState, ClientAddr, OverCapacity};
 use crate::metrics;
-use crate::surfaces::{self, accounts, dashboard, notif, ops, pusher};
+use crate::surfaces::{self, accounts, dashboard, notif, ops, pushalt, pusher};
 
 pub fn build(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
@@ -22,6 +22,7 @@ pub fn build(state: AppState) -> Router {
         .merge(ops::routes(metrics_here))
         .merge(accounts::routes())
         .merge(dashboard::routes())
+        .merge(pushalt::routes(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

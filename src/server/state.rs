@@ -9,9 +9,12 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use super::shutdown::Shutdown;
 use crate::accounts::Accounts;
 use crate::apps::AppCache;
+use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
 use crate::core::Realtime;
+use crate::origins::GlobalOrigins;
 use crate::ratelimit::RateLimiter;
+use crate::sessions::Sessions;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -32,6 +35,12 @@ pub struct Shared {
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
     pub accounts: Accounts,
+    /// Refresh tokens of the Push-Alt admin API.
+    pub sessions: Sessions,
+    /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).
+    pub channel_tokens: ChannelTokens,
+    /// The global origin list: CORS on Push-Alt's API, the Socket.IO handshake's origin.
+    pub origins: GlobalOrigins,
 }
 
 impl AppState {

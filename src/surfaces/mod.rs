@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod dashboard;
 pub mod notif;
 pub mod ops;
+pub mod pushalt;
 pub mod pusher;
 
 use std::sync::Arc;

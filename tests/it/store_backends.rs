@@ -43,7 +43,102 @@ async fn exercise(url: &str) {
     // Numbers are never reused.
     let c = apps::create(&store, CreateApp::default()).await.unwrap();
     assert!(c.number > b.number);
+    pushalt_data(&store, &c.id).await;
     store.close().await;
+}
+
+/// Push-Alt's tables (migration 0003): tokens by hash, the channel list joined with its app,
+/// cascades from apps and accounts, setup in one transaction, the CORS list and settings with
+/// their caps, account pages and updates.
+async fn pushalt_data(store: &Store, app_id: &str) {
+    use switchboard::store::Error;
+    use switchboard::store::accounts::NewAccount;
+    use switchboard::store::tokens::NewChannelToken;
+
+    let described = apps::create(
+        store,
+        CreateApp { id: Some("ws".into()), description: Some("d".repeat(1024)), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        apps::list(store).await.unwrap().iter().find(|a| &*a.id == "ws").unwrap().description,
+        described.description
+    );
+
+    let token = |n: u8| NewChannelToken {
+        token_hash: format!("{n:064x}"),
+        app_id: app_id.to_owned(),
+        channel: format!("c{n}"),
+        expires_at: 10_000 + i64::from(n),
+    };
+    let (first, _) = store.insert_channel_token(token(1)).await.unwrap();
+    let (second, _) = store.insert_channel_token(token(2)).await.unwrap();
+    assert!(second > first);
+    assert!(matches!(store.insert_channel_token(token(1)).await, Err(Error::Conflict(_))), "hashes are unique");
+    let found = store.channel_token_by_hash(&format!("{:064x}", 2)).await.unwrap();
+    assert_eq!((found.id, found.channel.as_str(), found.app_id.as_str()), (second, "c2", app_id));
+    let (page, total) = store.channel_tokens_page(10_001, 1, 0).await.unwrap();
+    assert_eq!((page.len(), total), (1, 1), "only c2 is live at 10 001");
+    assert_eq!(page[0].app_number, found.app_number);
+    assert!(matches!(store.channel_token(first, 10_001).await, Err(Error::NotFound)));
+    assert_eq!(store.delete_expired_channel_tokens(10_001).await.unwrap(), 1);
+    apps::delete(store, app_id).await.unwrap();
+    assert!(matches!(store.channel_token_by_hash(&found.token_hash).await, Err(Error::NotFound)), "cascade");
+
+    let account = |email: &str| NewAccount {
+        username: None,
+        email: Some(email.into()),
+        name: "n".into(),
+        password_hash: "h".into(),
+        is_admin: false,
+    };
+    let user = store.insert_account(account("u@example.com")).await.unwrap();
+    store.insert_refresh_token(&"a".repeat(64), user.id, 5).await.unwrap();
+    store.insert_refresh_token(&"b".repeat(64), user.id, 50).await.unwrap();
+    assert_eq!(store.refresh_token(&"b".repeat(64)).await.unwrap().account_id, user.id);
+    assert_eq!(store.delete_expired_refresh_tokens(10).await.unwrap(), 1);
+    assert!(store.delete_refresh_token(&"b".repeat(64)).await.unwrap());
+    store.insert_refresh_token(&"c".repeat(64), user.id, 50).await.unwrap();
+    store.delete_account(user.id).await.unwrap();
+    assert!(matches!(store.refresh_token(&"c".repeat(64)).await, Err(Error::NotFound)), "cascade");
+
+    store.insert_setup_token(&"1".repeat(64)).await.unwrap();
+    store.insert_setup_token(&"2".repeat(64)).await.unwrap();
+    assert!(matches!(store.insert_first_admin(&"3".repeat(64), account("x@example.com")).await, Err(Error::NotFound)));
+    let admin = store.insert_first_admin(&"1".repeat(64), account("root@example.com")).await.unwrap().unwrap();
+    assert!(admin.is_admin && admin.active);
+    assert!(matches!(store.setup_token(&"2".repeat(64)).await, Err(Error::NotFound)), "setup voids every token");
+    store.insert_setup_token(&"4".repeat(64)).await.unwrap();
+    assert_eq!(store.insert_first_admin(&"4".repeat(64), account("y@example.com")).await.unwrap(), None);
+    assert!(store.setup_token(&"4".repeat(64)).await.is_ok(), "a refused setup uses nothing up");
+
+    let other = store.insert_account(account("o@example.com")).await.unwrap();
+    let page = store.accounts_page(true, 10, 0).await.unwrap();
+    assert_eq!(page.iter().map(|a| a.id).collect::<Vec<_>>(), vec![other.id], "admins are left out");
+    let taken = switchboard::store::accounts::AccountRecord { email: Some("root@example.com".into()), ..other.clone() };
+    assert!(matches!(store.update_account(&taken).await, Err(Error::Conflict(_))));
+    let off =
+        store.update_account(&switchboard::store::accounts::AccountRecord { active: false, ..other }).await.unwrap();
+    assert!(!store.account_by_id(off.id).await.unwrap().active);
+
+    let entry = store.insert_cors_origin("https://a.example", 2).await.unwrap().unwrap();
+    assert!(matches!(store.insert_cors_origin("https://a.example", 2).await, Err(Error::Conflict(_))));
+    store.insert_cors_origin("https://b.example", 2).await.unwrap().unwrap();
+    assert_eq!(store.insert_cors_origin("https://c.example", 2).await.unwrap(), None, "full");
+    assert!(matches!(store.update_cors_origin(entry.id, "https://b.example").await, Err(Error::Conflict(_))));
+    store.update_cors_origin(entry.id, "https://z.example").await.unwrap();
+    store.delete_cors_origin(entry.id).await.unwrap();
+    assert!(matches!(store.delete_cors_origin(entry.id).await, Err(Error::NotFound)));
+    assert_eq!(store.cors_origins().await.unwrap().len(), 1);
+
+    let pairs = |p: &[(&str, &str)]| p.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect::<Vec<_>>();
+    assert!(store.put_settings(&pairs(&[("a", "1"), ("b", "2")]), 2).await.unwrap());
+    assert!(store.put_settings(&pairs(&[("a", "3")]), 2).await.unwrap(), "an update fits a full table");
+    assert!(!store.put_settings(&pairs(&[("b", "9"), ("c", "4")]), 2).await.unwrap(), "no room for c");
+    assert_eq!(store.setting("b").await.unwrap().value, "2", "nothing of a refused batch is written");
+    let all: Vec<_> = store.settings().await.unwrap().into_iter().map(|r| (r.name, r.value)).collect();
+    assert_eq!(all, pairs(&[("a", "3"), ("b", "2")]));
 }
 
 /// Creates a fresh database next to `admin_url`, runs `f` on its URL, drops it.

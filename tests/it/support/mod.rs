@@ -27,6 +27,8 @@ pub struct TestServer {
     pub state: AppState,
     pub dir: tempfile::TempDir,
     pub broker: Arc<SwitchBroker>,
+    /// The one-time setup token the server printed at start (no admin exists yet).
+    pub setup_token: Option<String>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -137,10 +139,11 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let server = Server::build_with_broker(config, broker.clone()).await.unwrap();
     let addr = server.local_addr().unwrap();
     let state = server.state();
+    let setup_token = server.setup_token().map(str::to_owned);
     let task = tokio::spawn(async move {
         server.run_until_stopped(std::future::pending()).await.unwrap();
     });
-    TestServer { addr, state, dir, broker, task }
+    TestServer { addr, state, dir, broker, setup_token, task }
 }
 
 /// Changes the default app's settings in the store and reloads the cache.

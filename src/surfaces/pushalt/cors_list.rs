@@ -1,0 +1,116 @@
+//! `/api/cors` (admins only): the stored part of the global origin list, as Push-Alt's
+//! `cors_entries` (`{id, url, created_at, updated_at}`). An entry is an `http://` or `https://`
+//! origin, host possibly `*.domain`, with an optional port and no path. A change is in force on
+//! this node before it is answered, on others within a second.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::caller::Admin;
+use super::input::{self, Id, json};
+use super::{ApiError, limit, ok};
+use crate::apps::OriginPattern;
+use crate::origins::MAX_STORED;
+use crate::server::state::AppState;
+use crate::store::{self, cors::CorsOriginRecord};
+
+fn json_of(r: &CorsOriginRecord) -> Value {
+    json!({
+        "id": r.id,
+        "url": r.origin,
+        "created_at": input::text_time(r.created_at),
+        "updated_at": input::text_time(r.updated_at),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct UrlBody {
+    url: Option<String>,
+}
+
+/// The entry as stored (lowercased, no trailing slash), or 400 "Invalid URL".
+async fn origin_of(headers: &HeaderMap, body: Body) -> Result<String, ApiError> {
+    let b: UrlBody = json(headers, body, limit::SMALL).await?;
+    let invalid = || ApiError::bad("Invalid URL");
+    let url = b.url.ok_or_else(invalid)?;
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) || url.len() > 255 {
+        return Err(invalid());
+    }
+    OriginPattern::parse(url).map_err(|_| invalid())?;
+    Ok(lower.trim_end_matches('/').to_owned())
+}
+
+/// Makes a change through this node count before it is answered.
+async fn reload(state: &AppState) -> Result<(), ApiError> {
+    state.origins.reload().await.map_err(ApiError::internal)
+}
+
+fn duplicate() -> ApiError {
+    ApiError::Conflict("URL already exists".into())
+}
+
+pub async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
+    let data: Vec<Value> = state.store.cors_origins().await?.iter().map(json_of).collect();
+    Ok(ok(json!({ "data": data })))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let origin = origin_of(&headers, body).await?;
+    let record = match state.store.insert_cors_origin(&origin, MAX_STORED).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(ApiError::bad(format!("The CORS list holds at most {MAX_STORED} entries"))),
+        Err(store::Error::Conflict(_)) => return Err(duplicate()),
+        Err(e) => return Err(e.into()),
+    };
+    reload(&state).await?;
+    Ok(ok(json!({ "data": json_of(&record), "message": "CORS entry added successfully" })))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let Id(id) = Id::parse(&id)?;
+    let origin = origin_of(&headers, body).await?;
+    match state.store.update_cors_origin(id, &origin).await {
+        Ok(()) => {}
+        Err(store::Error::NotFound) => return Err(not_found()),
+        Err(store::Error::Conflict(_)) => return Err(duplicate()),
+        Err(e) => return Err(e.into()),
+    }
+    reload(&state).await?;
+    Ok(ok(json!({ "message": "CORS entry updated successfully" })))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let Id(id) = Id::parse(&id)?;
+    match state.store.delete_cors_origin(id).await {
+        Ok(()) => {}
+        Err(store::Error::NotFound) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    }
+    reload(&state).await?;
+    Ok(ok(json!({ "message": "CORS entry deleted successfully" })))
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("CORS entry not found")
+}

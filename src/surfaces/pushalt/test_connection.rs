@@ -1,0 +1,42 @@
+//! `POST /api/test-connection` (admins only): what Push-Alt's README promised, a database and a
+//! broker round trip, timed (`data: {database_ms, broker_ms}`); 503 when either fails. Push-Alt's
+//! code kept saved "test connection" presets there instead; those routes answer 404 saying so.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use super::caller::Admin;
+use super::{ApiError, ok};
+use crate::probe;
+use crate::server::state::AppState;
+
+/// How long each round trip may take before it counts as failed.
+const WAIT: Duration = Duration::from_secs(5);
+
+pub async fn run(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
+    let database = probe::database(&state.store, WAIT)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("Database round trip failed: {e}")))?;
+    let broker = probe::broker(&state.realtime, WAIT)
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("Broker round trip failed: {e}")))?;
+    Ok(ok(json!({
+        "message": "Database and broker answered",
+        "data": { "database_ms": millis(database), "broker_ms": millis(broker) },
+    })))
+}
+
+/// Milliseconds with microsecond precision.
+fn millis(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
+}
+
+/// The preset routes Push-Alt's code had under `/api/test-connection/`.
+pub async fn retired(Admin(_): Admin) -> ApiError {
+    ApiError::not_found(
+        "Saved test connections are not kept; POST /api/test-connection times a database and a broker round trip",
+    )
+}
