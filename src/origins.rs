@@ -7,11 +7,13 @@
 //! configured anywhere the list is empty and allows any origin, as an app's empty list does. A
 //! request without `Origin` (a backend, a native client) is never refused here.
 //!
-//! The stored list is read from the database at most once a second (other nodes' changes take
-//! effect within that), and at once after a change made through this node; the apps' part is
-//! rebuilt when the app cache moves to a new revision. Checks read a shared snapshot.
+//! The stored list is read at start, then again at most once a second by one check while the
+//! others use the last one read (other nodes' changes take effect within that), and at once
+//! after a change made through this node; the apps' part is rebuilt when the app cache moves to
+//! a new revision. Checks read a shared snapshot.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
@@ -38,6 +40,8 @@ pub struct GlobalOrigins {
     store: Store,
     apps: AppCache,
     snapshot: RwLock<Arc<Snapshot>>,
+    /// A check is re-reading the stored list; the others use the last one meanwhile.
+    refreshing: AtomicBool,
 }
 
 impl GlobalOrigins {
@@ -46,16 +50,19 @@ impl GlobalOrigins {
         configured.iter().map(|o| OriginPattern::parse(o)).collect()
     }
 
-    /// The list over `configured` (parsed by [`GlobalOrigins::parse`]); the stored list is read
-    /// on first use.
-    pub fn new(configured: Vec<OriginPattern>, store: Store, apps: AppCache) -> Self {
-        let empty = Snapshot {
-            stored: Vec::new(),
-            read_at: Instant::now().checked_sub(STORED_TTL * 2).unwrap_or_else(Instant::now),
-            apps_revision: i64::MIN,
-            apps: Vec::new(),
+    /// The list over `configured` (parsed by [`GlobalOrigins::parse`]), with the stored list
+    /// read now: no check ever runs without it.
+    pub async fn load(configured: Vec<OriginPattern>, store: Store, apps: AppCache) -> Result<Self, store::Error> {
+        let first = Snapshot { stored: Vec::new(), read_at: Instant::now(), apps_revision: i64::MIN, apps: Vec::new() };
+        let list = Self {
+            configured,
+            store,
+            apps,
+            snapshot: RwLock::new(Arc::new(first)),
+            refreshing: AtomicBool::new(false),
         };
-        Self { configured, store, apps, snapshot: RwLock::new(Arc::new(empty)) }
+        list.reload().await?;
+        Ok(list)
     }
 
     /// Whether a request or handshake from `origin` may proceed. A stored list that cannot be
@@ -87,8 +94,11 @@ impl GlobalOrigins {
 
     async fn current(&self) -> Arc<Snapshot> {
         let mut snapshot = self.snapshot.read().clone();
-        if snapshot.read_at.elapsed() >= STORED_TTL {
-            match self.reload().await {
+        let stale = snapshot.read_at.elapsed() >= STORED_TTL;
+        if stale && self.refreshing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            let reloaded = self.reload().await;
+            self.refreshing.store(false, Ordering::Release);
+            match reloaded {
                 Ok(()) => snapshot = self.snapshot.read().clone(),
                 Err(e) => tracing::warn!(error = %e, "reading the CORS list failed; keeping the last one"),
             }
@@ -124,12 +134,12 @@ mod tests {
         let (store, _dir) = crate::store::temp_store().await;
         apps::create(&store, CreateApp { id: Some("open".into()), ..Default::default() }).await.unwrap();
         let cache = AppCache::load(store.clone()).await.unwrap();
-        let nothing = GlobalOrigins::new(Vec::new(), store.clone(), cache.clone());
+        let nothing = GlobalOrigins::load(Vec::new(), store.clone(), cache.clone()).await.unwrap();
         assert!(nothing.allowed(Some("https://anywhere.example")).await, "nothing configured: any");
         assert!(nothing.allowed(None).await);
 
         let configured = GlobalOrigins::parse(&["https://a.example".into()]).unwrap();
-        let list = GlobalOrigins::new(configured, store.clone(), cache.clone());
+        let list = GlobalOrigins::load(configured, store.clone(), cache.clone()).await.unwrap();
         assert!(list.allowed(Some("https://a.example")).await);
         assert!(!list.allowed(Some("https://b.example")).await);
         assert!(list.allowed(None).await, "no Origin: a backend");

@@ -83,7 +83,8 @@ impl Server {
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
         pushalt::warn_open_emitters(&apps);
-        let origins = GlobalOrigins::new(cors_origins, store.clone(), apps.clone());
+        let origins =
+            GlobalOrigins::load(cors_origins, store.clone(), apps.clone()).await.context("reading the CORS list")?;
         let realtime = Realtime::new(
             broker,
             OutboxLimits {

@@ -14,10 +14,10 @@ use crate::support::http::now;
 use crate::support::{APP_ID, APP_KEY, APP_SECRET, TestServer, spawn_server};
 
 /// A response read off a raw socket: status, lowercased head, body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: Value,
+pub struct Answer {
+    pub status: u16,
+    pub head: String,
+    pub body: Value,
 }
 
 /// Reads one response (head, then `Content-Length` bytes of body) within 5 s.
@@ -47,7 +47,7 @@ async fn read_answer(stream: &mut TcpStream) -> Answer {
 }
 
 /// Sends a request head (and `body_start`), never the rest of the body it declares.
-async fn head_only(server: &TestServer, head: &str, body_start: &[u8]) -> (Answer, TcpStream) {
+pub async fn head_only(server: &TestServer, head: &str, body_start: &[u8]) -> (Answer, TcpStream) {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(body_start).await.unwrap();

@@ -26,6 +26,7 @@ mod notif_ws;
 mod ops;
 mod per_address;
 mod pushalt_admin;
+mod pushalt_bodies;
 mod pushalt_channel;
 mod pushalt_cors;
 mod pushalt_emit;

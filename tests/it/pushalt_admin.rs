@@ -192,6 +192,27 @@ async fn sessions_login_refresh_logout() {
 }
 
 #[tokio::test]
+async fn logins_are_rate_limited_per_address() {
+    let server = spawn_with(|c| c.auth.login_per_minute = 2).await;
+    set_up(&server).await;
+    let http = server.http();
+    let body = json!({"email": ADMIN_EMAIL, "password": "wrong password"}).to_string();
+    let mut statuses = Vec::new();
+    let (headers, v) = loop {
+        let (status, headers, v) = http.request_full(Method::POST, "/api/auth/login", body.as_bytes(), &[]).await;
+        if status == 429 {
+            break (headers, v);
+        }
+        statuses.push(status);
+        assert!(statuses.len() <= 4, "never limited: {statuses:?}");
+    };
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(v, json!({"success": false, "message": "Too many requests, please try again later."}));
+    assert!(crate::support::retry_after(&headers) >= 1);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn an_expired_refresh_token_is_refused_and_deleted() {
     let server = spawn_server().await;
     set_up(&server).await;

@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Admin;
-use super::input::{self, Id, json};
+use super::input::{self, Id, IdPath, json};
 use super::{ApiError, limit, ok, user_json};
 use crate::accounts::{AccountChanges, Registration};
 use crate::server::state::AppState;
@@ -108,12 +108,7 @@ pub async fn restore(
     Ok(ok(json!({ "data": restored, "message": "User restored successfully" })))
 }
 
-pub async fn view(
-    State(state): State<AppState>,
-    Admin(_): Admin,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let Id(id) = Id::parse(&id)?;
+pub async fn view(State(state): State<AppState>, Admin(_): Admin, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     let account = state.accounts.get(id).await?;
     Ok(ok(json!({ "data": user_json(&account) })))
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use super::caller::User;
 use super::input::{self, json};
 use super::{ApiError, limit, ok, user_json};
-use crate::accounts::{AccountChanges, Registration};
+use crate::accounts::{AccountChanges, AccountError, Registration};
+use crate::audit;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
 use crate::store::now_ms;
@@ -130,7 +131,12 @@ const MAX_SETTING_CHARS: usize = 255;
 
 /// Creates the first admin, once, with the setup token printed at first start; stores the app
 /// name, time zone and `installed_at` settings. The password is never echoed.
-pub async fn setup(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
+pub async fn setup(
+    State(state): State<AppState>,
+    ClientAddr(ip): ClientAddr,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
     if state.accounts.setup_done().await? {
         return Err(ApiError::bad("Setup already completed, cannot insert again"));
     }
@@ -148,7 +154,12 @@ pub async fn setup(State(state): State<AppState>, headers: HeaderMap, body: Body
     }
     let token = b.setup_token.unwrap_or_default();
     let reg = Registration { name: Some(name), username: None, email: Some(email), password: Some(password) };
-    let admin = state.accounts.complete_setup(&token, reg).await?;
+    let admin = state.accounts.complete_setup(&token, reg).await.map_err(|e| {
+        if matches!(e, AccountError::SetupToken) {
+            audit::refused(audit::Refusal::BadToken, ip, "/api/setup/complete", &"not a setup token printed at start");
+        }
+        ApiError::from(e)
+    })?;
     let settings = [
         ("app_name".to_owned(), app_name.clone()),
         ("timezone".to_owned(), timezone.clone()),

@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::caller::Admin;
 use super::credentials::{self, Proof};
 use super::error::text;
-use super::input::{self, Id, Seconds, Text};
+use super::input::{self, IdPath, Seconds, Text};
 use super::{ApiError, limit, ok};
 use crate::core::ChannelName;
 use crate::server::forwarded::ClientAddr;
@@ -88,12 +88,7 @@ pub async fn list(State(state): State<AppState>, Admin(_): Admin, uri: Uri) -> R
 }
 
 /// `GET /api/channel/{id}` (admin): one unexpired token's row with its workspace's name.
-pub async fn view(
-    State(state): State<AppState>,
-    Admin(_): Admin,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let Id(id) = Id::parse(&id)?;
+pub async fn view(State(state): State<AppState>, Admin(_): Admin, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     let record = match state.store.channel_token(id, now_ms()).await {
         Ok(r) => r,
         Err(store::Error::NotFound) => return Err(ApiError::not_found("Channel not found")),

@@ -5,13 +5,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::Admin;
-use super::input::{self, Id, json};
+use super::input::{self, IdPath, json};
 use super::{ApiError, limit, ok};
 use crate::apps::OriginPattern;
 use crate::origins::MAX_STORED;
@@ -80,11 +80,10 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let Id(id) = Id::parse(&id)?;
     let origin = origin_of(&headers, body).await?;
     match state.store.update_cors_origin(id, &origin).await {
         Ok(()) => {}
@@ -99,9 +98,8 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
-    let Id(id) = Id::parse(&id)?;
     match state.store.delete_cors_origin(id).await {
         Ok(()) => {}
         Err(store::Error::NotFound) => return Err(not_found()),

@@ -5,7 +5,9 @@
 use std::fmt;
 
 use axum::body::Body;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
@@ -24,7 +26,11 @@ const MAX_ID_DIGITS: usize = 19;
 impl Id {
     /// An id from a path segment or a string field.
     pub fn parse(raw: &str) -> Result<Self, ApiError> {
-        Self::from_digits(raw).ok_or_else(|| ApiError::bad("Invalid id: expected a positive whole number"))
+        Self::from_digits(raw).ok_or_else(Self::invalid)
+    }
+
+    fn invalid() -> ApiError {
+        ApiError::bad("Invalid id: expected a positive whole number")
     }
 
     fn from_digits(raw: &str) -> Option<Self> {
@@ -59,6 +65,34 @@ impl<'de> Deserialize<'de> for Id {
             }
         }
         d.deserialize_any(IdVisitor)
+    }
+}
+
+/// The `{id}` of a route's path as an [`Id`]; a segment that is not one (or does not decode) is
+/// a 400 in this surface's envelope.
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| Id::invalid())?;
+        Ok(Self(Id::parse(&raw)?.0))
+    }
+}
+
+/// A `{name}` path segment, decoded; one that does not decode is a 400 in this surface's
+/// envelope.
+pub struct NamePath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for NamePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::bad("The path does not decode to text"))?;
+        Ok(Self(raw))
     }
 }
 

@@ -4,13 +4,13 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Path, State};
+use axum::extract::{FromRequest, Multipart, State};
 use axum::http::{HeaderMap, Request, header};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::caller::Admin;
-use super::input::{self, json};
+use super::input::{self, NamePath, json};
 use super::{ApiError, limit, ok};
 use crate::server::state::AppState;
 use crate::store::{self, settings::SettingRecord};
@@ -125,7 +125,7 @@ async fn multipart_fields(content_type: &str, bytes: axum::body::Bytes) -> Resul
 pub async fn view(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path(name): Path<String>,
+    NamePath(name): NamePath,
 ) -> Result<Json<Value>, ApiError> {
     one(&state, &name, "Setting not found").await
 }

@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::caller::User;
 use super::error::text;
-use super::input::{self, Id, Text, json};
+use super::input::{self, Id, IdPath, Text, json};
 use super::{ApiError, limit, ok};
 use crate::accounts::Account;
 use crate::apps::{self, App, CreateApp, UpdateApp};
@@ -54,8 +54,7 @@ fn can_manage(caller: &Account, app: &App) -> bool {
 }
 
 /// The workspace with this number, if the caller may see it (others are "not found" too).
-fn find(state: &AppState, caller: &Account, id: &str) -> Result<Arc<App>, ApiError> {
-    let Id(number) = Id::parse(id)?;
+fn find(state: &AppState, caller: &Account, number: i64) -> Result<Arc<App>, ApiError> {
     state
         .apps
         .by_number(number)
@@ -80,9 +79,9 @@ pub async fn list(State(state): State<AppState>, User(caller): User) -> Json<Val
 pub async fn read(
     State(state): State<AppState>,
     User(caller): User,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
-    let app = find(&state, &caller, &id)?;
+    let app = find(&state, &caller, id)?;
     Ok(ok(json!({ "message": "Workspace retrieved", "data": json_of(&app) })))
 }
 
@@ -137,11 +136,11 @@ pub struct UpdateBody {
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let current = find(&state, &caller, &id)?;
+    let current = find(&state, &caller, id)?;
     let b: UpdateBody = json(&headers, body, limit::ADMIN).await?;
     if b.app_id.as_ref().is_some_and(|Text(given)| *given != *current.id) {
         return Err(ApiError::bad("app_id cannot be changed"));
