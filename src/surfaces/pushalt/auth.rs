@@ -142,11 +142,18 @@ pub async fn setup(
     }
     let b: SetupBody = json(&headers, body, limit::SMALL).await?;
     let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-    let fields = (given(b.app_name), given(b.timezone), given(b.name), given(b.email), given(b.password));
-    let (Some(app_name), Some(timezone), Some(name), Some(email), Some(password)) = fields else {
+    let fields = (
+        given(b.app_name),
+        given(b.timezone),
+        given(b.name),
+        given(b.email),
+        given(b.password),
+        given(b.password_confirm),
+    );
+    let (Some(app_name), Some(timezone), Some(name), Some(email), Some(password), Some(confirm)) = fields else {
         return Err(ApiError::bad("All fields are required"));
     };
-    if b.password_confirm.as_deref() != Some(password.as_str()) {
+    if confirm != password {
         return Err(ApiError::bad("Passwords do not match"));
     }
     if app_name.chars().count() > MAX_SETTING_CHARS || timezone.chars().count() > MAX_SETTING_CHARS {
