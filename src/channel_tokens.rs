@@ -8,11 +8,12 @@
 //! minute, so the table holds what was issued in the last 30 days at most.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use crate::apps::{App, AppCache};
 use crate::auth::opaque;
 use crate::core::{ChannelKind, ChannelName};
+use crate::ratelimit::OncePer;
 use crate::store::tokens::{ChannelTokenRecord, NewChannelToken};
 use crate::store::{self, Store, now_ms};
 
@@ -20,8 +21,8 @@ use crate::store::{self, Store, now_ms};
 pub const DEFAULT_TTL_SECS: u64 = 3600;
 /// The longest lifetime a token gets; longer requests are cut to it (SPEC §5).
 pub const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
-/// How often issuing also deletes what has expired, in milliseconds.
-const SWEEP_EVERY_MS: i64 = 60_000;
+/// How often issuing also deletes what has expired.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A token just issued: the only time its text exists outside the client.
 #[derive(Debug, Clone)]
@@ -59,13 +60,13 @@ pub enum TokenError {
 /// The channel token service. Cheap to share (`Arc` it in the state).
 pub struct ChannelTokens {
     store: Store,
-    /// When expired tokens were last deleted (ms since the epoch).
-    swept_at: AtomicI64,
+    /// Deleting expired tokens, at most once a minute.
+    sweeps: OncePer,
 }
 
 impl ChannelTokens {
     pub fn new(store: Store) -> Self {
-        Self { store, swept_at: AtomicI64::new(0) }
+        Self { store, sweeps: OncePer::new(SWEEP_EVERY) }
     }
 
     /// Issues a token for `channel` of `app` (whose credentials the caller checked), valid for
@@ -75,7 +76,7 @@ impl ChannelTokens {
             return Err(TokenError::Presence);
         }
         let now = now_ms();
-        self.sweep_if_due(now).await?;
+        self.sweep(now).await?;
         let token = opaque::generate();
         let new = NewChannelToken {
             token_hash: opaque::hash(&token),
@@ -127,12 +128,9 @@ impl ChannelTokens {
         Ok(Grant { app, channel, expires_at: record.expires_at })
     }
 
-    /// Deletes expired tokens if the last sweep is a minute old.
-    async fn sweep_if_due(&self, now: i64) -> Result<(), TokenError> {
-        let last = self.swept_at.load(Ordering::Acquire);
-        if now - last < SWEEP_EVERY_MS
-            || self.swept_at.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
-        {
+    /// Deletes the tokens expired by `now` if the last sweep is a minute old.
+    async fn sweep(&self, now: i64) -> Result<(), TokenError> {
+        if !self.sweeps.claim(now) {
             return Ok(());
         }
         let gone = self.store.delete_expired_channel_tokens(now).await?;
@@ -214,14 +212,14 @@ mod tests {
         let tokens = ChannelTokens::new(store.clone());
         let a = cache.by_id("a").unwrap();
         let ch = ChannelName::parse("c").unwrap();
+        // Issuing swept (nothing) at its own time, so the next sweep is due a minute later.
         let old = tokens.issue(&a, &ch, 1).await.unwrap();
-        // Due: the last sweep was a minute before `old` expired.
-        tokens.swept_at.store(old.record.expires_at - SWEEP_EVERY_MS, Ordering::Release);
-        tokens.sweep_if_due(old.record.expires_at).await.unwrap();
+        let due = old.record.created_at + SWEEP_EVERY.as_millis() as i64;
+        tokens.sweep(due).await.unwrap();
         assert!(matches!(store.channel_token_by_hash(&old.record.token_hash).await, Err(store::Error::NotFound)));
         // Not due again within the minute: a token that expires meanwhile stays until then.
         let next = tokens.issue(&a, &ch, 1).await.unwrap();
-        tokens.sweep_if_due(next.record.expires_at).await.unwrap();
+        tokens.sweep(due + SWEEP_EVERY.as_millis() as i64 - 1).await.unwrap();
         assert!(store.channel_token_by_hash(&next.record.token_hash).await.is_ok());
     }
 }

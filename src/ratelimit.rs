@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -220,6 +221,28 @@ impl LogThrottle {
     }
 }
 
+/// Lets one caller through at most once per period: chores that ride on requests (deleting
+/// expired tokens while new ones are issued) run once, not once per concurrent request.
+pub struct OncePer {
+    period_ms: i64,
+    /// When a caller was last let through, in ms since the epoch.
+    last: AtomicI64,
+}
+
+impl OncePer {
+    pub const fn new(period: Duration) -> Self {
+        Self { period_ms: period.as_millis() as i64, last: AtomicI64::new(i64::MIN) }
+    }
+
+    /// Whether the caller at `now_ms` (ms since the epoch) is the one to run the chore: the
+    /// period since the last run is over, and no concurrent caller took the turn first.
+    pub fn claim(&self, now_ms: i64) -> bool {
+        let last = self.last.load(Ordering::Acquire);
+        now_ms.saturating_sub(last) >= self.period_ms
+            && self.last.compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,5 +331,15 @@ mod tests {
         let t = LogThrottle::new(Duration::ZERO);
         assert_eq!(t.allow(), Some(0));
         assert_eq!(t.allow(), Some(0));
+    }
+
+    #[test]
+    fn once_per_lets_one_caller_through_per_period() {
+        let chore = OncePer::new(Duration::from_secs(60));
+        assert!(chore.claim(1_000), "the first call runs it");
+        assert!(!chore.claim(1_000), "the same instant: already taken");
+        assert!(!chore.claim(60_999), "within the period");
+        assert!(chore.claim(61_000), "a period later");
+        assert!(!chore.claim(0), "a clock that went back waits for the period");
     }
 }

@@ -5,17 +5,19 @@
 //!
 //! Expired refresh tokens are deleted as sessions open, at most once a minute.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
 use crate::accounts::{Account, AccountError, Accounts};
 use crate::auth::opaque;
+use crate::ratelimit::OncePer;
 use crate::store::{self, Store, now_ms};
 
 /// Lifetime of an access token, in seconds.
 pub const ACCESS_TTL_SECS: i64 = 3600;
 /// Lifetime of a refresh token, in milliseconds.
 pub const REFRESH_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-const SWEEP_EVERY_MS: i64 = 60_000;
+/// How often opening a session also deletes expired refresh tokens.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// What a login hands out.
 #[derive(Debug, Clone)]
@@ -42,18 +44,20 @@ pub enum SessionError {
 /// The session service.
 pub struct Sessions {
     store: Store,
-    swept_at: AtomicI64,
+    sweeps: OncePer,
 }
 
 impl Sessions {
     pub fn new(store: Store) -> Self {
-        Self { store, swept_at: AtomicI64::new(0) }
+        Self { store, sweeps: OncePer::new(SWEEP_EVERY) }
     }
 
     /// Opens a session for an account whose login was just checked.
     pub async fn open(&self, accounts: &Accounts, account: &Account) -> Result<Session, SessionError> {
         let now = now_ms();
-        self.sweep_if_due(now).await?;
+        if self.sweeps.claim(now) {
+            self.store.delete_expired_refresh_tokens(now).await?;
+        }
         let refresh_token = opaque::generate();
         self.store.insert_refresh_token(&opaque::hash(&refresh_token), account.id, now + REFRESH_TTL_MS).await?;
         let access_token = accounts.issue_token(account, ACCESS_TTL_SECS)?;
@@ -91,16 +95,5 @@ impl Sessions {
             Ok(_) | Err(store::Error::NotFound) => Err(SessionError::Invalid),
             Err(e) => Err(e.into()),
         }
-    }
-
-    async fn sweep_if_due(&self, now: i64) -> Result<(), SessionError> {
-        let last = self.swept_at.load(Ordering::Acquire);
-        if now - last < SWEEP_EVERY_MS
-            || self.swept_at.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_err()
-        {
-            return Ok(());
-        }
-        self.store.delete_expired_refresh_tokens(now).await?;
-        Ok(())
     }
 }

@@ -9,6 +9,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::unix_now;
+
 /// Claims written into every token.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -98,10 +100,6 @@ impl Jwt {
             .or_else(|| data.claims.sub.as_ref().and_then(id))
             .ok_or(TokenError::Invalid)
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// The file in the data dir that keeps a generated secret (a backup copies it too).

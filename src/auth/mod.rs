@@ -44,6 +44,12 @@ pub fn verify_hmac_hex(secret: &str, text: &[u8], signature_hex: &str) -> bool {
     given.len() == expected.len() && bool::from(expected.ct_eq(&given))
 }
 
+/// Seconds since the Unix epoch: the clock of signed requests' `auth_timestamp` and of JWTs'
+/// `iat` and `exp`.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Constant-time string equality (for secrets presented directly).
 pub fn secrets_equal(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))

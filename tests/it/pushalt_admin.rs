@@ -604,7 +604,7 @@ async fn test_connection_times_a_database_and_a_broker_round_trip() {
     server.broker.set_down(true);
     let (status, v) = call(&server, Method::POST, "/api/test-connection", None, Some(&admin)).await;
     assert_eq!((status, &v["success"]), (503, &json!(false)));
-    assert!(v["message"].as_str().unwrap().starts_with("Broker round trip failed"), "{v}");
+    assert_eq!(v["message"], "Broker round trip failed", "the cause is logged, not shown");
     server.broker.set_down(false);
     let (status, v) = call(&server, Method::GET, "/api/test-connection/test-connections", None, Some(&admin)).await;
     assert_eq!((status, &v["success"]), (404, &json!(false)));

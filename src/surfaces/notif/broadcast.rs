@@ -18,7 +18,7 @@ use super::ws::KEY_HEADER;
 use crate::apps::{App, AppCache};
 use crate::audit;
 use crate::auth::pusher::{self as sig, SignedHead};
-use crate::auth::secrets_equal;
+use crate::auth::{secrets_equal, unix_now};
 use crate::core::{ChannelName, Data, Event, MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
 use crate::server::forwarded::ClientAddr;
@@ -173,10 +173,6 @@ fn parse(body: &[u8], app: &App) -> Result<Broadcast, ApiError> {
         return Err(ApiError::TooLarge(format!("Event data is {size} bytes; the limit is {limit}")));
     }
     Ok(Broadcast { channel, event, data })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// Warns once per app whose `legacy_key_publish` switch is on (called where apps load at start):

@@ -13,7 +13,7 @@ use super::error::text;
 use crate::apps::App;
 use crate::audit::{self, Refusal};
 use crate::auth::pusher::{self as sig, SignedHead};
-use crate::auth::secrets_equal;
+use crate::auth::{secrets_equal, unix_now};
 use crate::server::state::AppState;
 
 /// A request whose signed query checked out: the app that signed it, and the check its body
@@ -70,8 +70,4 @@ pub fn verify(app: &App, proof: &Proof<'_>, body: &[u8], client: IpAddr) -> Resu
     let kind = if matches!(proof, Proof::Signed(_)) { Refusal::BadSignature } else { Refusal::UnknownKey };
     audit::refused(kind, client, &app.id, &"wrong app_key or signature for this workspace");
     Err(ApiError::unauthorized(text::INVALID_CREDENTIALS))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }

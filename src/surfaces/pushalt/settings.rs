@@ -6,7 +6,10 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, State};
 use axum::http::{HeaderMap, Request, header};
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value, json};
 
 use super::caller::Admin;
@@ -81,25 +84,107 @@ pub async fn put_form(
         "multipart/form-data" => multipart_fields(content_type, bytes).await?,
         "application/x-www-form-urlencoded" => form_urlencoded::parse(&bytes).into_owned().collect(),
         _ => {
-            let object: Map<String, Value> = input::parse(&bytes)?;
-            object
-                .into_iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => Ok((k, s)),
-                    _ => Err(ApiError::bad("Setting values must be strings")),
-                })
-                .collect::<Result<_, _>>()?
+            let form: JsonForm = input::parse(&bytes)?;
+            if form.not_text {
+                return Err(ApiError::bad("Setting values must be strings"));
+            }
+            form.fields
         }
     };
     if fields.is_empty() {
         return Err(ApiError::bad("No settings provided"));
     }
     if fields.len() > MAX_FIELDS {
-        return Err(ApiError::bad(format!("At most {MAX_FIELDS} settings per form")));
+        return Err(too_many_fields());
     }
     let pairs = fields.into_iter().map(|(n, v)| checked(n, v)).collect::<Result<Vec<_>, _>>()?;
     put(&state, &pairs).await?;
     Ok(ok(json!({ "message": "Settings updated successfully" })))
+}
+
+fn too_many_fields() -> ApiError {
+    ApiError::bad(format!("At most {MAX_FIELDS} settings per form"))
+}
+
+/// The settings form as a JSON object of strings, read straight into its pairs: a value that is
+/// not a string is noted and skipped unbuilt, and past [`MAX_FIELDS`] fields one more is kept
+/// (to be refused) and the rest skipped.
+struct JsonForm {
+    fields: Vec<(String, String)>,
+    not_text: bool,
+}
+
+impl<'de> Deserialize<'de> for JsonForm {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FormVisitor;
+        impl<'de> Visitor<'de> for FormVisitor {
+            type Value = JsonForm;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of setting names and string values")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<JsonForm, A::Error> {
+                let mut form = JsonForm { fields: Vec::new(), not_text: false };
+                while let Some(name) = map.next_key::<String>()? {
+                    if form.fields.len() > MAX_FIELDS {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                    match map.next_value::<FieldValue>()? {
+                        FieldValue::Text(value) => form.fields.push((name, value)),
+                        FieldValue::Other => form.not_text = true,
+                    }
+                }
+                Ok(form)
+            }
+        }
+        d.deserialize_map(FormVisitor)
+    }
+}
+
+/// One value of [`JsonForm`]: a string, or anything else (skipped without being built).
+enum FieldValue {
+    Text(String),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a setting value")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(v.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(v))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Other)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<FieldValue, E> {
+                Ok(FieldValue::Other)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<FieldValue, A::Error> {
+                IgnoredAny.visit_seq(seq).map(|_| FieldValue::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<FieldValue, A::Error> {
+                IgnoredAny.visit_map(map).map(|_| FieldValue::Other)
+            }
+        }
+        d.deserialize_any(ValueVisitor)
+    }
 }
 
 /// The text fields of a multipart body already read (within [`limit::FORM`]).
@@ -113,7 +198,7 @@ async fn multipart_fields(content_type: &str, bytes: axum::body::Bytes) -> Resul
     let mut fields = Vec::new();
     while let Some(field) = form.next_field().await.map_err(bad)? {
         if fields.len() >= MAX_FIELDS {
-            return Err(ApiError::bad(format!("At most {MAX_FIELDS} settings per form")));
+            return Err(too_many_fields());
         }
         let name = field.name().unwrap_or_default().to_owned();
         let value = field.text().await.map_err(bad)?;
@@ -152,4 +237,29 @@ pub async fn form(State(state): State<AppState>, Admin(_): Admin) -> Result<Json
     let data: Map<String, Value> =
         state.store.settings().await?.into_iter().map(|r| (r.name, Value::String(r.value))).collect();
     Ok(ok(json!({ "data": data })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(raw: &str) -> JsonForm {
+        serde_json::from_str(raw).unwrap()
+    }
+
+    #[test]
+    fn a_json_form_is_read_into_its_pairs_and_nothing_else_is_built() {
+        let f = form(r#"{"a": "1", "b": "two"}"#);
+        assert_eq!(f.fields, vec![("a".into(), "1".into()), ("b".into(), "two".into())]);
+        assert!(!f.not_text);
+        for raw in [r#"{"a": 5}"#, r#"{"a": null}"#, r#"{"a": [[[["deep"]]]]}"#, r#"{"a": {"b": "c"}}"#] {
+            let f = form(raw);
+            assert!(f.not_text && f.fields.is_empty(), "{raw}");
+        }
+        let many: Vec<String> = (0..1000).map(|i| format!("\"k{i}\": \"v\"")).collect();
+        let f = form(&format!("{{{}}}", many.join(",")));
+        assert_eq!(f.fields.len(), MAX_FIELDS + 1, "one past the cap is kept, to be refused");
+        assert!(serde_json::from_str::<JsonForm>("[\"a\"]").is_err());
+        assert!(serde_json::from_str::<JsonForm>("\"a\"").is_err());
+    }
 }

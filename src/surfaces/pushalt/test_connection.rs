@@ -1,6 +1,7 @@
 //! `POST /api/test-connection` (admins only): what Push-Alt's README promised, a database and a
-//! broker round trip, timed (`data: {database_ms, broker_ms}`); 503 when either fails. Push-Alt's
-//! code kept saved "test connection" presets there instead; those routes answer 404 saying so.
+//! broker round trip, timed (`data: {database_ms, broker_ms}`); 503 when either fails, naming
+//! which (the cause is logged, never shown). Push-Alt's code kept saved "test connection"
+//! presets there instead; those routes answer 404 saying so.
 
 use std::time::Duration;
 
@@ -17,16 +18,19 @@ use crate::server::state::AppState;
 const WAIT: Duration = Duration::from_secs(5);
 
 pub async fn run(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
-    let database = probe::database(&state.store, WAIT)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("Database round trip failed: {e}")))?;
-    let broker = probe::broker(&state.realtime, WAIT)
-        .await
-        .map_err(|e| ApiError::Unavailable(format!("Broker round trip failed: {e}")))?;
+    let database = probe::database(&state.store, WAIT).await.map_err(|e| failed("Database", &e))?;
+    let broker = probe::broker(&state.realtime, WAIT).await.map_err(|e| failed("Broker", &e))?;
     Ok(ok(json!({
         "message": "Database and broker answered",
         "data": { "database_ms": millis(database), "broker_ms": millis(broker) },
     })))
+}
+
+/// Logs why a round trip failed and answers 503 naming only the dependency: a database error's
+/// text can carry hosts, users and SQL.
+fn failed(dependency: &'static str, err: &probe::ProbeError) -> ApiError {
+    tracing::warn!(dependency, error = %err, "test-connection round trip failed");
+    ApiError::Unavailable(format!("{dependency} round trip failed"))
 }
 
 /// Milliseconds with microsecond precision.

@@ -18,6 +18,7 @@ use super::ApiError;
 use crate::apps::App;
 use crate::audit;
 use crate::auth::pusher as sig;
+use crate::auth::unix_now;
 use crate::core::{
     ChannelKind, ChannelName, ChannelStats, Data, Event, MAX_EVENT_NAME, MAX_USER_ID_LEN, SocketId, fits_chars,
 };
@@ -93,10 +94,6 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiRequest {
         let declared_length = declared_length(&parts.headers);
         Ok(Self { method: parts.method.clone(), uri: parts.uri.clone(), declared_length, client })
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
 /// One event of a trigger or batch, validated.
