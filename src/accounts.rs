@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::audit::{self, Refusal};
 use crate::auth::jwt::{Jwt, TokenError};
-use crate::auth::{opaque, password};
+use crate::auth::{RawToken, opaque, password};
 use crate::config::AuthConfig;
 use crate::ratelimit::{RateLimiter, address_key};
 use crate::store::accounts::{AccountRecord, NewAccount};
@@ -245,12 +245,12 @@ impl Accounts {
     /// While no admin exists: a fresh one-time setup token (stored hashed), for the server to
     /// print at start (SPEC §2). Each start makes one; any of them completes setup once, and
     /// setup voids them all.
-    pub async fn prepare_setup_token(&self) -> Result<Option<String>, AccountError> {
+    pub async fn prepare_setup_token(&self) -> Result<Option<RawToken>, AccountError> {
         if self.store.count_admins().await? > 0 {
             return Ok(None);
         }
         let token = opaque::generate();
-        self.store.insert_setup_token(&opaque::hash(&token)).await?;
+        self.store.insert_setup_token(&opaque::hash(token.expose())).await?;
         Ok(Some(token))
     }
 
@@ -290,8 +290,8 @@ impl Accounts {
     }
 
     /// A signed access token for `account` that lasts `ttl_secs`.
-    pub fn issue_token(&self, account: &Account, ttl_secs: i64) -> Result<String, AccountError> {
-        Ok(self.jwt.issue_for(account.id, account.username.as_deref(), ttl_secs)?)
+    pub fn issue_token(&self, account: &Account, ttl_secs: i64) -> Result<RawToken, AccountError> {
+        Ok(RawToken::new(self.jwt.issue_for(account.id, account.username.as_deref(), ttl_secs)?))
     }
 
     /// Creates an account that is not an admin (an admin adding a user).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apps::{App, AppCache};
-use crate::auth::opaque;
+use crate::auth::{RawToken, opaque};
 use crate::core::{ChannelKind, ChannelName};
 use crate::ratelimit::OncePer;
 use crate::store::tokens::{ChannelTokenRecord, NewChannelToken};
@@ -27,7 +27,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// A token just issued: the only time its text exists outside the client.
 #[derive(Debug, Clone)]
 pub struct Issued {
-    pub token: String,
+    pub token: RawToken,
     pub record: ChannelTokenRecord,
 }
 
@@ -79,7 +79,7 @@ impl ChannelTokens {
         self.sweep(now).await?;
         let token = opaque::generate();
         let new = NewChannelToken {
-            token_hash: opaque::hash(&token),
+            token_hash: opaque::hash(token.expose()),
             app_id: app.id.to_string(),
             channel: channel.as_str().to_owned(),
             expires_at: expires_at(now, ttl_secs),
@@ -177,27 +177,31 @@ mod tests {
         let a = cache.by_id("a").unwrap();
         let orders = ChannelName::parse("orders").unwrap();
         let issued = tokens.issue(&a, &orders, 2).await.unwrap();
+        assert!(!format!("{issued:?}").contains(issued.token.expose()), "Debug keeps the token out");
         let end = issued.record.expires_at;
         assert_eq!(end % 1000, 0);
         // Reusable: every check before the second passes, naming app a and its channel.
         for _ in 0..3 {
-            let grant = tokens.check_at(&cache, &issued.token, end - 1).await.unwrap();
+            let grant = tokens.check_at(&cache, issued.token.expose(), end - 1).await.unwrap();
             assert_eq!((&*grant.app.id, grant.channel.as_str()), ("a", "orders"));
         }
-        assert!(matches!(tokens.check_at(&cache, &issued.token, end).await, Err(TokenError::Invalid)));
+        assert!(matches!(tokens.check_at(&cache, issued.token.expose(), end).await, Err(TokenError::Invalid)));
         // Forged, malformed and other tokens are one refusal.
         let forged = opaque::generate();
-        for bad in [forged.as_str(), "", "not-a-token", &issued.token[..63], &issued.record.token_hash] {
+        for bad in [forged.expose(), "", "not-a-token", &issued.token.expose()[..63], &issued.record.token_hash] {
             assert!(matches!(tokens.check_at(&cache, bad, end - 1).await, Err(TokenError::Invalid)), "{bad}");
         }
         // A disabled app's tokens stop; a deleted app's are gone with it.
         apps::set_enabled(&store, "a", false).await.unwrap();
         cache.refresh().await.unwrap();
-        assert!(matches!(tokens.check_at(&cache, &issued.token, end - 1).await, Err(TokenError::AppDisabled)));
+        assert!(matches!(tokens.check_at(&cache, issued.token.expose(), end - 1).await, Err(TokenError::AppDisabled)));
         apps::delete(&store, "a").await.unwrap();
         cache.refresh().await.unwrap();
-        assert!(matches!(tokens.check_at(&cache, &issued.token, end - 1).await, Err(TokenError::Invalid)));
-        assert!(matches!(store.channel_token_by_hash(&opaque::hash(&issued.token)).await, Err(store::Error::NotFound)));
+        assert!(matches!(tokens.check_at(&cache, issued.token.expose(), end - 1).await, Err(TokenError::Invalid)));
+        assert!(matches!(
+            store.channel_token_by_hash(&opaque::hash(issued.token.expose())).await,
+            Err(store::Error::NotFound)
+        ));
         // Presence channels are refused at issue.
         let b = cache.by_id("b").unwrap();
         let presence = ChannelName::parse("presence-room").unwrap();

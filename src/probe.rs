@@ -37,7 +37,7 @@ pub async fn broker(realtime: &Realtime, wait: Duration) -> Result<Duration, Pro
     let rules = ChannelRules { max_members: 1, max_channels: 1, subscription_count: false };
     let conn = realtime.connect(&space, Transport::Notif, 0).map_err(|_| ProbeError::BrokerDown)?;
     let result = async {
-        let name = format!("probe-{}", crate::auth::opaque::generate());
+        let name = format!("probe-{}", crate::auth::opaque::generate().expose());
         let channel = ChannelName::parse(&name).map_err(|_| ProbeError::BrokerDown)?;
         realtime.subscribe(&conn, &channel, None, &rules).map_err(|_| ProbeError::BrokerDown)?;
         let event = Event {

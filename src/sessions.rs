@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::accounts::{Account, AccountError, Accounts};
-use crate::auth::opaque;
+use crate::auth::{RawToken, opaque};
 use crate::ratelimit::OncePer;
 use crate::store::{self, Store, now_ms};
 
@@ -22,8 +22,8 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// What a login hands out.
 #[derive(Debug, Clone)]
 pub struct Session {
-    pub access_token: String,
-    pub refresh_token: String,
+    pub access_token: RawToken,
+    pub refresh_token: RawToken,
 }
 
 /// Why a refresh token was refused.
@@ -59,13 +59,15 @@ impl Sessions {
             self.store.delete_expired_refresh_tokens(now).await?;
         }
         let refresh_token = opaque::generate();
-        self.store.insert_refresh_token(&opaque::hash(&refresh_token), account.id, now + REFRESH_TTL_MS).await?;
+        self.store
+            .insert_refresh_token(&opaque::hash(refresh_token.expose()), account.id, now + REFRESH_TTL_MS)
+            .await?;
         let access_token = accounts.issue_token(account, ACCESS_TTL_SECS)?;
         Ok(Session { access_token, refresh_token })
     }
 
     /// A new access token for the holder of `refresh_token`.
-    pub async fn refresh(&self, accounts: &Accounts, refresh_token: &str) -> Result<String, SessionError> {
+    pub async fn refresh(&self, accounts: &Accounts, refresh_token: &str) -> Result<RawToken, SessionError> {
         let record = self.find(refresh_token).await?;
         if now_ms() >= record.expires_at {
             self.store.delete_refresh_token(&record.token_hash).await?;

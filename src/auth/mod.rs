@@ -7,6 +7,8 @@ pub mod opaque;
 pub mod password;
 pub mod pusher;
 
+use std::fmt;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -42,6 +44,29 @@ pub fn verify_hmac_hex(secret: &str, text: &[u8], signature_hex: &str) -> bool {
     };
     let expected = hmac_bytes(secret, text);
     given.len() == expected.len() && bool::from(expected.ct_eq(&given))
+}
+
+/// A token's text as issued to its holder (an access, refresh, channel or setup token): it goes
+/// into one answer and nowhere else, so `Debug` shows `<redacted>` and reading it takes
+/// [`RawToken::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct RawToken(String);
+
+impl RawToken {
+    pub fn new(text: String) -> Self {
+        Self(text)
+    }
+
+    /// The text, for the answer that hands it over.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Seconds since the Unix epoch: the clock of signed requests' `auth_timestamp` and of JWTs'

@@ -6,16 +6,16 @@
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
-use super::secrets_equal;
+use super::{RawToken, secrets_equal};
 
 /// Characters of an issued token.
 pub const TOKEN_CHARS: usize = 64;
 
 /// A fresh token: 32 bytes from the OS-seeded generator, hex.
-pub fn generate() -> String {
+pub fn generate() -> RawToken {
     let mut bytes = [0u8; 32];
     rand::rng().fill(&mut bytes);
-    hex::encode(bytes)
+    RawToken::new(hex::encode(bytes))
 }
 
 /// Whether `token` has the form of an issued one; anything else is refused without a lookup.
@@ -41,10 +41,12 @@ mod tests {
     fn tokens_are_random_hex_and_hashes_match_only_their_token() {
         let (a, b) = (generate(), generate());
         assert_ne!(a, b);
-        assert!(well_formed(&a) && well_formed(&b));
-        assert!(matches(&hash(&a), &a));
-        assert!(!matches(&hash(&a), &b));
-        assert_eq!(hash(&a).len(), 64);
+        assert_eq!(format!("{a:?}"), "<redacted>");
+        let (a, b) = (a.expose(), b.expose());
+        assert!(well_formed(a) && well_formed(b));
+        assert!(matches(&hash(a), a));
+        assert!(!matches(&hash(a), b));
+        assert_eq!(hash(a).len(), 64);
         for bad in ["", "abc", &a.to_uppercase(), &format!("{a}0"), &a[1..], &"g".repeat(64), "' OR '1'='1"] {
             assert!(!well_formed(bad), "{bad}");
         }

@@ -25,7 +25,7 @@ use tower::Service;
 
 use crate::accounts::Accounts;
 use crate::apps::{self, AppCache};
-use crate::auth::jwt;
+use crate::auth::{RawToken, jwt};
 use crate::broker::{Broker, MemoryBroker};
 use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
@@ -50,7 +50,7 @@ pub struct Server {
     state: AppState,
     router: Router,
     /// The one-time setup token printed at this start, while no admin exists.
-    setup_token: Option<String>,
+    setup_token: Option<RawToken>,
 }
 
 impl Server {
@@ -118,14 +118,14 @@ impl Server {
         }
         if let Some(token) = &setup_token {
             // SPEC §2, §5: until an admin exists, each start prints a token that sets one up.
-            println!("Setup token (creates the first admin once: POST /api/setup/complete): {token}");
+            println!("Setup token (creates the first admin once: POST /api/setup/complete): {}", token.expose());
         }
         Ok(Self { listener, metrics_listener, state, router, setup_token })
     }
 
     /// The one-time setup token this start printed (while no admin exists).
     pub fn setup_token(&self) -> Option<&str> {
-        self.setup_token.as_deref()
+        self.setup_token.as_ref().map(RawToken::expose)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

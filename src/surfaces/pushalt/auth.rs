@@ -46,8 +46,8 @@ pub async fn login(
             "email": account.email,
             "name": account.name,
             "type": "Bearer",
-            "access_token": session.access_token,
-            "refresh_token": session.refresh_token,
+            "access_token": session.access_token.expose(),
+            "refresh_token": session.refresh_token.expose(),
         },
     })))
 }
@@ -66,7 +66,7 @@ async fn refresh_token(headers: &HeaderMap, body: Body) -> Result<String, ApiErr
 pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let token = refresh_token(&headers, body).await?;
     let access_token = state.sessions.refresh(&state.accounts, &token).await?;
-    Ok(ok(json!({ "message": "Token refreshed", "data": { "access_token": access_token } })))
+    Ok(ok(json!({ "message": "Token refreshed", "data": { "access_token": access_token.expose() } })))
 }
 
 /// `{refresh_token}` → the session ends (an unknown token is 400, as Push-Alt answered).

@@ -53,9 +53,9 @@ pub async fn auth(
     let ttl = b.expires_in_seconds.map_or(0, |s| s.0);
     let issued = state.channel_tokens.issue(&app, &channel, ttl).await?;
     let mut data = row_json(&issued.record);
-    data["token"] = json!(issued.token);
+    data["token"] = json!(issued.token.expose());
     Ok(ok(json!({
-        "token": issued.token,
+        "token": issued.token.expose(),
         "message_listen_name": format!("workspace:{}:{}:message", app.number, channel.as_str()),
         "message": "Channel created",
         "data": data,
