@@ -1,37 +1,54 @@
-//! The global origin list (SPEC §5): `CORS_ORIGINS` ∪ the stored CORS list (`/api/cors`) ∪
-//! every app's allowed origins. It rules CORS on Push-Alt's `/api/*` routes and the origin a
-//! Socket.IO handshake may come from; an app's own list is checked again when a socket joins
-//! one of its channels.
+//! The global origin list (SPEC §5): `CORS_ORIGINS` ∪ the stored CORS list (`/api/cors`) ∪ the
+//! allowed origins of every enabled app. It rules CORS on Push-Alt's `/api/*` routes and, with
+//! the Socket.IO transport, the origin a handshake may come from; an app's own list is checked
+//! again when a socket joins one of its channels.
 //!
-//! An app with no allowed origins (any origin may reach it) adds no entry; when nothing is
-//! configured anywhere the list is empty and allows any origin, as an app's empty list does. A
-//! request without `Origin` (a backend, a native client) is never refused here.
+//! An empty list allows any origin, as Push-Alt did with `CORS_ORIGINS` unset; once any part has
+//! an entry, only listed origins pass. An app's `*` never joins (one app's "anywhere" would open
+//! the list for every app), nor does a disabled app's list. A request without `Origin` (a
+//! backend, a native client) is never refused here.
 //!
-//! The stored list is read at start, then again at most once a second by one check while the
-//! others use the last one read (other nodes' changes take effect within that), and at once
-//! after a change made through this node; the apps' part is rebuilt when the app cache moves to
-//! a new revision. Checks read a shared snapshot.
+//! Both moving parts only move forward (STYLE, "Bounded by construction"): the stored part
+//! carries the `cors_revision` it was read at, the apps part the app cache revision it was built
+//! from, and a part replaces the one in force only when its revision is higher. The stored part
+//! is re-read by the server's refresh task when the database's revision moved (other nodes'
+//! changes), and by a change made through this node before it is answered; the apps part is
+//! rebuilt by the first check after the app cache moved. Checks never wait on the database.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
-use crate::apps::{AppCache, OriginPattern, origin};
+use crate::apps::{App, AppCache, OriginPattern, origin};
+use crate::store::cors::CorsOriginRecord;
 use crate::store::{self, Store};
 
-/// How long a read of the stored list serves checks.
-const STORED_TTL: Duration = Duration::from_secs(1);
 /// Most entries the stored list may hold (an admin API writes it, but it is read on every
 /// check).
 pub const MAX_STORED: i64 = 1000;
 
-struct Snapshot {
-    stored: Vec<OriginPattern>,
-    read_at: Instant,
-    apps_revision: i64,
-    apps: Vec<OriginPattern>,
+/// One part of the list, as of a revision.
+struct Part {
+    revision: i64,
+    patterns: Vec<OriginPattern>,
+}
+
+impl Part {
+    fn none() -> RwLock<Arc<Part>> {
+        RwLock::new(Arc::new(Part { revision: i64::MIN, patterns: Vec::new() }))
+    }
+
+    /// The stored entries that parse (each was checked when it was written).
+    fn stored(revision: i64, records: &[CorsOriginRecord]) -> Self {
+        Self { revision, patterns: records.iter().filter_map(|r| OriginPattern::parse(&r.origin).ok()).collect() }
+    }
+
+    /// The enabled apps' entries but `*`.
+    fn from_apps(revision: i64, apps: &[Arc<App>]) -> Self {
+        let patterns =
+            apps.iter().filter(|a| a.enabled).flat_map(|a| a.origins.iter()).filter(|p| !p.is_any()).cloned().collect();
+        Self { revision, patterns }
+    }
 }
 
 /// The list; cheap to share (`Arc` it in the state).
@@ -39,9 +56,8 @@ pub struct GlobalOrigins {
     configured: Vec<OriginPattern>,
     store: Store,
     apps: AppCache,
-    snapshot: RwLock<Arc<Snapshot>>,
-    /// A check is re-reading the stored list; the others use the last one meanwhile.
-    refreshing: AtomicBool,
+    stored: RwLock<Arc<Part>>,
+    from_apps: RwLock<Arc<Part>>,
 }
 
 impl GlobalOrigins {
@@ -53,81 +69,77 @@ impl GlobalOrigins {
     /// The list over `configured` (parsed by [`GlobalOrigins::parse`]), with the stored list
     /// read now: no check ever runs without it.
     pub async fn load(configured: Vec<OriginPattern>, store: Store, apps: AppCache) -> Result<Self, store::Error> {
-        let first = Snapshot { stored: Vec::new(), read_at: Instant::now(), apps_revision: i64::MIN, apps: Vec::new() };
-        let list = Self {
-            configured,
-            store,
-            apps,
-            snapshot: RwLock::new(Arc::new(first)),
-            refreshing: AtomicBool::new(false),
-        };
+        let list = Self { configured, store, apps, stored: Part::none(), from_apps: Part::none() };
         list.reload().await?;
         Ok(list)
     }
 
-    /// Whether a request or handshake from `origin` may proceed. A stored list that cannot be
-    /// read leaves the last one read in force (logged).
+    /// Whether a request or handshake from `origin` may proceed. Reads what is in force; never
+    /// waits on the database.
     pub async fn allowed(&self, origin: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };
-        let snapshot = self.current().await;
-        let mut entries = self.configured.iter().chain(&snapshot.stored).chain(&snapshot.apps).peekable();
+        let stored = self.stored.read().clone();
+        let from_apps = self.apps_part();
+        let mut entries = self.configured.iter().chain(&stored.patterns).chain(&from_apps.patterns).peekable();
         if entries.peek().is_none() {
             return true;
         }
         entries.any(|p| p.matches(origin))
     }
 
-    /// Reads the stored list now (after a change through this node, so that it is in force
-    /// before the change is answered).
-    pub async fn reload(&self) -> Result<(), store::Error> {
-        let stored = self.read_stored().await?;
-        let current = self.snapshot.read().clone();
-        let next = Snapshot {
-            stored,
-            read_at: Instant::now(),
-            apps_revision: current.apps_revision,
-            apps: current.apps.clone(),
-        };
-        *self.snapshot.write() = Arc::new(next);
+    /// Re-reads the stored list if the database's revision moved past the one in force (the
+    /// server's refresh task: changes made on other nodes).
+    pub async fn refresh(&self) -> Result<(), store::Error> {
+        if self.store.cors_revision().await? <= self.stored.read().revision {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
+    /// Makes sure the stored list in force is at `revision` or later (what a change through
+    /// this node wrote), so that the change is in force when this returns.
+    pub async fn catch_up(&self, revision: i64) -> Result<(), store::Error> {
+        if self.stored.read().revision >= revision {
+            return Ok(());
+        }
+        self.reload().await
+    }
+
+    async fn reload(&self) -> Result<(), store::Error> {
+        let (revision, records) = self.store.cors_snapshot().await?;
+        install(&self.stored, Part::stored(revision, &records));
         Ok(())
     }
 
-    async fn current(&self) -> Arc<Snapshot> {
-        let mut snapshot = self.snapshot.read().clone();
-        let stale = snapshot.read_at.elapsed() >= STORED_TTL;
-        if stale && self.refreshing.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok() {
-            let reloaded = self.reload().await;
-            self.refreshing.store(false, Ordering::Release);
-            match reloaded {
-                Ok(()) => snapshot = self.snapshot.read().clone(),
-                Err(e) => tracing::warn!(error = %e, "reading the CORS list failed; keeping the last one"),
-            }
+    /// The apps part in force, rebuilt first if the app cache moved since it was built.
+    fn apps_part(&self) -> Arc<Part> {
+        let current = self.from_apps.read().clone();
+        if current.revision == self.apps.revision() {
+            return current;
         }
-        let revision = self.apps.revision();
-        if snapshot.apps_revision != revision {
-            let apps = self.apps.all().iter().flat_map(|a| a.origins.iter().cloned()).collect();
-            let next = Arc::new(Snapshot {
-                stored: snapshot.stored.clone(),
-                read_at: snapshot.read_at,
-                apps_revision: revision,
-                apps,
-            });
-            *self.snapshot.write() = next.clone();
-            snapshot = next;
-        }
-        snapshot
+        let (revision, apps) = self.apps.all_at();
+        install(&self.from_apps, Part::from_apps(revision, &apps))
     }
+}
 
-    /// The stored entries that parse (each was checked when it was written).
-    async fn read_stored(&self) -> Result<Vec<OriginPattern>, store::Error> {
-        Ok(self.store.cors_origins().await?.iter().filter_map(|r| OriginPattern::parse(&r.origin).ok()).collect())
+/// Puts `next` in force if it is newer than the part in force (an older read, finishing last,
+/// changes nothing); returns the part in force afterwards.
+fn install(slot: &RwLock<Arc<Part>>, next: Part) -> Arc<Part> {
+    let mut current = slot.write();
+    if next.revision > current.revision {
+        *current = Arc::new(next);
     }
+    current.clone()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::apps::{self, AppSettings, CreateApp};
+
+    fn settings(origins: &[&str]) -> AppSettings {
+        AppSettings { allowed_origins: origins.iter().map(|o| o.to_string()).collect(), ..Default::default() }
+    }
 
     #[tokio::test]
     async fn the_union_of_configured_stored_and_app_origins_and_empty_allows_any() {
@@ -144,11 +156,11 @@ mod tests {
         assert!(!list.allowed(Some("https://b.example")).await);
         assert!(list.allowed(None).await, "no Origin: a backend");
 
-        store.insert_cors_origin("https://b.example", MAX_STORED).await.unwrap();
-        list.reload().await.unwrap();
-        assert!(list.allowed(Some("https://b.example")).await, "in force once reloaded");
+        let (_, revision) = store.insert_cors_origin("https://b.example", MAX_STORED).await.unwrap().unwrap();
+        list.catch_up(revision).await.unwrap();
+        assert!(list.allowed(Some("https://b.example")).await, "in force once caught up");
 
-        let settings = AppSettings { allowed_origins: vec!["*.c.example".into()], ..Default::default() };
+        let settings = settings(&["*.c.example"]);
         let app =
             apps::create(&store, CreateApp { id: Some("c".into()), settings, ..Default::default() }).await.unwrap();
         cache.catch_up(app.revision).await.unwrap();
@@ -156,5 +168,64 @@ mod tests {
         assert!(!list.allowed(Some("https://evilc.example")).await);
         assert!(!list.allowed(Some("null")).await);
         assert!(GlobalOrigins::parse(&["not an origin/".into()]).is_err());
+    }
+
+    #[tokio::test]
+    async fn only_enabled_apps_join_and_never_with_a_star() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let cache = AppCache::load(store.clone()).await.unwrap();
+        let list = GlobalOrigins::load(Vec::new(), store.clone(), cache.clone()).await.unwrap();
+        let star = CreateApp { id: Some("star".into()), settings: settings(&["*"]), ..Default::default() };
+        let app = apps::create(&store, star).await.unwrap();
+        cache.catch_up(app.revision).await.unwrap();
+        assert!(list.allowed(Some("https://any.example")).await, "a `*` adds nothing: the list is still empty");
+        let one =
+            CreateApp { id: Some("one".into()), settings: settings(&["https://one.example"]), ..Default::default() };
+        let app = apps::create(&store, one).await.unwrap();
+        cache.catch_up(app.revision).await.unwrap();
+        assert!(list.allowed(Some("https://one.example")).await);
+        assert!(!list.allowed(Some("https://any.example")).await, "`*` does not widen a list that has entries");
+        let app = apps::set_enabled(&store, "one", false).await.unwrap();
+        cache.catch_up(app.revision).await.unwrap();
+        assert!(list.allowed(Some("https://any.example")).await, "a disabled app's origins leave the list");
+    }
+
+    #[tokio::test]
+    async fn an_older_read_of_the_stored_list_never_replaces_a_newer_one() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let cache = AppCache::load(store.clone()).await.unwrap();
+        let configured = GlobalOrigins::parse(&["https://configured.example".into()]).unwrap();
+        let list = GlobalOrigins::load(configured, store.clone(), cache.clone()).await.unwrap();
+        // A reload that read the table before an admin's change, and finishes after it.
+        let (stale_revision, stale) = store.cors_snapshot().await.unwrap();
+        let (_, revision) = store.insert_cors_origin("https://new.example", MAX_STORED).await.unwrap().unwrap();
+        list.catch_up(revision).await.unwrap();
+        install(&list.stored, Part::stored(stale_revision, &stale));
+        assert!(list.allowed(Some("https://new.example")).await, "the change stays in force");
+        // Nor does a read at the same revision.
+        install(&list.stored, Part { revision, patterns: Vec::new() });
+        assert!(list.allowed(Some("https://new.example")).await);
+        // A change made elsewhere (another node) is read by the refresh, and only then.
+        let (_, elsewhere) = store.insert_cors_origin("https://other-node.example", MAX_STORED).await.unwrap().unwrap();
+        assert!(!list.allowed(Some("https://other-node.example")).await);
+        list.refresh().await.unwrap();
+        assert!(list.allowed(Some("https://other-node.example")).await);
+        assert_eq!(list.stored.read().revision, elsewhere);
+    }
+
+    #[tokio::test]
+    async fn an_apps_part_built_from_an_older_cache_never_replaces_a_newer_one() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let cache = AppCache::load(store.clone()).await.unwrap();
+        let list = GlobalOrigins::load(Vec::new(), store.clone(), cache.clone()).await.unwrap();
+        let (old_revision, old_apps) = cache.all_at();
+        let new = CreateApp { id: Some("n".into()), settings: settings(&["https://n.example"]), ..Default::default() };
+        let app = apps::create(&store, new).await.unwrap();
+        cache.catch_up(app.revision).await.unwrap();
+        assert!(!list.allowed(Some("https://elsewhere.example")).await);
+        // A check that read the cache before the change and builds its part last.
+        install(&list.from_apps, Part::from_apps(old_revision, &old_apps));
+        assert!(!list.allowed(Some("https://elsewhere.example")).await, "the new app's origin still rules");
+        assert!(list.allowed(Some("https://n.example")).await);
     }
 }

@@ -83,10 +83,16 @@ impl AppCache {
 
     /// Every cached app.
     pub fn all(&self) -> Vec<Arc<App>> {
+        self.all_at().1
+    }
+
+    /// Every cached app and the revision they are at, from one snapshot (a caller that files
+    /// what it derives from them under that revision must not read the two apart).
+    pub fn all_at(&self) -> (i64, Vec<Arc<App>>) {
         let snap = self.snapshot.read().clone();
         let mut apps: Vec<_> = snap.by_id.values().cloned().collect();
         apps.sort_by_key(|a| a.number);
-        apps
+        (snap.revision, apps)
     }
 
     /// The revision the cache has reached.

@@ -85,6 +85,11 @@ impl OriginPattern {
         scheme_ok && host_ok && self.port == origin.port
     }
 
+    /// Whether this is `*`, which matches every origin.
+    pub fn is_any(&self) -> bool {
+        self.host == Host::Any
+    }
+
     /// The entry as written (lowercased), e.g. for Notif's `domain_name`.
     pub fn as_str(&self) -> &str {
         &self.raw

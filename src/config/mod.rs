@@ -94,13 +94,14 @@ pub struct ServerConfig {
     pub max_connections: u64,
     /// How long shutdown waits for in-flight requests, in milliseconds. Default 10 000.
     pub shutdown_grace_ms: u64,
-    /// How often the app cache checks the database for changes made elsewhere (the CLI, another
-    /// node), in milliseconds. Default 500, so a change takes effect within a second.
+    /// How often the app cache and the global CORS list check the database for changes made
+    /// elsewhere (the CLI, another node), in milliseconds. Default 500, so a change takes effect
+    /// within a second.
     pub app_refresh_ms: u64,
     /// Origins (`[scheme://]host[:port]`, `*.domain`) that browsers may call the Push-Alt API
-    /// and open Socket.IO handshakes from, besides the stored CORS list and every app's allowed
-    /// origins (SPEC §5). Default none: when nothing is configured anywhere, any origin may.
-    /// Env `CORS_ORIGINS` (comma-separated).
+    /// from (and, with the Socket.IO transport, open handshakes from), besides the stored CORS
+    /// list and every enabled app's allowed origins but `*` (SPEC §5). Default none: when the
+    /// whole list is empty, any origin may. Env `CORS_ORIGINS` (comma-separated).
     pub cors_origins: Vec<String>,
 }
 

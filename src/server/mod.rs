@@ -395,8 +395,8 @@ async fn check_pinned_key(store: &Store, config: &Config) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Picks up app changes made elsewhere (CLI, API on another node) and closes the connections of
-/// apps that were disabled or deleted.
+/// Picks up app and CORS-list changes made elsewhere (CLI, API on another node) and closes the
+/// connections of apps that were disabled or deleted.
 async fn refresh_apps(state: AppState) {
     let token = state.shutdown.token();
     let mut tick = tokio::time::interval(state.config.server.app_refresh());
@@ -408,6 +408,9 @@ async fn refresh_apps(state: AppState) {
         }
         if let Err(e) = state.reload_apps().await {
             tracing::warn!(error = %e, "refreshing apps failed");
+        }
+        if let Err(e) = state.origins.refresh().await {
+            tracing::warn!(error = %e, "refreshing the CORS list failed; the last one read stays in force");
         }
     }
 }

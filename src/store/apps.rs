@@ -1,8 +1,8 @@
 //! SQL for apps. Every change bumps `apps_revision` in the same transaction, which is what app
 //! caches on every node poll to notice changes made elsewhere.
 
+use sqlx::Row;
 use sqlx::any::AnyRow;
-use sqlx::{Acquire, Executor, Row};
 
 use super::{Dialect, Error, Store, now_ms};
 
@@ -66,23 +66,14 @@ impl Store {
     /// what that revision holds, neither older nor newer (the app cache's forward-only rule
     /// depends on it).
     pub async fn apps_snapshot(&self) -> Result<(i64, Vec<AppRecord>), Error> {
-        let (before_begin, after_begin) = self.dialect.snapshot_statements();
-        let mut conn = self.pool().acquire().await?;
-        if let Some(statement) = before_begin {
-            conn.execute(statement).await?;
-        }
-        let mut tx = conn.begin().await?;
-        if let Some(statement) = after_begin {
-            tx.execute(statement).await?;
-        }
-        let revision: i64 = sqlx::query("SELECT value FROM switchboard_meta WHERE name = 'apps_revision'")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("value")?;
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY number")).fetch_all(&mut *tx).await?;
-        tx.commit().await?;
-        let records = rows.iter().map(|r| record(self.dialect, r)).collect::<Result<_, _>>()?;
-        Ok((revision, records))
+        let dialect = self.dialect;
+        self.read_snapshot(async |tx| {
+            let revision = Store::counter_in(tx, dialect, "apps_revision").await?;
+            let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM apps ORDER BY number")).fetch_all(&mut **tx).await?;
+            let records = rows.iter().map(|r| record(dialect, r)).collect::<Result<_, _>>()?;
+            Ok((revision, records))
+        })
+        .await
     }
 
     /// One app by id.

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, ConnectOptions, Executor};
+use sqlx::{Acquire, AnyPool, ConnectOptions, Executor};
 
 pub use dialect::Dialect;
 
@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "apps", include_str!("../../migrations/0001_apps.sql")),
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
+    (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
@@ -151,6 +152,36 @@ impl Store {
         }
     }
 
+    /// Runs `read` in a transaction that sees one snapshot from its first statement to its last,
+    /// so that a list and the revision it is filed under agree exactly (the forward-only caches
+    /// depend on it).
+    async fn read_snapshot<T>(
+        &self,
+        read: impl AsyncFnOnce(&mut sqlx::Transaction<'_, sqlx::Any>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let (before_begin, after_begin) = self.dialect.snapshot_statements();
+        let mut conn = self.pool().acquire().await?;
+        if let Some(statement) = before_begin {
+            conn.execute(statement).await?;
+        }
+        let mut tx = conn.begin().await?;
+        if let Some(statement) = after_begin {
+            tx.execute(statement).await?;
+        }
+        let out = read(&mut tx).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// The value of the counter `name` of `switchboard_meta`, read in `tx`.
+    async fn counter_in(tx: &mut sqlx::Transaction<'_, sqlx::Any>, dialect: Dialect, name: &str) -> Result<i64, Error> {
+        let row = sqlx::query(&dialect.sql("SELECT value FROM switchboard_meta WHERE name = $1"))
+            .bind(name)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(sqlx::Row::try_get(&row, "value")?)
+    }
+
     /// Moves the counter `name` of `switchboard_meta` on and returns its new value: the next id
     /// of a table whose ids the application makes (portable where auto-increment is not). The
     /// row stays locked until `tx` ends, so concurrent inserts get distinct ids.
@@ -159,11 +190,7 @@ impl Store {
             .bind(name)
             .execute(&mut **tx)
             .await?;
-        let row = sqlx::query(&dialect.sql("SELECT value FROM switchboard_meta WHERE name = $1"))
-            .bind(name)
-            .fetch_one(&mut **tx)
-            .await?;
-        Ok(sqlx::Row::try_get(&row, "value")?)
+        Store::counter_in(tx, dialect, name).await
     }
 }
 

@@ -1,13 +1,16 @@
 //! CORS on Push-Alt's `/api/*` from the global origin list (SPEC §5): `CORS_ORIGINS` ∪ the
-//! stored list (`/api/cors`) ∪ every app's allowed origins; preflights; refusals before any
-//! route runs. And Push-Alt's settings at start: `CORS_ORIGINS`, `DB_TYPE`, `SQLITE_DB_PATH`.
+//! stored list (`/api/cors`) ∪ the enabled apps' allowed origins (never an app's `*`); changes
+//! made on another node; preflights; refusals before any route runs. And Push-Alt's settings at
+//! start: `CORS_ORIGINS`, `DB_TYPE`, `SQLITE_DB_PATH`.
+
+use std::time::Duration;
 
 use hyper::Method;
 use serde_json::json;
 
 use crate::pushalt_admin::{ADMIN_EMAIL, ADMIN_PASSWORD, call, login, refused, set_up};
 use crate::support::binary::{Finished, Running, command, run, serve};
-use crate::support::{APP_ID, APP_SECRET, Http, spawn_server, spawn_with, update_app};
+use crate::support::{APP_ID, APP_SECRET, Http, create_app, spawn_server, spawn_with, update_app};
 
 const ALLOWED: &str = "https://allowed.example";
 const EVIL: &str = "https://evil.example";
@@ -133,6 +136,43 @@ async fn the_stored_list_and_apps_origins_join_the_configured_one() {
     // An app's allowed origins are in the list too.
     update_app(&server, APP_ID, |s| s.allowed_origins = vec!["https://app.example".into()]).await;
     assert_eq!(from(&http, Method::GET, "/api/setup/complete", "https://app.example", &[]).await.0, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn only_enabled_apps_origins_join_and_an_apps_star_never_does() {
+    let server = spawn_with(|c| c.server.cors_origins = vec![ALLOWED.into()]).await;
+    let http = server.http();
+    let status = async |origin: &str| from(&http, Method::GET, "/api/setup/complete", origin, &[]).await.0;
+    // A self-registered owner's `*` would open the list for every app: it adds nothing.
+    update_app(&server, APP_ID, |s| s.allowed_origins = vec!["*".into()]).await;
+    assert_eq!(status(EVIL).await, 403);
+    create_app(&server, "second", "second-key", "second-secret").await;
+    update_app(&server, "second", |s| s.allowed_origins = vec!["https://second.example".into()]).await;
+    assert_eq!(status("https://second.example").await, 200);
+    let disabled = switchboard::apps::set_enabled(&server.state.store, "second", false).await.unwrap();
+    server.state.apps.catch_up(disabled.revision).await.unwrap();
+    assert_eq!(status("https://second.example").await, 403, "a disabled app's origins leave the list");
+    assert_eq!(status(ALLOWED).await, 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_made_on_another_node_takes_effect_without_a_local_write() {
+    let server = spawn_with(|c| c.server.cors_origins = vec![ALLOWED.into()]).await;
+    let http = server.http();
+    let other = "https://other-node.example";
+    assert_eq!(from(&http, Method::GET, "/api/setup/complete", other, &[]).await.0, 403);
+    // Another node writes the shared table: this node's refresh task (not a request, which a
+    // client or the deadline may break off) reads it.
+    server.state.store.insert_cors_origin(other, switchboard::origins::MAX_STORED).await.unwrap().unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(10), async {
+        while from(&http, Method::GET, "/api/setup/complete", other, &[]).await.0 != 200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(seen.is_ok(), "the change made elsewhere never took effect");
     server.stop().await;
 }
 

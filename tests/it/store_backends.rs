@@ -122,13 +122,22 @@ async fn pushalt_data(store: &Store, app_id: &str) {
         store.update_account(&switchboard::store::accounts::AccountRecord { active: false, ..other }).await.unwrap();
     assert!(!store.account_by_id(off.id).await.unwrap().active);
 
-    let entry = store.insert_cors_origin("https://a.example", 2).await.unwrap().unwrap();
+    // The CORS list: every change moves its revision on, and a snapshot holds exactly the list
+    // of the revision it names (the global origin list only moves forward on it).
+    let start = store.cors_revision().await.unwrap();
+    let (entry, first) = store.insert_cors_origin("https://a.example", 2).await.unwrap().unwrap();
+    assert!(first > start);
     assert!(matches!(store.insert_cors_origin("https://a.example", 2).await, Err(Error::Conflict(_))));
-    store.insert_cors_origin("https://b.example", 2).await.unwrap().unwrap();
+    let (_, second) = store.insert_cors_origin("https://b.example", 2).await.unwrap().unwrap();
     assert_eq!(store.insert_cors_origin("https://c.example", 2).await.unwrap(), None, "full");
     assert!(matches!(store.update_cors_origin(entry.id, "https://b.example").await, Err(Error::Conflict(_))));
-    store.update_cors_origin(entry.id, "https://z.example").await.unwrap();
-    store.delete_cors_origin(entry.id).await.unwrap();
+    assert_eq!(store.cors_revision().await.unwrap(), second, "refused changes change nothing");
+    let updated = store.update_cors_origin(entry.id, "https://z.example").await.unwrap();
+    let (revision, list) = store.cors_snapshot().await.unwrap();
+    assert_eq!(revision, updated);
+    assert_eq!(list.iter().map(|r| r.origin.as_str()).collect::<Vec<_>>(), ["https://z.example", "https://b.example"]);
+    let deleted = store.delete_cors_origin(entry.id).await.unwrap();
+    assert!(second < updated && updated < deleted);
     assert!(matches!(store.delete_cors_origin(entry.id).await, Err(Error::NotFound)));
     assert_eq!(store.cors_origins().await.unwrap().len(), 1);
 

@@ -1,7 +1,7 @@
 //! `/api/cors` (admins only): the stored part of the global origin list, as Push-Alt's
 //! `cors_entries` (`{id, url, created_at, updated_at}`). An entry is an `http://` or `https://`
 //! origin, host possibly `*.domain`, with an optional port and no path. A change is in force on
-//! this node before it is answered, on others within a second.
+//! this node before it is answered, on others at their next refresh (`server.app_refresh_ms`).
 
 use axum::Json;
 use axum::body::Body;
@@ -46,9 +46,9 @@ async fn origin_of(headers: &HeaderMap, body: Body) -> Result<String, ApiError> 
     Ok(lower.trim_end_matches('/').to_owned())
 }
 
-/// Makes a change through this node count before it is answered.
-async fn reload(state: &AppState) -> Result<(), ApiError> {
-    state.origins.reload().await.map_err(ApiError::internal)
+/// Puts the change that made `revision` in force on this node before it is answered.
+async fn in_force(state: &AppState, revision: i64) -> Result<(), ApiError> {
+    state.origins.catch_up(revision).await.map_err(ApiError::internal)
 }
 
 fn duplicate() -> ApiError {
@@ -67,13 +67,13 @@ pub async fn create(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let origin = origin_of(&headers, body).await?;
-    let record = match state.store.insert_cors_origin(&origin, MAX_STORED).await {
-        Ok(Some(r)) => r,
+    let (record, revision) = match state.store.insert_cors_origin(&origin, MAX_STORED).await {
+        Ok(Some(inserted)) => inserted,
         Ok(None) => return Err(ApiError::bad(format!("The CORS list holds at most {MAX_STORED} entries"))),
         Err(store::Error::Conflict(_)) => return Err(duplicate()),
         Err(e) => return Err(e.into()),
     };
-    reload(&state).await?;
+    in_force(&state, revision).await?;
     Ok(ok(json!({ "data": json_of(&record), "message": "CORS entry added successfully" })))
 }
 
@@ -85,13 +85,13 @@ pub async fn update(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let origin = origin_of(&headers, body).await?;
-    match state.store.update_cors_origin(id, &origin).await {
-        Ok(()) => {}
+    let revision = match state.store.update_cors_origin(id, &origin).await {
+        Ok(revision) => revision,
         Err(store::Error::NotFound) => return Err(not_found()),
         Err(store::Error::Conflict(_)) => return Err(duplicate()),
         Err(e) => return Err(e.into()),
-    }
-    reload(&state).await?;
+    };
+    in_force(&state, revision).await?;
     Ok(ok(json!({ "message": "CORS entry updated successfully" })))
 }
 
@@ -100,12 +100,12 @@ pub async fn delete(
     Admin(_): Admin,
     IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
-    match state.store.delete_cors_origin(id).await {
-        Ok(()) => {}
+    let revision = match state.store.delete_cors_origin(id).await {
+        Ok(revision) => revision,
         Err(store::Error::NotFound) => return Err(not_found()),
         Err(e) => return Err(e.into()),
-    }
-    reload(&state).await?;
+    };
+    in_force(&state, revision).await?;
     Ok(ok(json!({ "message": "CORS entry deleted successfully" })))
 }
 
