@@ -2,7 +2,7 @@
 //! the CLI, or over HTTP with the one-time setup token printed at start), and the changes an
 //! account or an admin makes (profile, status). Surfaces shape the answers (Notif's, Hestia's,
 //! Push-Alt's); the rules live here. A deactivated account can neither sign in nor use its
-//! tokens.
+//! tokens, and a new password or a deactivation voids every token issued before it.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -219,12 +219,12 @@ impl Accounts {
         }
     }
 
-    /// The account a bearer token names; a token of a deleted or deactivated account is
-    /// refused.
+    /// The account a bearer token names. A token of a deleted or deactivated account is
+    /// refused, and so is one issued before the account's last new password or deactivation.
     pub async fn authenticate(&self, token: &str) -> Result<Account, AccountError> {
-        let id = self.jwt.verify(token)?;
-        match self.store.account_by_id(id).await {
-            Ok(r) if r.active => Ok(r.into()),
+        let token = self.jwt.verify(token)?;
+        match self.store.account_by_id(token.account_id).await {
+            Ok(r) if r.active && token.issued_at_ms >= r.tokens_valid_after => Ok(r.into()),
             Ok(_) | Err(store::Error::NotFound) => Err(AccountError::Token),
             Err(e) => Err(e.into()),
         }
@@ -309,8 +309,9 @@ impl Accounts {
         Ok(self.store.accounts_page(true, limit, offset).await?.into_iter().map(Account::from).collect())
     }
 
-    /// Applies `changes` to account `id`. A new password or a deactivation ends the account's
-    /// refresh tokens (its access tokens stop at once: they are checked against the account).
+    /// Applies `changes` to account `id`. A new password or a deactivation voids every token the
+    /// account holds: access tokens issued until now (`tokens_valid_after`, checked by
+    /// [`Accounts::authenticate`]) and its refresh tokens.
     pub async fn update(&self, id: i64, changes: AccountChanges) -> Result<Account, AccountError> {
         let mut record = self.store.account_by_id(id).await?;
         if let Some(name) = changes.name {
@@ -336,6 +337,9 @@ impl Accounts {
         let deactivated = changes.active == Some(false) && record.active;
         if let Some(active) = changes.active {
             record.active = active;
+        }
+        if new_password.is_some() || deactivated {
+            record.tokens_valid_after = store::now_ms();
         }
         let record = self.store.update_account(&record).await.map_err(|e| match e {
             store::Error::Conflict(_) => AccountError::Duplicate("Email already registered"),

@@ -1,7 +1,7 @@
 //! Sign-in sessions as Push-Alt's admin API has them (SPEC §5): a login yields an access token
 //! (a JWT that lasts an hour) and a refresh token (256 random bits, stored as its SHA-256, good
 //! for seven days) that buys new access tokens until it expires or its holder logs out. A new
-//! password or a deactivation ends an account's refresh tokens ([`crate::accounts`]).
+//! password or a deactivation voids an account's refresh and access tokens ([`crate::accounts`]).
 //!
 //! Expired refresh tokens are deleted as sessions open, at most once a minute.
 

@@ -1,15 +1,16 @@
 //! Account tokens: JWT HS256, pinned (no `none`, no other algorithm), `exp` required, at most
 //! 10 s of leeway (SPEC §10). Claims carry `sub`, `userId` and `username` so Notif's, Hestia's
 //! and the dashboard's clients all read what they expect; Hestia's own tokens (signed with the
-//! same `JWT_SECRET`, `userId` only) are accepted.
+//! same `JWT_SECRET`, `userId` only) are accepted. A verified token says when it was issued, so
+//! that an account can void what was issued before a new password ([`crate::accounts`]):
+//! `iat_ms` in ours (`iat` has whole seconds, too coarse to tell a token from just before a
+//! change from one just after), `iat` in others'.
 
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use super::unix_now;
 
 /// Claims written into every token.
 #[derive(Debug, Serialize, Deserialize)]
@@ -20,16 +21,28 @@ pub struct Claims {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     pub iat: i64,
+    /// `iat` to the millisecond.
+    pub iat_ms: i64,
     pub exp: i64,
 }
 
 /// Claims read from a token: the account id may come from `userId` (number or numeric string)
-/// or `sub`.
+/// or `sub`; the issue time from `iat_ms` or `iat`.
 #[derive(Debug, Deserialize)]
 struct AnyClaims {
     sub: Option<Value>,
     #[serde(rename = "userId")]
     user_id: Option<Value>,
+    iat: Option<Value>,
+    iat_ms: Option<i64>,
+}
+
+/// What a valid token says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub account_id: i64,
+    /// When it was issued, in ms since the epoch; 0 for a token that does not say.
+    pub issued_at_ms: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,31 +87,36 @@ impl Jwt {
         username: Option<&str>,
         ttl_secs: i64,
     ) -> Result<String, jsonwebtoken::errors::Error> {
-        let now = unix_now();
+        let now_ms = crate::store::now_ms();
+        let now = now_ms / 1000;
         let claims = Claims {
             sub: account_id.to_string(),
             user_id: account_id,
             username: username.map(str::to_owned),
             iat: now,
+            iat_ms: now_ms,
             exp: now + ttl_secs,
         };
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
-    /// The account id a valid token names.
-    pub fn verify(&self, token: &str) -> Result<i64, TokenError> {
-        let data = decode::<AnyClaims>(token, &self.decoding, &self.validation).map_err(|_| TokenError::Invalid)?;
+    /// The account a valid token names, and when it was issued.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
+        let claims =
+            decode::<AnyClaims>(token, &self.decoding, &self.validation).map_err(|_| TokenError::Invalid)?.claims;
         let id = |v: &Value| match v {
             Value::Number(n) => n.as_i64(),
             Value::String(s) => s.parse().ok(),
             _ => None,
         };
-        data.claims
+        let account_id = claims
             .user_id
             .as_ref()
             .and_then(id)
-            .or_else(|| data.claims.sub.as_ref().and_then(id))
-            .ok_or(TokenError::Invalid)
+            .or_else(|| claims.sub.as_ref().and_then(id))
+            .ok_or(TokenError::Invalid)?;
+        let iat_secs = claims.iat.as_ref().and_then(Value::as_f64).map(|s| (s * 1000.0) as i64);
+        Ok(Verified { account_id, issued_at_ms: claims.iat_ms.or(iat_secs).unwrap_or(0) })
     }
 }
 
@@ -139,6 +157,7 @@ fn write_private(path: &Path, content: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::unix_now;
     use base64::Engine;
 
     const SECRET: &[u8] = b"test-secret";
@@ -150,12 +169,19 @@ mod tests {
     #[test]
     fn round_trip_and_hestia_tokens() {
         let jwt = Jwt::new(SECRET, 3600);
+        let before = crate::store::now_ms();
         let t = jwt.issue(7, Some("ann")).unwrap();
-        assert_eq!(jwt.verify(&t), Ok(7));
-        // A Hestia token: userId and username, no sub.
-        let claims = serde_json::json!({"userId": 9, "username": "h", "iat": unix_now(), "exp": unix_now() + 60});
+        let ours = jwt.verify(&t).unwrap();
+        assert_eq!(ours.account_id, 7);
+        assert!((before..=crate::store::now_ms()).contains(&ours.issued_at_ms), "to the millisecond");
+        // A Hestia token: userId and username, no sub, `iat` in seconds.
+        let claims = serde_json::json!({"userId": 9, "username": "h", "iat": 1_700_000_000, "exp": unix_now() + 60});
         let t = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
-        assert_eq!(jwt.verify(&t), Ok(9));
+        assert_eq!(jwt.verify(&t), Ok(Verified { account_id: 9, issued_at_ms: 1_700_000_000_000 }));
+        // One that does not say when: issued at the epoch, before any revocation.
+        let claims = serde_json::json!({"sub": "4", "exp": unix_now() + 60});
+        let t = encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert_eq!(jwt.verify(&t), Ok(Verified { account_id: 4, issued_at_ms: 0 }));
     }
 
     #[test]

@@ -16,6 +16,8 @@ pub struct AccountRecord {
     pub is_admin: bool,
     /// A deactivated account cannot sign in, and its tokens stop working.
     pub active: bool,
+    /// Tokens issued before this time (ms since the epoch) are void; 0 when none were revoked.
+    pub tokens_valid_after: i64,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -30,7 +32,8 @@ pub struct NewAccount {
     pub is_admin: bool,
 }
 
-const COLUMNS: &str = "id, username, email, name, password_hash, is_admin, active, created_at, updated_at";
+const COLUMNS: &str =
+    "id, username, email, name, password_hash, is_admin, active, tokens_valid_after, created_at, updated_at";
 
 fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
     Ok(AccountRecord {
@@ -41,6 +44,7 @@ fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
         password_hash: row.try_get("password_hash")?,
         is_admin: row.try_get::<i64, _>("is_admin")? != 0,
         active: row.try_get::<i64, _>("active")? != 0,
+        tokens_valid_after: row.try_get("tokens_valid_after")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -54,7 +58,7 @@ pub(super) async fn insert_in(
 ) -> Result<AccountRecord, Error> {
     let id = Store::next_id(tx, store.dialect, "account_id").await?;
     let now = now_ms();
-    let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
     sqlx::query(&store.dialect.sql(&q))
         .bind(id)
         .bind(&new.username)
@@ -63,6 +67,7 @@ pub(super) async fn insert_in(
         .bind(&new.password_hash)
         .bind(i64::from(new.is_admin))
         .bind(1_i64)
+        .bind(0_i64)
         .bind(now)
         .bind(now)
         .execute(&mut **tx)
@@ -76,6 +81,7 @@ pub(super) async fn insert_in(
         password_hash: new.password_hash,
         is_admin: new.is_admin,
         active: true,
+        tokens_valid_after: 0,
         created_at: now,
         updated_at: now,
     })
@@ -117,7 +123,7 @@ impl Store {
     pub async fn update_account(&self, account: &AccountRecord) -> Result<AccountRecord, Error> {
         let now = now_ms();
         let q = "UPDATE accounts SET username = $1, email = $2, name = $3, password_hash = $4, is_admin = $5, \
-                 active = $6, updated_at = $7 WHERE id = $8";
+                 active = $6, tokens_valid_after = $7, updated_at = $8 WHERE id = $9";
         let done = sqlx::query(&self.dialect.sql(q))
             .bind(&account.username)
             .bind(&account.email)
@@ -125,6 +131,7 @@ impl Store {
             .bind(&account.password_hash)
             .bind(i64::from(account.is_admin))
             .bind(i64::from(account.active))
+            .bind(account.tokens_valid_after)
             .bind(now)
             .bind(account.id)
             .execute(self.pool())

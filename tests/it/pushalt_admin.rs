@@ -282,6 +282,50 @@ async fn profile_and_its_update() {
     server.stop().await;
 }
 
+#[tokio::test]
+async fn a_new_password_or_a_deactivation_voids_every_token_the_account_holds() {
+    let (server, admin) = admin_server().await;
+    let (id, user) = add_user(&server, &admin, "ann@example.com").await;
+    let profile = async |token: &str| call(&server, Method::GET, "/api/auth/profile", None, Some(token)).await;
+    // A week's account token from /auth/login works on Push-Alt's API too (documented).
+    let (status, v) = call(
+        &server,
+        Method::POST,
+        "/auth/login",
+        Some(json!({"email": "ann@example.com", "password": "user password 1"})),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let week = v["token"].as_str().unwrap().to_owned();
+    assert_eq!(profile(&week).await.0, 200);
+    // Ann changes her password: what she (or a thief) held before stops at once, the token she
+    // changed it with included; a login right after works.
+    let change = json!({"name": "Ann", "email": "ann@example.com", "password": "a new password"});
+    assert_eq!(call(&server, Method::PUT, "/api/auth/profile/update", Some(change), Some(&user)).await.0, 200);
+    for old in [&user, &week] {
+        refused(profile(old).await, 401, "Invalid token");
+        let (status, _) = call(&server, Method::GET, "/auth/status", None, Some(old)).await;
+        assert_eq!(status, 401, "every surface checks the same account");
+    }
+    let (fresh, refresh) = login(&server, "ann@example.com", "a new password").await;
+    assert_eq!(profile(&fresh).await.0, 200, "a token issued after the change works");
+    // An admin's deactivation voids them too, and reactivating does not bring them back.
+    let status = |s: &str| json!({"id": id, "name": "Ann", "email": "ann@example.com", "status": s});
+    assert_eq!(call(&server, Method::PUT, "/api/admin/update", Some(status("deactivated")), Some(&admin)).await.0, 200);
+    assert_eq!(call(&server, Method::POST, "/api/admin/restore", Some(json!({"id": id})), Some(&admin)).await.0, 200);
+    refused(profile(&fresh).await, 401, "Invalid token");
+    let again = call(&server, Method::POST, "/api/auth/refresh", Some(json!({"refresh_token": refresh})), None).await;
+    refused(again, 401, "Invalid refresh token");
+    let (after, _) = login(&server, "ann@example.com", "a new password").await;
+    assert_eq!(profile(&after).await.0, 200);
+    // A change that is neither keeps the tokens.
+    let rename = json!({"name": "Ann B", "email": "ann@example.com"});
+    assert_eq!(call(&server, Method::PUT, "/api/auth/profile/update", Some(rename), Some(&after)).await.0, 200);
+    assert_eq!(profile(&after).await.0, 200);
+    server.stop().await;
+}
+
 /// Every route behind a bearer token, with a body where it takes one.
 const BEARER_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/auth/profile"),
