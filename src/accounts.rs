@@ -13,6 +13,7 @@ use crate::auth::{RawToken, opaque, password};
 use crate::config::AuthConfig;
 use crate::ratelimit::{RateLimiter, address_key};
 use crate::store::accounts::{AccountRecord, NewAccount};
+use crate::store::tokens::SetupTokenUse;
 use crate::store::{self, Store};
 
 /// An account as callers see it (never its password hash).
@@ -101,6 +102,9 @@ impl From<TokenError> for AccountError {
 pub const MAX_LOGIN_CHARS: usize = 255;
 /// Password lengths an account can have (SPEC §4).
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 8..=128;
+/// How long a setup token printed at start works, in milliseconds: a day, so that one printed
+/// to a log file long ago does not open a fresh server later.
+pub const SETUP_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
 
 /// The accounts service.
 pub struct Accounts {
@@ -230,25 +234,24 @@ impl Accounts {
         }
     }
 
-    /// Creates the first admin (once) and gives it the apps pinned by configuration. The setup
-    /// tokens printed at start are void afterwards.
+    /// Creates the first admin (once, from the CLI) and gives it the apps pinned by
+    /// configuration. The setup tokens printed at start are void afterwards.
     pub async fn setup_admin(&self, reg: Registration) -> Result<Account, AccountError> {
-        if self.store.count_admins().await? > 0 {
+        if self.setup_done().await? {
             return Err(AccountError::AlreadySetUp);
         }
-        let admin = self.create(reg, true).await?;
-        self.store.adopt_ownerless_apps(admin.id).await?;
-        self.store.delete_setup_tokens().await?;
-        Ok(admin)
+        let new = self.checked(reg, true).await?;
+        self.insert_first_admin(None, new).await
     }
 
     /// While no admin exists: a fresh one-time setup token (stored hashed), for the server to
-    /// print at start (SPEC §2). Each start makes one; any of them completes setup once, and
-    /// setup voids them all.
+    /// print at start (SPEC §2). Each start makes one, good for [`SETUP_TOKEN_TTL_MS`]; any
+    /// of them completes setup once, and setup voids them all. Expired ones are deleted here.
     pub async fn prepare_setup_token(&self) -> Result<Option<RawToken>, AccountError> {
         if self.store.count_admins().await? > 0 {
             return Ok(None);
         }
+        self.store.delete_setup_tokens_before(store::now_ms() - SETUP_TOKEN_TTL_MS).await?;
         let token = opaque::generate();
         self.store.insert_setup_token(&opaque::hash(token.expose())).await?;
         Ok(Some(token))
@@ -261,15 +264,16 @@ impl Accounts {
 
     /// Creates the first admin over HTTP with a setup token: [`AccountError::AlreadySetUp`]
     /// once an admin exists, [`AccountError::SetupToken`] for a token that is not one printed
-    /// at start (or was used). The registration is checked and the password hashed before the
-    /// token is used up, so a refused one leaves it valid.
+    /// at start, is older than [`SETUP_TOKEN_TTL_MS`], or was used. The registration is checked
+    /// and the password hashed before the token is used up, so a refused one leaves it valid.
     pub async fn complete_setup(&self, setup_token: &str, reg: Registration) -> Result<Account, AccountError> {
         if self.setup_done().await? {
             return Err(AccountError::AlreadySetUp);
         }
         let hash = opaque::hash(setup_token);
+        let token = SetupTokenUse { hash: &hash, issued_after: store::now_ms() - SETUP_TOKEN_TTL_MS };
         let known = opaque::well_formed(setup_token)
-            && match self.store.setup_token(&hash).await {
+            && match self.store.setup_token(token.hash, token.issued_after).await {
                 Ok(stored) => opaque::matches(&stored, setup_token),
                 Err(store::Error::NotFound) => false,
                 Err(e) => return Err(e.into()),
@@ -278,7 +282,17 @@ impl Accounts {
             return Err(AccountError::SetupToken);
         }
         let new = self.checked(reg, true).await?;
-        let record = match self.store.insert_first_admin(&hash, new).await {
+        self.insert_first_admin(Some(token), new).await
+    }
+
+    /// The first admin, made once whatever runs at the same time (see
+    /// [`Store::insert_first_admin`]), and given the apps pinned by configuration.
+    async fn insert_first_admin(
+        &self,
+        token: Option<SetupTokenUse<'_>>,
+        new: NewAccount,
+    ) -> Result<Account, AccountError> {
+        let record = match self.store.insert_first_admin(token, new).await {
             Ok(Some(record)) => record,
             Ok(None) => return Err(AccountError::AlreadySetUp),
             Err(store::Error::NotFound) => return Err(AccountError::SetupToken),
@@ -475,5 +489,34 @@ mod tests {
         assert_eq!(bearer(Some("Basic abc")), None);
         assert_eq!(bearer(Some("Bearer ")), None);
         assert_eq!(bearer(None), None);
+    }
+
+    fn root() -> Registration {
+        Registration {
+            name: Some("Root".into()),
+            username: None,
+            email: Some("root@example.com".into()),
+            password: Some("correct horse battery".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_setup_token_works_for_a_day_and_expired_ones_are_deleted() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let accounts = Accounts::new(store.clone(), b"secret", AuthConfig::default());
+        let old = accounts.prepare_setup_token().await.unwrap().unwrap();
+        // Printed a day and a second ago (a start long past, its log kept somewhere).
+        sqlx::query("UPDATE setup_tokens SET created_at = created_at - $1")
+            .bind(SETUP_TOKEN_TTL_MS + 1000)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        assert!(matches!(accounts.complete_setup(old.expose(), root()).await, Err(AccountError::SetupToken)));
+        let fresh = accounts.prepare_setup_token().await.unwrap().unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM setup_tokens").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(rows, 1, "making a token deletes the expired ones");
+        let admin = accounts.complete_setup(fresh.expose(), root()).await.unwrap();
+        assert!(admin.is_admin);
+        assert!(accounts.prepare_setup_token().await.unwrap().is_none(), "none once an admin exists");
     }
 }

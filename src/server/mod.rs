@@ -118,7 +118,10 @@ impl Server {
         }
         if let Some(token) = &setup_token {
             // SPEC §2, §5: until an admin exists, each start prints a token that sets one up.
-            println!("Setup token (creates the first admin once: POST /api/setup/complete): {}", token.expose());
+            println!(
+                "Setup token (creates the first admin once, within 24 hours: POST /api/setup/complete): {}",
+                token.expose()
+            );
         }
         Ok(Self { listener, metrics_listener, state, router, setup_token })
     }

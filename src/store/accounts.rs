@@ -50,13 +50,17 @@ fn record(row: &AnyRow) -> Result<AccountRecord, sqlx::Error> {
     })
 }
 
-/// Inserts an (active) account with the next id inside `tx`.
+/// The counter account ids come from. Taking the next id locks its row until the transaction
+/// ends, which is also what lines up concurrent first-admin setups.
+pub(super) const ACCOUNT_ID: &str = "account_id";
+
+/// Inserts an (active) account with id `id` (from [`ACCOUNT_ID`]) inside `tx`.
 pub(super) async fn insert_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     store: &Store,
+    id: i64,
     new: NewAccount,
 ) -> Result<AccountRecord, Error> {
-    let id = Store::next_id(tx, store.dialect, "account_id").await?;
     let now = now_ms();
     let q = format!("INSERT INTO accounts ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
     sqlx::query(&store.dialect.sql(&q))
@@ -91,7 +95,8 @@ impl Store {
     /// Inserts an account with the next id; [`Error::Conflict`] on a taken username or email.
     pub async fn insert_account(&self, new: NewAccount) -> Result<AccountRecord, Error> {
         let mut tx = self.pool().begin().await?;
-        let record = insert_in(&mut tx, self, new).await?;
+        let id = Store::next_id(&mut tx, self.dialect, ACCOUNT_ID).await?;
+        let record = insert_in(&mut tx, self, id, new).await?;
         tx.commit().await?;
         Ok(record)
     }

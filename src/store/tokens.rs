@@ -4,7 +4,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::accounts::{AccountRecord, NewAccount, admins_in, insert_in};
+use super::accounts::{ACCOUNT_ID, AccountRecord, NewAccount, admins_in, insert_in};
 use super::{Error, Store, now_ms};
 
 /// A channel token as stored, with the number and name of its app.
@@ -45,6 +45,14 @@ fn channel_record(row: &AnyRow) -> Result<ChannelTokenRecord, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
     })
+}
+
+/// A setup token presented to create the first admin: its hash, and the time (ms since the
+/// epoch) it must have been issued after to be still good.
+#[derive(Debug, Clone, Copy)]
+pub struct SetupTokenUse<'a> {
+    pub hash: &'a str,
+    pub issued_after: i64,
 }
 
 /// A refresh token as stored.
@@ -183,37 +191,53 @@ impl Store {
         Ok(())
     }
 
-    /// The stored hash equal to `token_hash`, if there is one (the caller compares the two in
-    /// constant time).
-    pub async fn setup_token(&self, token_hash: &str) -> Result<String, Error> {
-        let q = "SELECT token_hash FROM setup_tokens WHERE token_hash = $1";
-        let row = sqlx::query(&self.dialect.sql(q)).bind(token_hash).fetch_optional(self.pool()).await?;
+    /// The stored hash equal to `token_hash` of a token issued after `issued_after` (ms since
+    /// the epoch), if there is one (the caller compares the two in constant time).
+    pub async fn setup_token(&self, token_hash: &str, issued_after: i64) -> Result<String, Error> {
+        let q = "SELECT token_hash FROM setup_tokens WHERE token_hash = $1 AND created_at > $2";
+        let row =
+            sqlx::query(&self.dialect.sql(q)).bind(token_hash).bind(issued_after).fetch_optional(self.pool()).await?;
         Ok(row.ok_or(Error::NotFound)?.try_get("token_hash")?)
     }
 
-    /// Forgets every setup token (setup is done).
-    pub async fn delete_setup_tokens(&self) -> Result<(), Error> {
-        sqlx::query("DELETE FROM setup_tokens").execute(self.pool()).await?;
-        Ok(())
+    /// Deletes the setup tokens issued at or before `issued_by` (ms since the epoch), which no
+    /// longer work; returns how many.
+    pub async fn delete_setup_tokens_before(&self, issued_by: i64) -> Result<u64, Error> {
+        let done = sqlx::query(&self.dialect.sql("DELETE FROM setup_tokens WHERE created_at <= $1"))
+            .bind(issued_by)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
-    /// Creates the first admin with a setup token, in one transaction: the token is used up
-    /// (every other one too) and the account inserted, or nothing happens. [`Error::NotFound`]
-    /// when the token is unknown (or a concurrent setup used it first); `None` when an admin
-    /// exists already.
-    pub async fn insert_first_admin(&self, token_hash: &str, new: NewAccount) -> Result<Option<AccountRecord>, Error> {
+    /// Creates the first admin, in one transaction: with `token`, that setup token is used up
+    /// (and every other one with it) and the account inserted, or nothing happens; without one
+    /// (the CLI's `setup`) the account is inserted and the setup tokens voided. `None` when an
+    /// admin exists already (nothing used up); [`Error::NotFound`] when the token is unknown,
+    /// expired, or used by a setup that came first.
+    ///
+    /// Concurrent setups take the account-id counter's row lock before anything else, so they
+    /// run one after the other and the later one sees the earlier one's admin, whatever the
+    /// database's isolation level (a `COUNT` alone, under READ COMMITTED, would let two pass).
+    pub async fn insert_first_admin(
+        &self,
+        token: Option<SetupTokenUse<'_>>,
+        new: NewAccount,
+    ) -> Result<Option<AccountRecord>, Error> {
         let mut tx = self.pool().begin().await?;
-        let used = sqlx::query(&self.dialect.sql("DELETE FROM setup_tokens WHERE token_hash = $1"))
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        if used.rows_affected() == 0 {
-            return Err(Error::NotFound);
-        }
+        let id = Store::next_id(&mut tx, self.dialect, ACCOUNT_ID).await?;
         if admins_in(&mut tx).await? > 0 {
             return Ok(None);
         }
-        let record = insert_in(&mut tx, self, NewAccount { is_admin: true, ..new }).await?;
+        if let Some(token) = token {
+            let q = "DELETE FROM setup_tokens WHERE token_hash = $1 AND created_at > $2";
+            let used =
+                sqlx::query(&self.dialect.sql(q)).bind(token.hash).bind(token.issued_after).execute(&mut *tx).await?;
+            if used.rows_affected() == 0 {
+                return Err(Error::NotFound);
+            }
+        }
+        let record = insert_in(&mut tx, self, id, NewAccount { is_admin: true, ..new }).await?;
         sqlx::query("DELETE FROM setup_tokens").execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some(record))

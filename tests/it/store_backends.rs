@@ -47,6 +47,58 @@ async fn exercise(url: &str) {
     store.close().await;
 }
 
+/// Setup tokens: found only while fresh, used up with the first admin, and setups racing each
+/// other make one admin (the counter's row lock, not a `COUNT` under READ COMMITTED).
+async fn first_admin(
+    store: &Store,
+    account: impl Fn(&str) -> switchboard::store::accounts::NewAccount,
+) -> switchboard::store::accounts::AccountRecord {
+    use switchboard::store::Error;
+    use switchboard::store::tokens::SetupTokenUse;
+
+    let hash = |n: usize| format!("{n:064x}");
+    fn fresh(hash: &str) -> SetupTokenUse<'_> {
+        SetupTokenUse { hash, issued_after: 0 }
+    }
+    let tokens: Vec<String> = (1..=8).map(hash).collect();
+    for token in &tokens {
+        store.insert_setup_token(token).await.unwrap();
+    }
+    let issued = switchboard::store::now_ms();
+    assert!(store.setup_token(&tokens[0], 0).await.is_ok());
+    assert!(matches!(store.setup_token(&tokens[0], issued + 1).await, Err(Error::NotFound)), "expired");
+    let expired = SetupTokenUse { hash: &tokens[0], issued_after: issued + 1 };
+    assert!(matches!(store.insert_first_admin(Some(expired), account("x@example.com")).await, Err(Error::NotFound)));
+    let unknown = hash(99);
+    assert!(matches!(
+        store.insert_first_admin(Some(fresh(&unknown)), account("x@example.com")).await,
+        Err(Error::NotFound)
+    ));
+    // Eight setups at once, each with a valid token of its own: one admin.
+    let account = &account;
+    let attempts = tokens.iter().enumerate().map(|(i, token)| async move {
+        store.insert_first_admin(Some(fresh(token)), account(&format!("root{i}@example.com"))).await
+    });
+    let results = futures_util::future::join_all(attempts).await;
+    let made: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok().and_then(Option::as_ref)).collect();
+    assert_eq!(made.len(), 1, "{results:?}");
+    assert!(made[0].is_admin && made[0].active);
+    for refused in results.iter().filter(|r| !matches!(r, Ok(Some(_)))) {
+        assert!(matches!(refused, Ok(None) | Err(Error::NotFound)), "{refused:?}");
+    }
+    assert_eq!(store.count_admins().await.unwrap(), 1);
+    for token in &tokens {
+        assert!(matches!(store.setup_token(token, 0).await, Err(Error::NotFound)), "setup voids every token");
+    }
+    store.insert_setup_token(&hash(9)).await.unwrap();
+    assert_eq!(store.insert_first_admin(Some(fresh(&hash(9))), account("y@example.com")).await.unwrap(), None);
+    assert!(store.setup_token(&hash(9), 0).await.is_ok(), "a refused setup uses nothing up");
+    assert_eq!(store.insert_first_admin(None, account("z@example.com")).await.unwrap(), None, "nor does the CLI's");
+    assert_eq!(store.delete_setup_tokens_before(issued - 60_000).await.unwrap(), 0);
+    assert_eq!(store.delete_setup_tokens_before(switchboard::store::now_ms()).await.unwrap(), 1);
+    made[0].clone()
+}
+
 /// Push-Alt's tables (migration 0003): tokens by hash, the channel list joined with its app,
 /// cascades from apps and accounts, setup in one transaction, the CORS list and settings with
 /// their caps, account pages and updates.
@@ -103,20 +155,16 @@ async fn pushalt_data(store: &Store, app_id: &str) {
     store.delete_account(user.id).await.unwrap();
     assert!(matches!(store.refresh_token(&"c".repeat(64)).await, Err(Error::NotFound)), "cascade");
 
-    store.insert_setup_token(&"1".repeat(64)).await.unwrap();
-    store.insert_setup_token(&"2".repeat(64)).await.unwrap();
-    assert!(matches!(store.insert_first_admin(&"3".repeat(64), account("x@example.com")).await, Err(Error::NotFound)));
-    let admin = store.insert_first_admin(&"1".repeat(64), account("root@example.com")).await.unwrap().unwrap();
-    assert!(admin.is_admin && admin.active);
-    assert!(matches!(store.setup_token(&"2".repeat(64)).await, Err(Error::NotFound)), "setup voids every token");
-    store.insert_setup_token(&"4".repeat(64)).await.unwrap();
-    assert_eq!(store.insert_first_admin(&"4".repeat(64), account("y@example.com")).await.unwrap(), None);
-    assert!(store.setup_token(&"4".repeat(64)).await.is_ok(), "a refused setup uses nothing up");
+    let admin = first_admin(store, account).await;
 
     let other = store.insert_account(account("o@example.com")).await.unwrap();
+    assert!(!other.is_admin && other.tokens_valid_after == 0);
+    let revoked = switchboard::store::accounts::AccountRecord { tokens_valid_after: 1_234, ..other.clone() };
+    store.update_account(&revoked).await.unwrap();
+    assert_eq!(store.account_by_id(other.id).await.unwrap().tokens_valid_after, 1_234);
     let page = store.accounts_page(true, 10, 0).await.unwrap();
     assert_eq!(page.iter().map(|a| a.id).collect::<Vec<_>>(), vec![other.id], "admins are left out");
-    let taken = switchboard::store::accounts::AccountRecord { email: Some("root@example.com".into()), ..other.clone() };
+    let taken = switchboard::store::accounts::AccountRecord { email: admin.email.clone(), ..other.clone() };
     assert!(matches!(store.update_account(&taken).await, Err(Error::Conflict(_))));
     let off =
         store.update_account(&switchboard::store::accounts::AccountRecord { active: false, ..other }).await.unwrap();
