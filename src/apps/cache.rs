@@ -22,18 +22,14 @@ struct Snapshot {
     revision: i64,
     by_id: HashMap<Arc<str>, Arc<App>>,
     by_key: HashMap<Arc<str>, Arc<App>>,
-    /// The largest `max_message_bytes` of any app, for routes that must size a body before
-    /// they know its app.
-    largest_message: usize,
 }
 
 impl Snapshot {
     fn new(revision: i64) -> Self {
-        Self { revision, by_id: HashMap::new(), by_key: HashMap::new(), largest_message: 0 }
+        Self { revision, by_id: HashMap::new(), by_key: HashMap::new() }
     }
 
     fn insert(&mut self, app: Arc<App>) {
-        self.largest_message = self.largest_message.max(app.limits().max_message_bytes);
         self.by_key.insert(app.key.clone(), app.clone());
         self.by_id.insert(app.id.clone(), app);
     }
@@ -74,11 +70,6 @@ impl AppCache {
     /// the admin API, never on a hot path.
     pub fn by_number(&self, number: i64) -> Option<Arc<App>> {
         self.snapshot.read().by_id.values().find(|a| a.number == number).cloned()
-    }
-
-    /// The largest `max_message_bytes` among the cached apps.
-    pub fn largest_message_bytes(&self) -> usize {
-        self.snapshot.read().largest_message
     }
 
     /// Every cached app.

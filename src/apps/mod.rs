@@ -15,6 +15,9 @@ use crate::store::{self, Store, apps::AppRecord, apps::NewApp};
 pub use cache::{AppCache, AppChanges};
 pub use origin::OriginPattern;
 
+/// The default of [`AppLimits::max_message_bytes`]: 10 KB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024;
+
 /// Per-app limits (SPEC §3, §10). Stored in the app's settings; absent fields take these
 /// defaults.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,7 +42,7 @@ impl Default for AppLimits {
     fn default() -> Self {
         Self {
             max_connections: 0,
-            max_message_bytes: 10 * 1024,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             client_events_per_second: 10,
             max_presence_members: 100,
             max_channels_per_connection: 100,

@@ -68,7 +68,7 @@ pub(crate) mod body_limit {
 
     /// The body one published event of at most `max_data` bytes can need: JSON-escaping may
     /// make data up to six times longer (`\u001f`), so that much is allowed, no more.
-    pub fn event(max_data: usize) -> usize {
+    pub const fn event(max_data: usize) -> usize {
         max_data.saturating_mul(6).saturating_add(EVENT_ENVELOPE)
     }
 }

@@ -52,13 +52,13 @@ async fn bodies_past_a_routes_limit_are_413_before_they_are_read() {
         &[("body_md5", "0123456789abcdef0123456789abcdef")],
         crate::support::http::now(),
     );
-    // The default app's 10 KB limit: six times that for JSON escapes, and the envelope.
+    // Unsigned: the server's bound, from the default 10 KB message limit (six times that for
+    // JSON escapes, and the envelope); signed: the default app's own, the same here.
     let emit_limit = 6 * 10 * 1024 + 24 * 1024;
     let cases: Vec<(String, String, usize)> = vec![
         ("POST /api/auth/login".into(), String::new(), 8 * 1024 + 1),
         ("POST /api/auth/refresh".into(), String::new(), 8 * 1024 + 1),
         ("POST /api/channel/auth".into(), String::new(), 8 * 1024 + 1),
-        ("POST /api/message/emit".into(), String::new(), emit_limit + 1),
         (format!("POST /api/message/emit?{signed}"), String::new(), emit_limit + 1),
         ("POST /api/workspaces".into(), bearer.clone(), 16 * 1024 + 1),
         ("POST /api/admin/add".into(), bearer.clone(), 8 * 1024 + 1),
@@ -76,6 +76,14 @@ async fn bodies_past_a_routes_limit_are_413_before_they_are_read() {
         let closed = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
         assert!(closed.is_ok(), "{line}: the connection stayed open");
     }
+    // An unsigned emit says why, and how to send more.
+    let head = format!("POST /api/message/emit HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n", emit_limit + 1);
+    let (answer, _) = head_only(&server, &head, b"{").await;
+    assert_eq!((answer.status, answer.head.contains("connection: close")), (413, true), "{}", answer.head);
+    let why = format!(
+        "Request body is too large: an emit without a Pusher signature is read up to {emit_limit} bytes; sign larger ones"
+    );
+    assert_eq!(answer.body, json!({"success": false, "message": why}));
     // Setup reads a small body too (once an admin exists it answers before reading).
     let fresh = spawn_server().await;
     let head = "POST /api/setup/complete HTTP/1.1\r\nhost: x\r\ncontent-length: 8193\r\n\r\n";

@@ -180,7 +180,7 @@ async fn bad_emits_are_clear_errors_and_the_server_keeps_serving() {
         let (status, v) = server.http().request(Method::POST, "/api/message/emit", raw.as_bytes(), &[]).await;
         assert_eq!((status, &v["success"]), (400, &json!(false)), "{raw}: {v}");
     }
-    // A body larger than any app's limit allows is refused before it is read, and the
+    // An unsigned body past the server's bound is refused before it is read, and the
     // connection closed.
     let huge = json!({"app_id": APP_ID, "app_key": APP_SECRET, "channel_name": "c", "body": "x".repeat(200_000)});
     let (status, headers, v) =
@@ -195,6 +195,35 @@ async fn bad_emits_are_clear_errors_and_the_server_keeps_serving() {
     notif.assert_next_is_marker(&server, "c").await;
     emitted(emit(&server, with(json!({}))).await);
     assert_eq!(notif.recv().await["data"], 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_unsigned_emit_is_read_up_to_the_servers_bound_whatever_an_app_allows() {
+    let server = spawn_server().await;
+    // Any account can raise its own app's limit; strangers must not get to send that much
+    // before a credential is checked.
+    update_app(&server, APP_ID, |s| s.limits.max_message_bytes = 1024 * 1024).await;
+    let mut notif = Notif::connect(&server).await;
+    notif.subscribe("big").await;
+    let data = "x".repeat(200_000);
+    let body = json!({"app_id": APP_ID, "app_key": APP_SECRET, "channel_name": "big", "body": data}).to_string();
+    let (status, headers, v) =
+        server.http().request_full(Method::POST, "/api/message/emit", body.as_bytes(), &[]).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("sign larger ones"), "{v}");
+    assert_eq!(headers.get("connection").map(|v| v.to_str().unwrap()), Some("close"));
+    // Signed, the app and its secret are known before the read: its own limit applies.
+    let signed = json!({"app_id": APP_ID, "channel_name": "big", "body": data}).to_string();
+    let (status, v) = server.http().signed(Method::POST, "/api/message/emit", &signed, &[]).await;
+    assert_eq!((status, &v["message"]), (200, &json!(EMITTED.1)), "{v}");
+    assert_eq!(notif.recv().await["data"], json!(data));
+    // Within the server's bound an unsigned emit may still use the app's larger limit.
+    let medium = "y".repeat(50_000);
+    emitted(
+        emit(&server, json!({"app_id": APP_ID, "app_key": APP_SECRET, "channel_name": "big", "body": medium})).await,
+    );
+    assert_eq!(notif.recv().await["data"], json!(medium));
     server.stop().await;
 }
 

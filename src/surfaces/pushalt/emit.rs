@@ -4,6 +4,11 @@
 //! `workspace:<n>:<channel>:message`, Pusher clients `data` as a JSON string, Notif clients the
 //! value). Push-Alt let anyone emit; here `app_key` (the app secret) or a Pusher signature is
 //! required, unless the app's `legacy_open_emit` switch is on.
+//!
+//! The app is named inside the body, so an unsigned emit is read before anything about it is
+//! known: it is read up to [`UNSIGNED_LIMIT`], a bound of the server's own (sized by the default
+//! message limit), never by what some app's owner chose. A signed emit names its app and proves
+//! its secret in the query, checked before the read, so it is read up to that app's limit.
 
 use axum::Json;
 use axum::body::Body;
@@ -18,13 +23,18 @@ use super::error::text;
 use super::input::{self, Text};
 use super::{ApiError, ok};
 use crate::core::{ChannelName, Data, Event};
-use crate::metrics;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
+use crate::surfaces::BodyError;
 use crate::surfaces::{body_limit, read_body};
+use crate::{apps, metrics};
 
 /// The event name an emit publishes (Push-Alt's `…:message`).
 pub const EVENT: &str = "message";
+
+/// The most an unsigned emit's body is read, in bytes: what data of the default message limit
+/// can take (JSON escapes, the envelope). Larger bodies must be signed.
+pub const UNSIGNED_LIMIT: usize = body_limit::event(apps::DEFAULT_MAX_MESSAGE_BYTES);
 
 #[derive(Deserialize)]
 struct EmitBody<'a> {
@@ -44,11 +54,16 @@ pub async fn emit(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let signed = credentials::signed_head(&state, client, &method, &uri)?;
-    // A signed request's app is known, so its own limit applies; otherwise the largest any app
-    // has, since the app is named inside the body.
-    let max_data =
-        signed.as_ref().map_or_else(|| state.apps.largest_message_bytes(), |s| s.app.limits().max_message_bytes);
-    let bytes = read_body(&headers, body, body_limit::event(max_data)).await?;
+    let bytes = match &signed {
+        Some(s) => read_body(&headers, body, body_limit::event(s.app.limits().max_message_bytes)).await?,
+        None => read_body(&headers, body, UNSIGNED_LIMIT).await.map_err(|e| match e {
+            BodyError::TooLarge(_) => ApiError::UnsignedTooLarge(format!(
+                "Request body is too large: an emit without a Pusher signature is read up to {UNSIGNED_LIMIT} \
+                 bytes; sign larger ones"
+            )),
+            e => e.into(),
+        })?,
+    };
     let b: EmitBody<'_> = input::parse(&bytes)?;
     let (Some(Text(app_id)), Some(channel_name), Some(data)) = (b.app_id, b.channel_name, b.body.filter(|d| !falsy(d)))
     else {

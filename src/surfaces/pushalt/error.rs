@@ -42,6 +42,8 @@ pub enum ApiError {
     TooLarge(String),
     /// The body was not read (too large, or broken off).
     Body(BodyError),
+    /// 413 for an unsigned emit past the server's bound (the rest is not read).
+    UnsignedTooLarge(String),
     /// 429, with the seconds for `Retry-After`.
     RateLimited(u64),
     /// 503 with `Retry-After: 1` (password checks or the broker).
@@ -77,7 +79,7 @@ impl ApiError {
             Self::NotFound(m) => (StatusCode::NOT_FOUND, m),
             Self::Conflict(m) => (StatusCode::CONFLICT, m),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
-            Self::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
+            Self::TooLarge(m) | Self::UnsignedTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             Self::Body(BodyError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large"),
             Self::Body(BodyError::Unreadable) => (StatusCode::BAD_REQUEST, "Request body could not be read"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many requests, please try again later."),
@@ -100,7 +102,7 @@ impl IntoResponse for ApiError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // The rest of the body is never read: the connection ends with the answer.
-            Self::Body(BodyError::TooLarge(_)) => {
+            Self::Body(BodyError::TooLarge(_)) | Self::UnsignedTooLarge(_) => {
                 headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}

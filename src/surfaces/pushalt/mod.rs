@@ -74,8 +74,8 @@ fn only(methods: MethodRouter<AppState>) -> MethodRouter<AppState> {
     methods.fallback(|| async { ApiError::MethodNotAllowed })
 }
 
-/// Body limits of this surface's routes (STYLE, "Bounded by construction"); an emit's is sized
-/// by its app's message limit ([`crate::surfaces::body_limit::event`]).
+/// Body limits of this surface's routes (STYLE, "Bounded by construction"); an emit's is the
+/// server's own bound unsigned ([`emit::UNSIGNED_LIMIT`]) and its app's when signed.
 mod limit {
     /// Sign-in, setup and token requests: a few short strings.
     pub const SMALL: usize = crate::surfaces::body_limit::ACCOUNT;
