@@ -1,6 +1,7 @@
 //! All routes in one table, and the layers every request passes: metrics and JSON for the
 //! framework's own rejections; admission (the overflow of a server at capacity, the per-address
-//! rate); the request deadline.
+//! rate); the request deadline. The refusals made here are answered in the format of the surface
+//! the path belongs to ([`crate::surfaces::ErrorFormat`]).
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppState, ClientAddr, OverCapacity};
 use crate::metrics;
-use crate::surfaces::{self, accounts, dashboard, notif, ops, pushalt, pusher};
+use crate::surfaces::{ErrorFormat, Refusal, accounts, dashboard, notif, ops, pushalt, pusher};
 
 pub fn build(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
@@ -41,8 +42,9 @@ pub fn metrics_only(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "error": "not found" }))).into_response()
+/// In the format of the surface the path belongs to (Push-Alt's under `/api/`).
+async fn not_found(State(state): State<AppState>, req: Request) -> Response {
+    ErrorFormat::of(&req).answer(&state, Refusal::NotFound).await
 }
 
 /// Every surface answers errors in JSON; axum's own 405 has an empty body (`Allow` is kept).
@@ -57,19 +59,13 @@ fn is_probe(path: &str) -> bool {
 
 /// Whether a request is served at all, before any surface works on it: a connection accepted
 /// over capacity gets 503, and a client over `server.requests_per_ip_per_second` (SPEC §10)
-/// 429; probes never are refused.
+/// 429, each in the format of the surface the path belongs to; probes never are refused.
 async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if is_probe(req.uri().path()) {
         return next.run(req).await;
     }
     if req.extensions().get::<OverCapacity>().is_some() {
-        let mut response = surfaces::json_error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Server at connection capacity, please retry shortly.".into(),
-            Some(1),
-        );
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+        return ErrorFormat::of(&req).answer(&state, Refusal::AtCapacity).await;
     }
     let rate = state.config.server.requests_per_ip_per_second;
     if rate > 0 {
@@ -81,11 +77,7 @@ async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Respo
                 req.uri().path(),
                 &"requests per address",
             );
-            return surfaces::json_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many requests, please try again later.".into(),
-                Some(wait),
-            );
+            return ErrorFormat::of(&req).answer(&state, Refusal::RateLimited { retry_after_secs: wait }).await;
         }
     }
     next.run(req).await
@@ -96,17 +88,11 @@ async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Respo
 /// as long as the client likes. The 408 closes the connection: the rest of the body is not read.
 /// (A WebSocket upgrade answers at once; the socket's life is not part of the request.)
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // Read now: the request is gone by the time the deadline answers.
+    let format = ErrorFormat::of(&req);
     match tokio::time::timeout(state.config.server.request_timeout(), next.run(req)).await {
         Ok(response) => response,
-        Err(_) => {
-            let mut response = (
-                StatusCode::REQUEST_TIMEOUT,
-                axum::Json(serde_json::json!({ "error": "request not completed in time" })),
-            )
-                .into_response();
-            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
+        Err(_) => format.answer(&state, Refusal::Deadline).await,
     }
 }
 

@@ -13,11 +13,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 
 use crate::core::ChannelName;
+use crate::server::state::AppState;
 
 /// A connection's presence identity per channel, for `user_id` on its client events.
 #[derive(Default)]
@@ -50,6 +51,92 @@ pub(crate) fn json_error(status: StatusCode, message: String, retry_after_secs: 
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
     response
+}
+
+/// What the server answers around the surfaces rather than in one: admission before a request
+/// reaches its route (capacity, the per-address rate), the request deadline, and a path no
+/// route serves. Each is answered in the format of the surface the path belongs to
+/// ([`ErrorFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A connection accepted over capacity: 503 with `Retry-After: 1`, then closed.
+    AtCapacity,
+    /// Over `server.requests_per_ip_per_second`: 429 with `Retry-After`.
+    RateLimited { retry_after_secs: u64 },
+    /// Not answered within the request deadline: 408, then closed (the rest of the body is
+    /// never read).
+    Deadline,
+    /// No route serves the path: 404.
+    NotFound,
+}
+
+impl Refusal {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::AtCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Deadline => StatusCode::REQUEST_TIMEOUT,
+            Self::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::AtCapacity => "Server at connection capacity, please retry shortly.",
+            Self::RateLimited { .. } => "Too many requests, please try again later.",
+            Self::Deadline => "request not completed in time",
+            Self::NotFound => "not found",
+        }
+    }
+
+    /// Seconds for `Retry-After`, if the refusal passes.
+    pub fn retry_after_secs(self) -> Option<u64> {
+        match self {
+            Self::AtCapacity => Some(1),
+            Self::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            Self::Deadline | Self::NotFound => None,
+        }
+    }
+
+    /// Whether the connection ends with the answer.
+    fn closes(self) -> bool {
+        matches!(self, Self::AtCapacity | Self::Deadline)
+    }
+}
+
+/// The error format of the surface a request's path belongs to, for [`Refusal`]s the server
+/// makes before or after the surface runs. Taken from the request's head before the request is
+/// handed on, since the deadline answers once it is gone.
+pub(crate) enum ErrorFormat {
+    /// `{"error": …}`: the Pusher API, Notif, the accounts routes, the dashboard, the server.
+    Json,
+    /// Push-Alt's envelope, with CORS for the request's `Origin` as on its routes.
+    PushAlt { origin: Option<HeaderValue> },
+}
+
+impl ErrorFormat {
+    /// The format of the surface `req`'s path belongs to: Push-Alt's for every path under
+    /// `/api/` but Notif's broadcast, `{"error"}` for the rest.
+    pub fn of<B>(req: &Request<B>) -> Self {
+        let path = req.uri().path();
+        if path.starts_with(pushalt::PATH_PREFIX) && path != notif::BROADCAST_PATH {
+            Self::PushAlt { origin: req.headers().get(header::ORIGIN).cloned() }
+        } else {
+            Self::Json
+        }
+    }
+
+    /// `refusal` in this format.
+    pub async fn answer(self, state: &AppState, refusal: Refusal) -> Response {
+        let mut response = match self {
+            Self::Json => json_error(refusal.status(), refusal.message().into(), refusal.retry_after_secs()),
+            Self::PushAlt { origin } => pushalt::refusal(state, origin, refusal).await,
+        };
+        if refusal.closes() {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
 }
 
 /// Body limits per route (SPEC §10, STYLE "Bounded by construction"): each route reads at most

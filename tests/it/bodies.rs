@@ -21,7 +21,7 @@ pub struct Answer {
 }
 
 /// Reads one response (head, then `Content-Length` bytes of body) within 5 s.
-async fn read_answer(stream: &mut TcpStream) -> Answer {
+pub async fn read_answer(stream: &mut TcpStream) -> Answer {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let read = async {

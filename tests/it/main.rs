@@ -30,6 +30,7 @@ mod pushalt_bodies;
 mod pushalt_channel;
 mod pushalt_cors;
 mod pushalt_emit;
+mod pushalt_refusals;
 mod pushalt_workspaces;
 mod pusher_api;
 mod pusher_channels;

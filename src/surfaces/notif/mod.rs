@@ -16,10 +16,13 @@ use crate::server::state::AppState;
 
 pub use error::ApiError;
 
+/// Notif's one route under `/api/`, which is otherwise Push-Alt's.
+pub const BROADCAST_PATH: &str = "/api/broadcast";
+
 /// This surface's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/ws", get(ws::upgrade))
-        .route("/api/broadcast", post(broadcast::broadcast).fallback(broadcast::method_not_allowed))
+        .route(BROADCAST_PATH, post(broadcast::broadcast).fallback(broadcast::method_not_allowed))
         .route("/notifmoo.js", get(client_js::serve))
 }

@@ -46,9 +46,24 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     } else {
         next.run(req).await
     };
+    add_headers(&mut response, origin);
+    response
+}
+
+/// Gives an answer made outside the layer (the server's refusals on these paths) the CORS
+/// headers the layer would have: when `origin` is in the global list.
+pub async fn allow(state: &AppState, origin: Option<HeaderValue>, response: &mut Response) {
+    let Some(origin) = origin else { return };
+    if let Ok(o) = origin.to_str()
+        && state.origins.allowed(Some(o)).await
+    {
+        add_headers(response, origin);
+    }
+}
+
+fn add_headers(response: &mut Response, origin: HeaderValue) {
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
     headers.append(header::VARY, HeaderValue::from_static("Origin"));
     headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Retry-After"));
-    response
 }

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::accounts::AccountError;
 use crate::channel_tokens::TokenError;
 use crate::sessions::SessionError;
-use crate::surfaces::BodyError;
+use crate::surfaces::{BodyError, Refusal};
 use crate::{apps, store};
 
 /// Push-Alt's texts that more than one route answers with.
@@ -48,6 +48,8 @@ pub enum ApiError {
     RateLimited(u64),
     /// 503 with `Retry-After: 1` (password checks or the broker).
     Unavailable(String),
+    /// 408: the request deadline passed.
+    Timeout,
     /// 500; the cause is logged where it is made.
     Internal,
 }
@@ -82,8 +84,11 @@ impl ApiError {
             Self::TooLarge(m) | Self::UnsignedTooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, m),
             Self::Body(BodyError::TooLarge(_)) => (StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large"),
             Self::Body(BodyError::Unreadable) => (StatusCode::BAD_REQUEST, "Request body could not be read"),
-            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many requests, please try again later."),
+            Self::RateLimited(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, Refusal::RateLimited { retry_after_secs: 1 }.message())
+            }
             Self::Unavailable(m) => (StatusCode::SERVICE_UNAVAILABLE, m),
+            Self::Timeout => (StatusCode::REQUEST_TIMEOUT, Refusal::Deadline.message()),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
         }
     }
@@ -108,6 +113,17 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::AtCapacity => Self::Unavailable(r.message().into()),
+            Refusal::RateLimited { retry_after_secs } => Self::RateLimited(retry_after_secs),
+            Refusal::Deadline => Self::Timeout,
+            Refusal::NotFound => Self::not_found("Not found"),
+        }
     }
 }
 

@@ -30,9 +30,17 @@ use serde_json::{Value, json};
 pub use error::ApiError;
 pub use input::Id;
 
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+
 use crate::accounts::Account;
 use crate::apps::AppCache;
 use crate::server::state::AppState;
+use crate::surfaces::Refusal;
+
+/// Every route of this surface is under it (Notif's `/api/broadcast` excepted, see
+/// [`crate::surfaces::ErrorFormat`]).
+pub const PATH_PREFIX: &str = "/api/";
 
 /// Every Push-Alt route, behind the CORS layer.
 pub fn routes(state: AppState) -> Router<AppState> {
@@ -65,6 +73,15 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/test-connection", only(post(test_connection::run)))
         .route("/api/test-connection/{*rest}", any(test_connection::retired))
         .layer(middleware::from_fn_with_state(state, cors::layer))
+}
+
+/// A refusal the server made around this surface's routes (admission, the deadline, an unknown
+/// path under `/api/`), answered as the routes answer: in the envelope, with CORS for an
+/// allowed `origin`.
+pub(crate) async fn refusal(state: &AppState, origin: Option<HeaderValue>, refusal: Refusal) -> Response {
+    let mut response = ApiError::from(refusal).into_response();
+    cors::allow(state, origin, &mut response).await;
+    response
 }
 
 /// A route's methods and, for any other, 405 in this surface's envelope (axum keeps `Allow`).
