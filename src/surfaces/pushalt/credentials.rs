@@ -1,7 +1,9 @@
 //! How an app's backend proves itself to `/api/channel/auth` and `/api/message/emit`: the app
-//! secret as `app_key` in the body (Push-Alt's way), or a Pusher-signed request (`auth_key`,
-//! `auth_signature`, … in the query, as the Pusher SDKs sign), whose head is checked before the
-//! body is read. Secrets are compared in constant time; every refusal is audited.
+//! secret as `app_key` in the body (Push-Alt's way), or a request signed the Pusher way over
+//! its own path (`auth_key`, `auth_timestamp`, `auth_version`, `body_md5` and `auth_signature`
+//! in the query, the HMAC of `POST\n<path>\n<sorted query>`; the Pusher SDKs' `post()` cannot
+//! make it, it prefixes `/apps/{id}`), whose head is checked before the body is read. Secrets
+//! are compared in constant time; every refusal is audited.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -1,9 +1,10 @@
 //! `POST /api/message/emit {app_id, app_key, channel_name, body}` (SPEC §5): publishes the event
 //! `message` with `body` as its data on channel `channel_name` of the app, through the core, so
-//! every subscriber of that channel gets it once in its own form (Socket.IO clients as
-//! `workspace:<n>:<channel>:message`, Pusher clients `data` as a JSON string, Notif clients the
-//! value). Push-Alt let anyone emit; here `app_key` (the app secret) or a Pusher signature is
-//! required, unless the app's `legacy_open_emit` switch is on.
+//! every subscriber of that channel gets it once in its own form (Pusher clients `data` as a
+//! JSON string, Notif clients the value; with the Socket.IO transport, its clients as
+//! `workspace:<n>:<channel>:message`). Push-Alt let anyone emit; here `app_key` (the app secret)
+//! or a request signed the Pusher way over this path is required, unless the app's
+//! `legacy_open_emit` switch is on.
 //!
 //! The app is named inside the body, so an unsigned emit is read before anything about it is
 //! known: it is read up to [`UNSIGNED_LIMIT`], a bound of the server's own (sized by the default
