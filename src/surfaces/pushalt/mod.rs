@@ -23,15 +23,14 @@ mod test_connection;
 mod workspaces;
 
 use axum::Router;
+use axum::http::HeaderValue;
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, any, get, post, put};
 use serde_json::{Value, json};
 
 pub use error::ApiError;
 pub use input::Id;
-
-use axum::http::HeaderValue;
-use axum::response::{IntoResponse, Response};
 
 use crate::accounts::Account;
 use crate::apps::AppCache;
