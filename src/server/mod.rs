@@ -55,7 +55,7 @@ pub struct Server {
 
 impl Server {
     /// Checks the data dir, connects the store, migrates, binds, and makes sure the default app
-    /// exists; then builds the core. Configuration problems come back as [`ConfigError`].
+    /// exists; then builds the core. Configuration problems come back as [`crate::config::ConfigError`].
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         Self::build_with_broker(config, Arc::new(MemoryBroker::new())).await
     }

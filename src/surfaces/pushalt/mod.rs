@@ -37,8 +37,8 @@ use crate::apps::AppCache;
 use crate::server::state::AppState;
 use crate::surfaces::Refusal;
 
-/// Every route of this surface is under it (Notif's `/api/broadcast` excepted, see
-/// [`crate::surfaces::ErrorFormat`]).
+/// Every route of this surface is under it; so are the server's refusals answered in its
+/// envelope, but on Notif's `/api/broadcast`.
 pub const PATH_PREFIX: &str = "/api/";
 
 /// Every Push-Alt route, behind the CORS layer.
