@@ -78,7 +78,7 @@ async fn authenticate(
     Ok((app, body))
 }
 
-/// The parts of an API request the handlers use (the body is read by [`authenticate`]).
+/// The parts of an API request the handlers use (the body is read once its credentials check).
 pub struct ApiRequest {
     method: Method,
     uri: Uri,
