@@ -1,5 +1,5 @@
-//! Signed calls to the Pusher HTTP API (and `/health` probes) over one keep-alive HTTP/1.1
-//! connection each.
+//! Calls to the publish routes (the signed Pusher trigger, Push-Alt's emit, the Node app's emit)
+//! and `/health` probes, over one keep-alive HTTP/1.1 connection each.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,6 +10,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, header};
 use hyper_util::rt::TokioIo;
+use serde_json::json;
 use tokio::net::TcpStream;
 
 use switchboard::auth::pusher::sign_query;
@@ -55,6 +56,93 @@ impl Signer {
                 self.cached = Some((now, uri.clone()));
                 uri
             }
+        }
+    }
+}
+
+/// The route events are published on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Publish {
+    /// The signed Pusher trigger, `POST /apps/ID/events`.
+    Trigger,
+    /// Push-Alt's `POST /api/message/emit` with `app_key` (the app secret); event `message`.
+    Emit,
+    /// The Node app's `POST /emit?room=CHANNEL` (bench/node-socketio), the data as the body.
+    Node,
+}
+
+impl Publish {
+    pub fn name(self) -> &'static str {
+        match self {
+            Publish::Trigger => "trigger",
+            Publish::Emit => "emit",
+            Publish::Node => "node",
+        }
+    }
+}
+
+/// How a run publishes: the route, and the event name a trigger carries.
+#[derive(Debug, Clone)]
+pub struct Publishing {
+    pub via: Publish,
+    pub event: String,
+}
+
+/// Builds one publisher's requests (a trigger's signature cached a second for a fixed body).
+pub struct Requests {
+    via: Publish,
+    event: String,
+    creds: Creds,
+    channel: String,
+    signer: Signer,
+    /// The route of `emit` and `node` (unsigned: the same for every request).
+    path: String,
+}
+
+impl Requests {
+    pub fn new(publishing: &Publishing, creds: &Creds, channel: &str) -> Self {
+        let path = match publishing.via {
+            Publish::Node => format!("/emit?room={}", crate::sio::query_value(channel)),
+            _ => "/api/message/emit".to_owned(),
+        };
+        Self {
+            via: publishing.via,
+            event: publishing.event.clone(),
+            creds: creds.clone(),
+            channel: channel.to_owned(),
+            signer: Signer::new(creds),
+            path,
+        }
+    }
+
+    /// The body publishing `data` (a JSON string) to the channel.
+    pub fn body(&self, data: &str) -> Bytes {
+        let body = match self.via {
+            Publish::Trigger => json!({"name": self.event, "channel": self.channel, "data": data}),
+            Publish::Emit => json!({
+                "app_id": self.creds.app_id,
+                "app_key": self.creds.secret,
+                "channel_name": self.channel,
+                "body": data,
+            }),
+            Publish::Node => json!(data),
+        };
+        Bytes::from(body.to_string())
+    }
+
+    /// The path and query for this body.
+    pub fn uri(&self, body: &[u8]) -> String {
+        match self.via {
+            Publish::Trigger => self.signer.uri(body),
+            _ => self.path.clone(),
+        }
+    }
+
+    /// Like [`Requests::uri`] for a body that never changes.
+    pub fn uri_fixed(&mut self, body: &[u8]) -> String {
+        match self.via {
+            Publish::Trigger => self.signer.uri_fixed(body),
+            _ => self.path.clone(),
         }
     }
 }

@@ -1,7 +1,8 @@
-//! `bench`: a load generator for Pusher-protocol servers (Switchboard or any other). It drives the
-//! server over WebSocket and the signed HTTP API, reads the server's CPU time and RSS from
-//! /proc/PID when given `--server-pid`, and prints one JSON report on stdout (a one-line summary
-//! goes to stderr). It runs on a single-threaded runtime so that it can be pinned to one core and
+//! `bench`: a load generator for Pusher-protocol servers (Switchboard or any other) and for
+//! Socket.IO servers (Switchboard's Push-Alt surface, or the Node app in bench/node-socketio). It
+//! drives the server over WebSocket (or Engine.IO long-polling) and its HTTP publish route, reads
+//! the server's CPU time and RSS from /proc/PID when given `--server-pid`, and prints one JSON
+//! report on stdout (a one-line summary goes to stderr). It runs on a single-threaded runtime so that it can be pinned to one core and
 //! its own CPU use (reported, with `client_bound` set at ≥ 90 % of a core) stays interpretable.
 //!
 //! ```text
@@ -9,6 +10,8 @@
 //! bench … fanout --subscribers 1000 --rate 10 --duration 10
 //! bench … fanout-max --subscribers 1000
 //! bench … http --concurrency 32 --duration 10
+//! bench --protocol socketio --transport polling --flavour node … fanout --subscribers 1000 --rate 5
+//! bench --protocol mixed … fanout --subscribers 1000   # a third each: Pusher, Notif, Socket.IO
 //! bench … hostile --flood argon         # login-names | argon | bodies | amplification
 //! bench floor-server --listen 127.0.0.1:0     # the yardstick server for the latency scenarios
 //! ```
@@ -17,8 +20,10 @@
 mod api;
 mod floor;
 mod hostile;
+mod polling;
 mod prober;
 mod scenarios;
+mod sio;
 mod stats;
 mod subs;
 mod sys;
@@ -33,12 +38,16 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 
-use crate::api::Creds;
+use crate::api::{Api, Creds, Publish, Publishing};
 use crate::scenarios::{FanoutOpts, MaxOpts};
-use crate::subs::Ctx;
+use crate::sio::{Flavour, Target, Transport};
+use crate::subs::{Ctx, Kind, Protocol};
 
 #[derive(Debug, Parser)]
-#[command(name = "bench", about = "Load generator for Pusher Channels-compatible servers; prints a JSON report")]
+#[command(
+    name = "bench",
+    about = "Load generator for Pusher Channels-compatible and Socket.IO servers; prints a JSON report"
+)]
 struct Args {
     /// Server base URL (http:// or ws://; TLS is not supported).
     #[arg(long, global = true, default_value = "http://127.0.0.1:6001")]
@@ -55,6 +64,26 @@ struct Args {
     /// Channel the subscribers join and the events go to.
     #[arg(long, global = true, default_value = "bench")]
     channel: String,
+    /// What the subscribers speak (`mixed`: a third each of Pusher, Notif and Socket.IO).
+    #[arg(long, global = true, value_enum, default_value_t = Protocol::Pusher)]
+    protocol: Protocol,
+    /// Socket.IO subscribers' transport.
+    #[arg(long, global = true, value_enum, default_value_t = Transport::Websocket)]
+    transport: Transport,
+    /// The Socket.IO server measured: Switchboard (token, `join_channel`) or the Node app.
+    #[arg(long, global = true, value_enum, default_value_t = Flavour::Switchboard)]
+    flavour: Flavour,
+    /// Socket.IO path [default: `/ws/` for Switchboard, `/socket.io/` for Node].
+    #[arg(long, global = true)]
+    sio_path: Option<String>,
+    /// How events are published (and what `http` drives) [default: `node` for the Node flavour,
+    /// `emit` for Switchboard's Socket.IO, `trigger` otherwise].
+    #[arg(long, global = true, value_enum)]
+    publish: Option<Publish>,
+    /// Event name of a trigger [default: `e` with `--protocol pusher`, else `message`, the
+    /// name Socket.IO subscribers listen to].
+    #[arg(long, global = true)]
+    event: Option<String>,
     /// WebSocket handshakes in flight while opening connections.
     #[arg(long, global = true, default_value_t = 200)]
     ramp_concurrency: u32,
@@ -162,7 +191,7 @@ impl Scenario {
         }
     }
 
-    /// Connections the scenario holds open (for the open-files limit).
+    /// Subscribers or connections the scenario holds open.
     fn connections(&self) -> usize {
         match self {
             Scenario::Idle { connections, .. } => *connections,
@@ -172,6 +201,16 @@ impl Scenario {
             Scenario::Http { concurrency, .. } => *concurrency,
             Scenario::Hostile(opts) => opts.connections_held(),
             Scenario::FloorServer { .. } => 65_536,
+        }
+    }
+
+    /// Sockets the scenario holds open (for the open-files limit): a polling session holds two.
+    fn sockets(&self, transport: Transport) -> usize {
+        match (self, transport) {
+            (Scenario::Idle { .. } | Scenario::Fanout { .. } | Scenario::FanoutMax { .. }, Transport::Polling) => {
+                self.connections() * 2
+            }
+            _ => self.connections(),
         }
     }
 
@@ -235,13 +274,23 @@ async fn run(args: Args) -> anyhow::Result<(Value, ExitCode)> {
         .with_context(|| format!("{host} resolves to no address"))?;
     let authority = uri.authority().map_or_else(|| format!("{host}:{port}"), |a| a.to_string());
 
-    let nofile = sys::raise_nofile(args.scenario.connections() as u64 + 256);
+    let nofile = sys::raise_nofile(args.scenario.sockets(args.transport) as u64 + 256);
     let limit = Duration::from_secs(args.timeout.unwrap_or_else(|| args.scenario.default_timeout()));
+    let creds = Creds { app_id: args.app_id.clone(), key: args.key.clone(), secret: args.secret.clone() };
+    let publishing = publishing(&args)?;
+    let sio = match args.protocol.split(3)[Kind::Socketio as usize] {
+        0 => None,
+        _ => Some(sio_target(&args, addr, &authority, &creds).await?),
+    };
     let ctx = Rc::new(Ctx {
         addr,
         authority,
         ws_path: format!("/app/{}?protocol=7&client=bench&version=1", args.key),
-        creds: Creds { app_id: args.app_id.clone(), key: args.key.clone(), secret: args.secret.clone() },
+        notif_path: format!("/ws?api_key={}", sio::query_value(&args.key)),
+        protocol: args.protocol,
+        sio,
+        publishing,
+        creds,
         channel: args.channel.clone(),
         ramp_concurrency: args.ramp_concurrency,
         server_pid: args.server_pid,
@@ -254,6 +303,14 @@ async fn run(args: Args) -> anyhow::Result<(Value, ExitCode)> {
         "started_at_unix": started_at,
         "timeout_secs": limit.as_secs(),
         "open_files_limit": nofile,
+        "protocol": ctx.protocol.name(),
+        "socketio": ctx.sio.as_ref().map(|t| json!({
+            "flavour": t.flavour.name(),
+            "transport": t.transport.name(),
+            "url_path": t.base,
+            "event": t.listen_name,
+        })),
+        "publish": {"via": ctx.publishing.via.name(), "event": ctx.publishing.event},
         "environment": sys::environment(args.server_pid),
     });
 
@@ -275,6 +332,50 @@ async fn run(args: Args) -> anyhow::Result<(Value, ExitCode)> {
     }
     head["server_rss_end_kib"] = json!(args.server_pid.and_then(|p| sys::rss_kib(Some(p))));
     Ok((head, code))
+}
+
+/// The publish route and event name the options ask for, checked against the protocol.
+fn publishing(args: &Args) -> anyhow::Result<Publishing> {
+    let sio = args.protocol == Protocol::Socketio;
+    let node = sio && args.flavour == Flavour::Node;
+    if args.flavour == Flavour::Node && !sio {
+        bail!("--flavour node needs --protocol socketio (the Node app speaks nothing else)");
+    }
+    if args.transport == Transport::Polling && !matches!(args.protocol, Protocol::Socketio | Protocol::Mixed) {
+        bail!("--transport polling is for Socket.IO subscribers (--protocol socketio or mixed)");
+    }
+    let via = args.publish.unwrap_or(if node {
+        Publish::Node
+    } else if sio {
+        Publish::Emit
+    } else {
+        Publish::Trigger
+    });
+    if node != (via == Publish::Node) {
+        bail!("--publish node goes with --flavour node and the other routes with Switchboard");
+    }
+    let event = match (&args.event, args.protocol) {
+        (Some(e), _) => e.clone(),
+        (None, Protocol::Pusher) => "e".to_owned(),
+        (None, _) => "message".to_owned(),
+    };
+    if via == Publish::Emit && event != "message" {
+        bail!("--event: an emit's event is always `message`");
+    }
+    Ok(Publishing { via, event })
+}
+
+/// The Socket.IO server's flavour, path and join; for Switchboard, a channel token first.
+async fn sio_target(args: &Args, addr: std::net::SocketAddr, authority: &str, creds: &Creds) -> anyhow::Result<Target> {
+    let path = args.sio_path.as_deref().unwrap_or(args.flavour.default_path());
+    Ok(match args.flavour {
+        Flavour::Node => Target::node(path, args.transport, &args.channel),
+        Flavour::Switchboard => {
+            let mut api = Api::connect(addr, authority).await?;
+            let (token, listen_name) = sio::fetch_token(&mut api, creds, &args.channel).await?;
+            Target::switchboard(path, args.transport, &args.channel, &token, &listen_name)
+        }
+    })
 }
 
 async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> anyhow::Result<Value> {

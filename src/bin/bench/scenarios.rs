@@ -11,7 +11,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use serde_json::{Value, json};
 
-use crate::api::{Api, NotSent, Signer};
+use crate::api::{Api, NotSent, Requests};
 use crate::stats::{Histogram, now_us};
 use crate::subs::{self, Ctx, Ramp, Shared};
 use crate::sys::{self, CpuUsage, CpuWindow, r1, r3};
@@ -33,7 +33,7 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
     let rss_before = server_rss(ctx);
     let client_rss_before = sys::rss_kib(None);
     let cpu = CpuWindow::start(ctx.server_pid);
-    let ramp = subs::open(ctx, &shared, connections).await;
+    let ramp = subs::open(ctx, &shared, ctx.protocol.split(connections)).await;
     let ramp_cpu = cpu.finish();
     let rss_after = server_rss(ctx);
     *ctx.partial.borrow_mut() =
@@ -52,6 +52,7 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
         "ramp": ramp.to_json(),
         "ramp_cpu": ramp_cpu.to_json(),
         "alive_after_settle": alive,
+        "alive_by_kind": shared.alive_json(),
         "settle_secs": settle.as_secs_f64(),
         "server_rss_before_kib": rss_before,
         "server_rss_after_ramp_kib": rss_after,
@@ -61,6 +62,8 @@ pub async fn idle(ctx: &Rc<Ctx>, connections: usize, settle: Duration) -> anyhow
         "client_rss_kib_per_connection": sys::rss_kib(None).zip(client_rss_before)
             .map(|(a, b)| r3((a as f64 - b as f64) / alive.max(1) as f64)),
         "disconnects": shared.disconnects.get(),
+        // Protocol-level pings (Pusher's, Engine.IO's) the subscribers answered.
+        "pings_answered": shared.pings.get(),
         "notes": shared.notes_json(),
     }))
 }
@@ -95,7 +98,7 @@ struct Publisher {
     ctx: Rc<Ctx>,
     /// Where the 200s are booked, for the subscribers' order check.
     shared: Rc<Shared>,
-    signer: Signer,
+    requests: Requests,
     padding: String,
     max_conns: usize,
     /// Idle connections and since when (the last is the most recently used).
@@ -127,10 +130,10 @@ impl Publisher {
             // Stamped once a connection is in hand: connection setup is the generator's business.
             let sent_us = now_us();
             let data = format!("~SB{seq}.{sent_us}~{}", self.padding);
-            let body = json!({"name": "e", "channel": ctx.channel, "data": data}).to_string();
-            let uri = self.signer.uri(body.as_bytes());
+            let body = self.requests.body(&data);
+            let uri = self.requests.uri(&body);
             let started = Instant::now();
-            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, conn.post(&uri, Bytes::from(body))).await {
+            let outcome = match tokio::time::timeout(REQUEST_TIMEOUT, conn.post(&uri, body)).await {
                 Ok(r) => r,
                 Err(_) => Err(anyhow::anyhow!("request timed out after {REQUEST_TIMEOUT:?}")),
             };
@@ -321,7 +324,7 @@ struct Fanout {
 impl Fanout {
     async fn new(ctx: &Rc<Ctx>, opts: &FanoutOpts) -> anyhow::Result<(Self, Ramp)> {
         let shared = Rc::new(Shared::default());
-        let ramp = subs::open(ctx, &shared, opts.subscribers).await;
+        let ramp = subs::open(ctx, &shared, ctx.protocol.split(opts.subscribers)).await;
         if ramp.connected == 0 {
             bail!("no subscriber could connect: {}", ramp.first_error.as_deref().unwrap_or("?"));
         }
@@ -333,7 +336,7 @@ impl Fanout {
         let publisher = Rc::new(Publisher {
             ctx: ctx.clone(),
             shared: shared.clone(),
-            signer: Signer::new(&ctx.creds),
+            requests: Requests::new(&ctx.publishing, &ctx.creds, &ctx.channel),
             padding: "x".repeat(opts.payload_bytes),
             max_conns,
             conns: Cell::new(idle.len()),
@@ -392,10 +395,13 @@ impl Fanout {
         }
     }
 
-    /// Reopens subscribers the server dropped.
+    /// Reopens subscribers the server dropped, of the kinds they were.
     async fn top_up(&self, want: usize) -> Option<Ramp> {
-        let missing = want.saturating_sub(self.shared.alive.get());
-        if missing == 0 {
+        let mut missing = self.ctx.protocol.split(want);
+        for (m, alive) in missing.iter_mut().zip(&self.shared.alive_by_kind) {
+            *m = m.saturating_sub(alive.get());
+        }
+        if missing.iter().sum::<usize>() == 0 {
             return None;
         }
         Some(subs::open(&self.ctx, &self.shared, missing).await)
@@ -459,6 +465,7 @@ pub async fn fanout(
         "ramp": ramp.to_json(),
         "warmup": {"secs": warmup.duration.as_secs_f64(), "published": warmup.publish.ok, "lost": warmup.lost, "p99_ms": warmup.p99_ms()},
         "result": step.to_json(),
+        "alive_by_kind": f.shared.alive_json(),
         "notes": f.shared.notes_json(),
     }))
 }
@@ -619,7 +626,7 @@ struct HttpStats {
 
 pub async fn http(ctx: &Rc<Ctx>, concurrency: usize, duration: Duration, warmup: Duration) -> anyhow::Result<Value> {
     let stats = Rc::new(RefCell::new(HttpStats::default()));
-    let body = Bytes::from(json!({"name": "e", "channel": ctx.channel, "data": "bench http trigger"}).to_string());
+    let body = Requests::new(&ctx.publishing, &ctx.creds, &ctx.channel).body("bench http trigger");
     let mut workers = Vec::new();
     for _ in 0..concurrency.max(1) {
         let api = Api::connect(ctx.addr, &ctx.authority).await?;
@@ -692,10 +699,10 @@ impl HttpStats {
 }
 
 async fn http_worker(ctx: &Ctx, api: Api, stats: &RefCell<HttpStats>, body: Bytes) {
-    let mut signer = Signer::new(&ctx.creds);
+    let mut requests = Requests::new(&ctx.publishing, &ctx.creds, &ctx.channel);
     let mut api = Some(api);
     while !stats.borrow().stop {
-        let uri = signer.uri_fixed(&body);
+        let uri = requests.uri_fixed(&body);
         let started = Instant::now();
         let outcome = async {
             if api.is_none() {

@@ -1,5 +1,7 @@
 //! Subscribers: the ramp that opens them (bounded concurrency), their setup handshake, and the
-//! receive loop that timestamps deliveries into the shared step statistics.
+//! receive loop that timestamps deliveries into the shared step statistics. A subscriber speaks
+//! the Pusher protocol, Notif's, or Socket.IO over WebSocket or long-polling (sio.rs,
+//! polling.rs); `--protocol mixed` splits a run's subscribers over the three.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -12,7 +14,9 @@ use anyhow::bail;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use crate::api::Creds;
+use crate::api::{Creds, Publishing};
+use crate::polling::PollSession;
+use crate::sio::{self, Target, Transport};
 use crate::stats::{Histogram, now_us};
 use crate::sys::r3;
 use crate::ws::{OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, WsConn, describe_close, find};
@@ -23,11 +27,74 @@ pub const STAMP: &[u8] = b"~SB";
 const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
 const MAX_NOTES: usize = 50;
 
+/// The protocol the subscribers speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Pusher Channels over WebSocket, `/app/KEY`.
+    Pusher,
+    /// Notif over WebSocket, `/ws?api_key=KEY`.
+    Notif,
+    /// Socket.IO v5 over `--transport`, as `--flavour` serves it.
+    Socketio,
+    /// A third each of Pusher, Notif and Socket.IO (Switchboard only), all on one channel.
+    Mixed,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Pusher => "pusher",
+            Protocol::Notif => "notif",
+            Protocol::Socketio => "socketio",
+            Protocol::Mixed => "mixed",
+        }
+    }
+
+    /// How many subscribers of each [`Kind`] make `n` of this protocol.
+    pub fn split(self, n: usize) -> [usize; KINDS] {
+        match self {
+            Protocol::Pusher => [n, 0, 0],
+            Protocol::Notif => [0, n, 0],
+            Protocol::Socketio => [0, 0, n],
+            Protocol::Mixed => [n.div_ceil(3), (n + 1) / 3, n / 3],
+        }
+    }
+}
+
+/// The kinds of subscriber, indexing per-kind counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Pusher = 0,
+    Notif = 1,
+    Socketio = 2,
+}
+
+pub const KINDS: usize = 3;
+const ALL_KINDS: [Kind; KINDS] = [Kind::Pusher, Kind::Notif, Kind::Socketio];
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Pusher => "pusher",
+            Kind::Notif => "notif",
+            Kind::Socketio => "socketio",
+        }
+    }
+}
+
 /// What every scenario knows about the server under test.
 pub struct Ctx {
     pub addr: SocketAddr,
     pub authority: String,
+    /// The Pusher subscribers' WebSocket path.
     pub ws_path: String,
+    /// The Notif subscribers' WebSocket path.
+    pub notif_path: String,
+    pub protocol: Protocol,
+    /// Set when some subscribers speak Socket.IO.
+    pub sio: Option<Target>,
+    /// How events are published (fanout) and which route `http` drives.
+    pub publishing: Publishing,
     pub creds: Creds,
     pub channel: String,
     pub ramp_concurrency: u32,
@@ -54,6 +121,8 @@ pub struct Shared {
     pub last_recv_us: Cell<u64>,
     pub latency: RefCell<Histogram>,
     pub alive: Cell<usize>,
+    /// Subscribers alive by [`Kind`].
+    pub alive_by_kind: [Cell<usize>; KINDS],
     pub disconnects: Cell<u64>,
     pub pings: Cell<u64>,
     notes: RefCell<BTreeMap<String, u64>>,
@@ -84,7 +153,7 @@ impl Shared {
 
     /// `last` is the subscriber's highest sequence so far and when it was published.
     #[inline]
-    fn delivered(&self, seq: u64, sent_us: u64, now: u64, last: &mut (u64, u64)) {
+    pub fn delivered(&self, seq: u64, sent_us: u64, now: u64, last: &mut (u64, u64)) {
         if seq > last.0 {
             *last = (seq, sent_us);
         } else {
@@ -116,6 +185,12 @@ impl Shared {
         *notes.entry(key).or_default() += 1;
     }
 
+    /// Subscribers alive now, by kind (those of the run's protocol).
+    pub fn alive_json(&self) -> Value {
+        let by_kind = ALL_KINDS.iter().map(|k| (k.name().to_owned(), json!(self.alive_by_kind[*k as usize].get())));
+        Value::Object(by_kind.collect())
+    }
+
     pub fn notes_json(&self) -> Value {
         json!(self.notes.borrow().clone())
     }
@@ -123,7 +198,7 @@ impl Shared {
 
 /// Parses `~SB<seq>.<µs>~` out of a frame.
 #[inline]
-fn parse_stamp(frame: &[u8]) -> Option<(u64, u64)> {
+pub fn parse_stamp(frame: &[u8]) -> Option<(u64, u64)> {
     let at = find(frame, STAMP)? + STAMP.len();
     let (seq, n) = parse_u64(&frame[at..])?;
     let rest = &frame[at + n..];
@@ -148,16 +223,45 @@ fn parse_u64(s: &[u8]) -> Option<(u64, usize)> {
     (n > 0).then_some((v, n))
 }
 
-fn shorten(bytes: &[u8]) -> String {
+/// The start of some bytes, for a note or an error.
+pub fn shorten(bytes: &[u8]) -> String {
     let s = String::from_utf8_lossy(bytes);
     s.chars().take(160).collect()
 }
 
-/// Connects, waits for `pusher:connection_established`, subscribes, waits for the acknowledgement.
-async fn setup(ctx: &Ctx) -> anyhow::Result<WsConn> {
-    let mut conn = WsConn::connect(ctx.addr, &ctx.authority, &ctx.ws_path).await?;
+/// What a text frame (or polling packet) is to a subscriber that has joined.
+pub enum Seen {
+    /// A stamped event: (sequence, sent µs).
+    Delivery(u64, u64),
+    /// Answer with this (a ping's pong).
+    Reply(&'static [u8]),
+    /// The server ended the session.
+    End(String),
+    /// Something unusual, counted in the report's notes.
+    Note(String),
+    Nothing,
+}
+
+/// What a Pusher or Notif text frame is.
+#[inline]
+fn pusher_frame(data: &[u8]) -> Seen {
+    if let Some((seq, sent)) = parse_stamp(data) {
+        Seen::Delivery(seq, sent)
+    } else if find(data, b"\"pusher:ping\"").is_some() {
+        Seen::Reply(PONG)
+    } else if find(data, b"pusher:error").is_some() {
+        Seen::Note(format!("pusher:error {}", shorten(data)))
+    } else {
+        Seen::Nothing
+    }
+}
+
+/// Connects, waits for `connection_established` (Pusher's or Notif's), subscribes, waits for the
+/// acknowledgement.
+async fn setup_pusher(ctx: &Ctx, path: &str) -> anyhow::Result<WsConn> {
+    let mut conn = WsConn::connect(ctx.addr, &ctx.authority, path).await?;
     let first = conn.next_text().await?;
-    if !first.contains("pusher:connection_established") {
+    if !first.contains("connection_established") {
         bail!("unexpected first message: {}", shorten(first.as_bytes()));
     }
     let subscribe = json!({"event": "pusher:subscribe", "data": {"channel": ctx.channel}}).to_string();
@@ -175,8 +279,53 @@ async fn setup(ctx: &Ctx) -> anyhow::Result<WsConn> {
     }
 }
 
-/// The receive loop; returns why the connection ended.
-async fn receive(mut conn: WsConn, shared: &Shared) -> String {
+/// Opens a Socket.IO session over WebSocket and joins the channel.
+async fn setup_sio_ws(ctx: &Ctx, target: &Target) -> anyhow::Result<WsConn> {
+    let mut conn = WsConn::connect(ctx.addr, &ctx.authority, &target.base).await?;
+    let mut handshake = sio::Handshake::new(target);
+    let mut out = Vec::new();
+    loop {
+        let msg = conn.next_text().await?;
+        let joined = handshake.on_packet(msg.as_bytes(), &mut out)?;
+        for packet in out.drain(..) {
+            conn.send(OP_TEXT, &packet).await?;
+        }
+        if joined {
+            return Ok(conn);
+        }
+    }
+}
+
+/// A subscriber that has joined the channel.
+enum Sub {
+    /// Pusher or Notif.
+    Pusher(WsConn),
+    SioWs(WsConn),
+    SioPolling(PollSession),
+}
+
+async fn setup(ctx: &Ctx, kind: Kind) -> anyhow::Result<Sub> {
+    Ok(match (kind, &ctx.sio) {
+        (Kind::Pusher, _) => Sub::Pusher(setup_pusher(ctx, &ctx.ws_path).await?),
+        (Kind::Notif, _) => Sub::Pusher(setup_pusher(ctx, &ctx.notif_path).await?),
+        (Kind::Socketio, None) => bail!("no Socket.IO target"),
+        (Kind::Socketio, Some(t)) if t.transport == Transport::Websocket => Sub::SioWs(setup_sio_ws(ctx, t).await?),
+        (Kind::Socketio, Some(t)) => Sub::SioPolling(PollSession::setup(ctx.addr, &ctx.authority, t).await?),
+    })
+}
+
+/// Runs a subscriber until its connection ends; returns why.
+async fn receive(ctx: &Ctx, sub: Sub, shared: &Shared) -> String {
+    match (sub, &ctx.sio) {
+        (Sub::Pusher(conn), _) => receive_ws(conn, shared, pusher_frame).await,
+        (Sub::SioWs(conn), Some(t)) => receive_ws(conn, shared, |data| t.classify(data)).await,
+        (Sub::SioPolling(session), Some(t)) => session.receive(t, shared).await,
+        (_, None) => "no Socket.IO target".to_owned(),
+    }
+}
+
+/// The WebSocket receive loop; `frame` tells what each text frame is. Returns why it ended.
+async fn receive_ws(mut conn: WsConn, shared: &Shared, frame: impl Fn(&[u8]) -> Seen) -> String {
     let mut last = (0u64, 0u64);
     let mut replies: Vec<(u8, Vec<u8>)> = Vec::new();
     loop {
@@ -190,16 +339,16 @@ async fn receive(mut conn: WsConn, shared: &Shared) -> String {
             };
             let data = conn.bytes(loc);
             match op {
-                OP_TEXT => {
-                    if let Some((seq, sent)) = parse_stamp(data) {
-                        shared.delivered(seq, sent, now, &mut last);
-                    } else if find(data, b"\"pusher:ping\"").is_some() {
+                OP_TEXT => match frame(data) {
+                    Seen::Delivery(seq, sent) => shared.delivered(seq, sent, now, &mut last),
+                    Seen::Reply(answer) => {
                         shared.pings.set(shared.pings.get() + 1);
-                        replies.push((OP_TEXT, PONG.to_vec()));
-                    } else if find(data, b"pusher:error").is_some() {
-                        shared.note(format!("pusher:error {}", shorten(data)));
+                        replies.push((OP_TEXT, answer.to_vec()));
                     }
-                }
+                    Seen::End(why) => return why,
+                    Seen::Note(what) => shared.note(what),
+                    Seen::Nothing => {}
+                },
                 OP_PING => replies.push((OP_PONG, data.to_vec())),
                 OP_CLOSE => return format!("closed by server: {}", describe_close(data)),
                 _ => {}
@@ -240,9 +389,13 @@ impl Ramp {
     }
 }
 
-/// Opens `count` subscribers, at most `ctx.ramp_concurrency` handshakes in flight; returns once
-/// every attempt has succeeded or failed. The subscribers keep running on the local task set.
-pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
+/// Opens `counts[kind]` subscribers of each kind, interleaved, at most `ctx.ramp_concurrency`
+/// handshakes in flight; returns once every attempt has succeeded or failed. The subscribers keep
+/// running on the local task set.
+pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, counts: [usize; KINDS]) -> Ramp {
+    let count: usize = counts.iter().sum();
+    let most = counts.iter().copied().max().unwrap_or(0);
+    let order = (0..most).flat_map(|i| ALL_KINDS.into_iter().filter(move |k| i < counts[*k as usize]));
     let started = Instant::now();
     let limit = ctx.ramp_concurrency.max(1);
     let gate = Arc::new(Semaphore::new(limit as usize));
@@ -250,7 +403,7 @@ pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
     let failed = Rc::new(Cell::new(0usize));
     let first_error: Rc<RefCell<Option<String>>> = Rc::default();
     let give_up = (count / 20).max(50);
-    for _ in 0..count {
+    for kind in order {
         if failed.get() > give_up {
             break;
         }
@@ -258,23 +411,26 @@ pub async fn open(ctx: &Rc<Ctx>, shared: &Rc<Shared>, count: usize) -> Ramp {
         let (ctx, shared) = (ctx.clone(), shared.clone());
         let (connected, failed, first_error) = (connected.clone(), failed.clone(), first_error.clone());
         tokio::task::spawn_local(async move {
-            let result = match tokio::time::timeout(SETUP_TIMEOUT, setup(&ctx)).await {
+            let result = match tokio::time::timeout(SETUP_TIMEOUT, setup(&ctx, kind)).await {
                 Ok(r) => r,
                 Err(_) => Err(anyhow::anyhow!("setup timed out after {SETUP_TIMEOUT:?}")),
             };
             match result {
-                Ok(conn) => {
+                Ok(sub) => {
                     connected.set(connected.get() + 1);
+                    let by_kind = &shared.alive_by_kind[kind as usize];
                     shared.alive.set(shared.alive.get() + 1);
+                    by_kind.set(by_kind.get() + 1);
                     drop(permit);
-                    let why = receive(conn, &shared).await;
+                    let why = receive(&ctx, sub, &shared).await;
                     shared.alive.set(shared.alive.get() - 1);
+                    by_kind.set(by_kind.get() - 1);
                     shared.disconnects.set(shared.disconnects.get() + 1);
                     shared.note(why);
                 }
                 Err(e) => {
                     failed.set(failed.get() + 1);
-                    first_error.borrow_mut().get_or_insert_with(|| format!("{e:#}"));
+                    first_error.borrow_mut().get_or_insert_with(|| format!("{}: {e:#}", kind.name()));
                     drop(permit);
                 }
             }
@@ -315,6 +471,17 @@ mod tests {
         shared.delivered(4, 250, 370, &mut last);
         assert_eq!(shared.out_of_order.get(), 2);
         assert_eq!(last, (4, 250));
+    }
+
+    #[test]
+    fn mixed_runs_split_in_thirds() {
+        for n in [0, 1, 2, 3, 1000, 1001] {
+            let split = Protocol::Mixed.split(n);
+            assert_eq!(split.iter().sum::<usize>(), n);
+            assert!(split.iter().max().unwrap() - split.iter().min().unwrap() <= 1, "{split:?}");
+        }
+        assert_eq!(Protocol::Mixed.split(1000), [334, 333, 333]);
+        assert_eq!(Protocol::Socketio.split(7), [0, 0, 7]);
     }
 
     #[test]
