@@ -10,6 +10,14 @@
 #   scripts/bench.sh --floor    # the same two against `bench floor-server` instead of Switchboard:
 #                               # one blocking write per delivery and nothing else, the machine's
 #                               # floor of the day to read Switchboard's figures against
+#   scripts/bench.sh --socketio # the Socket.IO scenarios against Switchboard (its Push-Alt surface:
+#                               # token, join_channel, /api/message/emit), the mixed fan-out
+#                               # (Pusher, Notif and Socket.IO on one channel) against Pusher alone
+#   scripts/bench.sh --node     # the same Socket.IO scenarios against the official Node server
+#                               # (bench/node-socketio, `npm ci` there when node_modules is missing)
+#
+# Each idle scenario of --socketio and --node gets a fresh server: RSS per connection is read
+# against a heap no earlier scenario grew.
 #
 # Environment: BENCH_OUT (results directory), SERVER_CORE / CLIENT_CORE (default 0 / 1),
 # SKIP_BUILD=1 to reuse target/release binaries.
@@ -23,14 +31,23 @@ CLIENT_CORE=${CLIENT_CORE:-1}
 QUICK=0
 FLOOR=0
 LATENCY=0
+SOCKETIO=0
+NODE=0
 for arg in "$@"; do
     case $arg in
         --quick) QUICK=1 ;;
         --latency) LATENCY=1 ;;
         --floor) FLOOR=1 LATENCY=1 ;;
-        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor)" >&2; exit 2 ;;
+        --socketio) SOCKETIO=1 ;;
+        --node) NODE=1 ;;
+        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor, --socketio, --node)" >&2; exit 2 ;;
     esac
 done
+if [[ $((SOCKETIO + NODE + LATENCY)) -gt 1 ]]; then
+    echo "bench.sh: --socketio, --node and --latency/--floor are separate suites; pick one" >&2
+    exit 2
+fi
+NODE_APP=$ROOT/bench/node-socketio
 
 APP_ID=bench
 APP_KEY=bench-key
@@ -46,16 +63,23 @@ echo "bench.sh: open-files limit $(ulimit -n)" >&2
 if [[ "${SKIP_BUILD:-0}" != 1 ]]; then
     cargo build --release --bin switchboard --bin bench >&2
 fi
+if [[ $NODE == 1 ]]; then
+    command -v node >/dev/null || { echo "bench.sh: --node needs node (20 or later)" >&2; exit 1; }
+    if [[ ! -d "$NODE_APP/node_modules" ]]; then
+        (cd "$NODE_APP" && npm ci --no-audit --no-fund >&2)
+    fi
+fi
 SERVER_BIN=$ROOT/target/release/switchboard
 BENCH_BIN=$ROOT/target/release/bench
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
 DATA_DIR=$(mktemp -d -t switchboard-bench.XXXXXX)
+URL=
 SERVER_LOG=$OUT/server.log
 SERVER_PID=
 
-cleanup() {
+stop_server() {
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
         kill -TERM "$SERVER_PID" 2>/dev/null || true
         for _ in $(seq 1 50); do
@@ -65,37 +89,56 @@ cleanup() {
         kill -KILL "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
     fi
+    SERVER_PID=
+}
+
+cleanup() {
+    stop_server
     rm -rf "$DATA_DIR"
 }
 trap cleanup EXIT INT TERM
 
+# Starts the server of the suite (a fresh data directory each time) and sets SERVER_PID and URL.
 # Port 0: the server picks a free port and logs it.
-if [[ $FLOOR == 1 ]]; then
-    taskset -c "$SERVER_CORE" "$BENCH_BIN" floor-server --listen 127.0.0.1:0 2>"$SERVER_LOG" &
-else
-    SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
-        SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
-        taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
-        2>"$SERVER_LOG" &
-fi
-SERVER_PID=$!
+start_server() {
+    rm -rf "$DATA_DIR" && mkdir -p "$DATA_DIR"
+    echo "== $(date -u +%FT%TZ) starting the server" >>"$SERVER_LOG"
+    # The address is read from what this start logs, after the lines of earlier starts.
+    local skip
+    skip=$(wc -l <"$SERVER_LOG")
+    if [[ $FLOOR == 1 ]]; then
+        taskset -c "$SERVER_CORE" "$BENCH_BIN" floor-server --listen 127.0.0.1:0 2>>"$SERVER_LOG" &
+    elif [[ $NODE == 1 ]]; then
+        PORT=0 taskset -c "$SERVER_CORE" node "$NODE_APP/server.mjs" >>"$SERVER_LOG" 2>&1 &
+    else
+        SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
+            SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
+            taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
+            2>>"$SERVER_LOG" &
+    fi
+    SERVER_PID=$!
 
-URL=
-for _ in $(seq 1 300); do
-    URL=$(grep -o 'listening on http://[0-9.:]*' "$SERVER_LOG" 2>/dev/null | head -n1 | sed 's/^listening on //' || true)
-    [[ -n "$URL" ]] && break
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        echo "bench.sh: the server exited during startup:" >&2
-        cat "$SERVER_LOG" >&2
+    URL=
+    for _ in $(seq 1 300); do
+        URL=$(tail -n +"$((skip + 1))" "$SERVER_LOG" 2>/dev/null | grep -o 'listening on http://[0-9.:]*' | head -n1 \
+            | sed 's/^listening on //' || true)
+        [[ -n "$URL" ]] && break
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            echo "bench.sh: the server exited during startup:" >&2
+            cat "$SERVER_LOG" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    if [[ -z "$URL" ]]; then
+        echo "bench.sh: the server did not report its address within 30 s" >&2
         exit 1
     fi
-    sleep 0.1
-done
-if [[ -z "$URL" ]]; then
-    echo "bench.sh: the server did not report its address within 30 s" >&2
-    exit 1
-fi
-echo "bench.sh: server PID $SERVER_PID on $URL (core $SERVER_CORE), generator on core $CLIENT_CORE" >&2
+    echo "bench.sh: server PID $SERVER_PID on $URL (core $SERVER_CORE), generator on core $CLIENT_CORE" >&2
+}
+
+: >"$SERVER_LOG"
+start_server
 
 # machine_busy_percent, wait_quiet
 source "$ROOT/scripts/quiet-machine.sh"
@@ -120,7 +163,33 @@ run() {
     sleep 3
 }
 
-if [[ $LATENCY == 1 ]]; then
+# The Socket.IO suite, against Switchboard or the Node server ($1: switchboard | node).
+socketio_suite() {
+    local sio=(--protocol socketio --flavour "$1")
+    # Idle first, each on a fresh server: the baseline is taken before any other load touched
+    # the heap.
+    run sio-idle-ws-10000 idle --connections 10000 --settle 5 "${sio[@]}" --transport websocket
+    stop_server
+    start_server
+    run sio-idle-polling-1000 idle --connections 1000 --settle 5 "${sio[@]}" --transport polling
+    run sio-fanout-ws-1000 fanout --subscribers 1000 --rate 10 --duration 10 "${sio[@]}" --transport websocket
+    run sio-fanout-polling-1000 fanout --subscribers 1000 --rate 5 --duration 10 "${sio[@]}" --transport polling
+    run sio-fanout-max-ws-1000 fanout-max --subscribers 1000 --step-duration 5 "${sio[@]}" --transport websocket
+    run sio-fanout-max-ws-10000 fanout-max --subscribers 10000 --step-duration 5 "${sio[@]}" --transport websocket
+    run sio-http-32 http --concurrency 32 --duration 10 "${sio[@]}"
+}
+
+if [[ $NODE == 1 ]]; then
+    socketio_suite node
+elif [[ $SOCKETIO == 1 ]]; then
+    socketio_suite switchboard
+    # The mixed fan-out against Pusher alone at the same rate and event name, alternated: CPU per
+    # delivery of a third each of Pusher, Notif and Socket.IO against 1,000 Pusher subscribers.
+    for i in 1 2; do
+        run "pusher-fanout-1000-at-100-$i" fanout --protocol pusher --event message --subscribers 1000 --rate 100 --duration 10
+        run "mixed-fanout-1000-at-100-$i" fanout --protocol mixed --subscribers 1000 --rate 100 --duration 10
+    done
+elif [[ $LATENCY == 1 ]]; then
     run fanout-1000 fanout --subscribers 1000 --rate 10 --duration 10
     run fanout-10000 fanout --subscribers 10000 --rate 5 --duration 10
 elif [[ $QUICK == 1 ]]; then
