@@ -208,3 +208,34 @@ impl std::fmt::Display for NotSent {
 }
 
 impl std::error::Error for NotSent {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn requests(via: Publish, event: &str) -> Requests {
+        let creds = Creds { app_id: "7".into(), key: "k".into(), secret: "s3cret".into() };
+        Requests::new(&Publishing { via, event: event.into() }, &creds, "orders@x")
+    }
+
+    fn json_of(body: &Bytes) -> serde_json::Value {
+        serde_json::from_slice(body).unwrap()
+    }
+
+    #[test]
+    fn each_route_carries_the_data_its_way() {
+        let r = requests(Publish::Trigger, "message");
+        let body = r.body("~SB1.2~");
+        assert_eq!(json_of(&body), json!({"name": "message", "channel": "orders@x", "data": "~SB1.2~"}));
+        assert!(r.uri(&body).starts_with("/apps/7/events?auth_key=k&"), "{}", r.uri(&body));
+
+        let r = requests(Publish::Emit, "message");
+        let body = r.body("~SB1.2~");
+        let want = json!({"app_id": "7", "app_key": "s3cret", "channel_name": "orders@x", "body": "~SB1.2~"});
+        assert_eq!((json_of(&body), r.uri(&body)), (want, "/api/message/emit".to_owned()));
+
+        let mut r = requests(Publish::Node, "message");
+        let body = r.body("~SB1.2~");
+        assert_eq!((json_of(&body), r.uri_fixed(&body)), (json!("~SB1.2~"), "/emit?room=orders%40x".to_owned()));
+    }
+}
