@@ -158,7 +158,8 @@ enum Scenario {
         #[arg(long, default_value_t = 0)]
         payload_bytes: usize,
     },
-    /// Signed event triggers over keep-alive connections, one per worker.
+    /// Publishes back to back over keep-alive connections, one per worker, on the `--publish`
+    /// route (signed triggers, Push-Alt emits or the Node app's emits).
     Http {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
