@@ -14,7 +14,10 @@ use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
 use super::state::AppState;
 use crate::config::SocketIoConfig;
-use crate::transport::engineio::{Admission, Endpoint, Options, Protocol, Refused, echo::Echo};
+use crate::origins::GlobalOrigins;
+use crate::transport::engineio::{
+    Admission, EioError, Endpoint, Handshake, Options, Protocol, Refused, Session, echo::Echo,
+};
 
 /// Push-Alt's path prefix-less Engine.IO routes.
 pub const WS_SLASH: &str = "/ws/";
@@ -37,9 +40,15 @@ const SESSIONS_APP: &str = "engine.io";
 impl EngineIo {
     /// Both endpoints. Until the Socket.IO layer supplies its protocol, both speak bare
     /// Engine.IO (an echo of each message, what the protocol suite expects).
-    pub fn new(config: &SocketIoConfig, realtime: &crate::core::Realtime, shutdown: &super::Shutdown) -> Self {
+    pub fn new(
+        config: &SocketIoConfig,
+        realtime: &crate::core::Realtime,
+        origins: &Arc<GlobalOrigins>,
+        shutdown: &super::Shutdown,
+    ) -> Self {
         let options = options(config);
-        let protocol: Arc<dyn Protocol> = Arc::new(Echo::new(realtime.clone(), SESSIONS_APP));
+        let echo = Echo::new(realtime.clone(), SESSIONS_APP);
+        let protocol: Arc<dyn Protocol> = Arc::new(OriginChecked { origins: origins.clone(), inner: echo });
         Self {
             pushalt: Endpoint::new(options.clone(), protocol.clone(), shutdown.token()),
             hestia: Endpoint::new(options, protocol, shutdown.token()),
@@ -51,6 +60,23 @@ impl EngineIo {
         let admission: Arc<dyn Admission> = Arc::new(ServerAdmission { capacity, peers, max_per_ip });
         self.pushalt.clone().with_admission(admission.clone());
         self.hestia.clone().with_admission(admission);
+    }
+}
+
+/// A protocol whose handshakes must come from the global origin list (SPEC §5: `CORS_ORIGINS`
+/// and every enabled app's origins; no `Origin` is fine).
+pub struct OriginChecked<P> {
+    pub origins: Arc<GlobalOrigins>,
+    pub inner: P,
+}
+
+impl<P: Protocol> Protocol for OriginChecked<P> {
+    fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        self.origins.allowed_now(origin) && self.inner.origin_allowed(origin)
+    }
+
+    fn open(&self, handshake: &Handshake<'_>) -> Result<Box<dyn Session>, EioError> {
+        self.inner.open(handshake)
     }
 }
 

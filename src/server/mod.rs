@@ -84,8 +84,9 @@ impl Server {
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
         pushalt::warn_open_emitters(&apps);
-        let origins =
-            GlobalOrigins::load(cors_origins, store.clone(), apps.clone()).await.context("reading the CORS list")?;
+        let origins = Arc::new(
+            GlobalOrigins::load(cors_origins, store.clone(), apps.clone()).await.context("reading the CORS list")?,
+        );
         let realtime = Realtime::new(
             broker,
             OutboxLimits {
@@ -99,7 +100,7 @@ impl Server {
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
-        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &shutdown);
+        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &origins, &shutdown);
         let state = AppState::new(Shared {
             config,
             realtime,
