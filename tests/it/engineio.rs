@@ -229,6 +229,14 @@ async fn a_handshake_from_a_refused_origin_is_403_on_polling_and_websocket() {
         raw(&server, "GET", &format!("{PATH}?EIO=4&transport=polling"), b"", &[("origin", "https://good.example")])
             .await;
     assert_eq!(allowed.status, 200);
+    // A page on an allowed origin may read its polls (cross-origin XHR).
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://good.example"));
+    assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
+    let preflight =
+        raw(&server, "OPTIONS", &format!("{PATH}?EIO=4&transport=polling"), b"", &[("origin", "https://good.example")])
+            .await;
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("https://good.example"));
     let no_origin = raw(&server, "GET", &format!("{PATH}?EIO=4&transport=polling"), b"", &[]).await;
     assert_eq!(no_origin.status, 200, "a missing Origin is fine");
 
