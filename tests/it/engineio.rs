@@ -413,3 +413,57 @@ async fn a_long_poll_outlives_the_request_deadline() {
     let ping = poll(&server, &sid).await;
     assert_eq!((ping.status, ping.body.as_str()), (200, "2"), "held past the 200 ms deadline until the ping");
 }
+
+#[tokio::test]
+async fn a_polling_client_that_does_not_keep_up_is_disconnected_not_buffered() {
+    let server = spawn_with(|c| c.connection.outbox_max_frames = 8).await;
+    let sid = open_polling(&server).await;
+    // Twenty echoes for a session whose buffer holds eight packets, and no poll to take them.
+    let flood: Vec<String> = (0..20).map(|i| format!("4m{i}")).collect();
+    assert_eq!(post(&server, &sid, flood.join("\x1e").as_bytes()).await.body, "ok");
+    let last = poll(&server, &sid).await;
+    assert_eq!(last.status, 200);
+    let packets: Vec<&str> = last.body.split('\x1e').collect();
+    assert!(packets.len() <= 9, "at most the buffer, then the close: {packets:?}");
+    assert_eq!(packets.last(), Some(&"1"), "the session is closed: {packets:?}");
+    assert_eq!(poll(&server, &sid).await.status, 400);
+    // Other sessions are unaffected.
+    let other = open_polling(&server).await;
+    assert_eq!(post(&server, &other, b"4fine").await.body, "ok");
+    assert_eq!(poll(&server, &other).await.body, "4fine");
+}
+
+#[tokio::test]
+async fn shutdown_ends_pending_polls_and_websockets() {
+    let server = spawn_server().await;
+    let sid = open_polling(&server).await;
+    let mut ws = ws_connect(&server, "EIO=4&transport=websocket").await;
+    assert!(next_text(&mut ws).await.starts_with('0'));
+    let pending = tokio::spawn({
+        let addr = server.addr;
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "GET {PATH}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.state.shutdown.trigger();
+    let answer = tokio::time::timeout(WAIT, pending).await.expect("the poll is answered at shutdown").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\n1"), "{answer:?}");
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("the socket closes") {
+            Some(Ok(Message::Close(Some(frame)))) => {
+                assert_eq!(u16::from(frame.code), 1001);
+                break;
+            }
+            Some(Ok(_)) => {}
+            other => panic!("closed without a close frame: {other:?}"),
+        }
+    }
+}
