@@ -54,6 +54,26 @@ impl Data {
     }
 }
 
+/// A JSON value: Notif and Socket.IO clients get it as is, Pusher clients as its JSON text.
+impl From<serde_json::Value> for Data {
+    fn from(value: serde_json::Value) -> Self {
+        Self::Json(value.to_string().into())
+    }
+}
+
+/// A string: every client gets it as a string, as a Pusher publisher's `data`.
+impl From<&str> for Data {
+    fn from(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+}
+
+impl From<String> for Data {
+    fn from(text: String) -> Self {
+        Self::Text(text.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

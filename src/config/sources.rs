@@ -21,6 +21,8 @@ pub enum Source {
     Env { name: &'static str, value: String },
     /// A command-line flag, e.g. `--port`.
     Flag(&'static str),
+    /// A method of the embedding program's `ServerBuilder`, e.g. `port`.
+    Builder(&'static str),
 }
 
 impl fmt::Debug for Source {
@@ -33,6 +35,7 @@ impl fmt::Debug for Source {
                 f.debug_struct("Env").field("name", name).field("value", value).finish()
             }
             Self::Flag(flag) => f.debug_tuple("Flag").field(flag).finish(),
+            Self::Builder(method) => f.debug_tuple("Builder").field(method).finish(),
         }
     }
 }
@@ -144,6 +147,10 @@ impl fmt::Display for Named<'_> {
             Source::Flag(flag) => match value {
                 Some(v) => write!(f, "{flag} {v}"),
                 None => f.write_str(flag),
+            },
+            Source::Builder(method) => match value {
+                Some(v) => write!(f, "ServerBuilder::{method}({v})"),
+                None => write!(f, "ServerBuilder::{method}(..)"),
             },
             Source::File { path, line } => {
                 write!(f, "config file {}, line {line}: {}", path.display(), self.key)?;
