@@ -86,4 +86,12 @@ mod tests {
         let parsed: serde_json::Value = serde_json::from_str(&compact).unwrap();
         assert_eq!(parsed, serde_json::from_str::<serde_json::Value>(raw).unwrap());
     }
+
+    #[test]
+    fn strings_stay_text_and_json_values_are_kept_compact() {
+        assert_eq!(Data::from("a \"b\""), Data::Text("a \"b\"".into()));
+        assert_eq!(Data::from(String::from("x")), Data::Text("x".into()));
+        assert_eq!(Data::from(serde_json::json!({"id": 7, "s": "x y"})), Data::Json(r#"{"id":7,"s":"x y"}"#.into()));
+        assert_eq!(Data::from(serde_json::json!("x")), Data::Json("\"x\"".into()));
+    }
 }

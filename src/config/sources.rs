@@ -229,4 +229,14 @@ mod tests {
         let port = Source::Env { name: "PORT", value: "6001".into() };
         assert!(format!("{port:?}").contains("6001"));
     }
+
+    #[test]
+    fn a_builder_setting_is_named_as_the_call_and_its_url_never_shown() {
+        let v = json!(80);
+        let named = Named { key: "server.port", source: &Source::Builder("port"), value: Some(&v) };
+        assert_eq!(named.to_string(), "ServerBuilder::port(80)");
+        let v = json!("postgres://u:pw@h/db");
+        let named = Named { key: "database.url", source: &Source::Builder("database_url"), value: Some(&v) };
+        assert_eq!(named.to_string(), "ServerBuilder::database_url(..)");
+    }
 }
