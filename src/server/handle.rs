@@ -17,6 +17,7 @@ use crate::metrics;
 ///
 /// Dropping the handle starts the same graceful shutdown as [`shutdown`](Self::shutdown)
 /// without waiting for it: the server's task has no other owner.
+#[must_use = "dropping the handle shuts the server down"]
 pub struct ServerHandle {
     addr: SocketAddr,
     state: AppState,
