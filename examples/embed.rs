@@ -1,11 +1,12 @@
 //! Switchboard inside a Rust program: the program's `/health` replaces the built-in one, `/hello`
-//! is its own, and it publishes a `tick` on channel `clock` every second from Rust, which every
-//! subscriber gets, whatever its transport. Ctrl-C shuts it down gracefully.
+//! is its own and publishes `hello` on channel `greetings`, and `main` publishes a `tick` on
+//! channel `clock` every second. Every subscriber gets them, whatever its transport. Ctrl-C
+//! shuts it down gracefully.
 //!
 //! ```text
 //! cargo run --example embed       # PORT=… for another port than 6001
 //! curl localhost:6001/health        # the program's answer
-//! curl localhost:6001/hello
+//! curl localhost:6001/hello         # publishes `hello` on `greetings`
 //! websocat 'ws://localhost:6001/ws?api_key=embed-key'   # then: {"event":"subscribe","data":{"channel":"clock"}}
 //! ```
 //!
@@ -15,9 +16,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use switchboard::axum::Router;
+use switchboard::axum::http::StatusCode;
 use switchboard::axum::routing::get;
 use switchboard::config::{Config, Secret};
-use switchboard::{Server, ServerHandle};
+use switchboard::{Publisher, Server, ServerHandle};
 
 /// The app clients connect with (its key) and backends sign for (its secret).
 pub const APP_ID: &str = "embed";
@@ -28,8 +30,14 @@ pub const APP_SECRET: &str = "embed-secret-change-me";
 pub const HEALTH: &str = "healthy, says the program";
 
 /// The program's own routes; a path they route is theirs, every other one is Switchboard's.
-pub fn routes() -> Router {
-    Router::new().route("/health", get(|| async { HEALTH })).route("/hello", get(|| async { "hello from the program" }))
+pub fn routes(publisher: Publisher) -> Router {
+    let hello = move || async move {
+        match publisher.publish(APP_ID, "greetings", "hello", "someone said hello") {
+            Ok(()) => (StatusCode::OK, "hello from the program".to_owned()),
+            Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    };
+    Router::new().route("/health", get(|| async { HEALTH })).route("/hello", get(hello))
 }
 
 /// Starts Switchboard on `port` (0: any free one) of this machine, with its data in `data_dir`.
@@ -45,7 +53,7 @@ pub async fn start(port: u16, data_dir: PathBuf) -> anyhow::Result<ServerHandle>
         .data_dir(data_dir)
         .cors_origins(["http://localhost:3000"])
         .run_migrations(true)
-        .routes(routes())
+        .routes_with(routes)
         .start()
         .await
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use super::{Parts, Server, ServerHandle};
+use super::{Parts, Publisher, RoutesFn, Server, ServerHandle};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::Config;
 
@@ -32,7 +32,7 @@ pub struct ServerBuilder {
     data_dir: Option<PathBuf>,
     run_migrations: bool,
     broker: Option<Arc<dyn Broker>>,
-    routes: Option<Router>,
+    routes: Vec<RoutesFn>,
 }
 
 impl Default for ServerBuilder {
@@ -46,7 +46,7 @@ impl Default for ServerBuilder {
             data_dir: None,
             run_migrations: true,
             broker: None,
-            routes: None,
+            routes: Vec::new(),
         }
     }
 }
@@ -112,17 +112,22 @@ impl ServerBuilder {
 
     /// The program's own routes, served before the built-in ones: a path the program routes is
     /// the program's (even `/health`), every other path reaches Switchboard. The router's own
-    /// fallback, if any, is replaced by the built-in routes. Called twice, the routers are
-    /// merged (which panics on a path both route, as [`Router::merge`] does).
+    /// fallback, if any, is replaced by the built-in routes. Called again (or with
+    /// [`routes_with`](Self::routes_with)), the routers are merged, which panics on a path two
+    /// of them route, as [`Router::merge`] does.
     ///
     /// The program's routes pass the same admission as the built-in ones (the per-address
     /// request rate, the capacity refusal, the request deadline) and are counted in the HTTP
-    /// metrics by their route template.
-    pub fn routes(mut self, routes: Router) -> Self {
-        self.routes = Some(match self.routes.take() {
-            Some(earlier) => earlier.merge(routes),
-            None => routes,
-        });
+    /// metrics by their route template; their answers are left as they are.
+    pub fn routes(self, routes: Router) -> Self {
+        self.routes_with(move |_| routes)
+    }
+
+    /// [`routes`](Self::routes) made with a [`Publisher`], for handlers that publish (as
+    /// `server(({app}) => …)` gave Push-Alt's routes the app): `make` is called once, during
+    /// [`start`](Self::start).
+    pub fn routes_with(mut self, make: impl FnOnce(Publisher) -> Router + Send + 'static) -> Self {
+        self.routes.push(Box::new(make));
         self
     }
 

@@ -45,11 +45,14 @@ pub enum PublishError {
     /// Nothing was published, so a retry cannot duplicate (SPEC §9).
     #[error("nothing was published: {0}")]
     Broker(#[from] broker::Error),
+    /// The server is draining or stopped: its connections are being closed, nobody would get it.
+    #[error("the server is shutting down; nothing was published")]
+    ShuttingDown,
 }
 
 /// Publishes events from Rust into a running server ([`ServerHandle::publisher`]).
 #[derive(Clone)]
-pub struct Publisher(AppState);
+pub struct Publisher(pub(super) AppState);
 
 impl Publisher {
     /// Publishes `event` with `data` on `channel` of app `app_id`, as a Pusher HTTP trigger
@@ -58,6 +61,9 @@ impl Publisher {
     /// string) or a [`serde_json::Value`] (Notif and Socket.IO clients get the value, Pusher
     /// clients its JSON text). It is held to the app's message size limit.
     pub fn publish(&self, app_id: &str, channel: &str, event: &str, data: impl Into<Data>) -> Result<(), PublishError> {
+        if self.0.shutdown.is_draining() {
+            return Err(PublishError::ShuttingDown);
+        }
         let app = self.0.apps.by_id(app_id).filter(|a| a.enabled);
         let app = app.ok_or_else(|| PublishError::UnknownApp(app_id.to_owned()))?;
         let name = ChannelName::parse_for_publish(channel)
@@ -122,7 +128,8 @@ impl ServerHandle {
     }
 
     /// A cheap, cloneable publisher for the program's own tasks and route handlers. It does
-    /// not keep the server running: after shutdown its publishes reach no one.
+    /// not keep the server running: once shutdown starts, it answers
+    /// [`PublishError::ShuttingDown`].
     pub fn publisher(&self) -> Publisher {
         self.publisher.clone()
     }

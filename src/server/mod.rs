@@ -65,8 +65,11 @@ struct Parts {
     /// Apply pending migrations; when off, a schema that is behind stops the start.
     migrate: bool,
     /// The embedding program's routes, which take precedence over the built-in ones.
-    routes: Option<Router>,
+    routes: Vec<RoutesFn>,
 }
+
+/// Makes some of the program's routes once the server can publish.
+type RoutesFn = Box<dyn FnOnce(Publisher) -> Router + Send>;
 
 impl Server {
     /// The one way to start a server, for the binary and embedding programs alike.
@@ -132,7 +135,9 @@ impl Server {
             accounts,
             origins,
         });
-        let router = router::build(state.clone(), routes);
+        let publisher = Publisher(state.clone());
+        let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
+        let router = router::build(state.clone(), program);
         if let Some((app, true)) = created {
             // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
             println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);

@@ -31,16 +31,14 @@ async fn the_example_routes_first_publishes_to_every_transport_and_shuts_down() 
     // The program's routes first, the built-in ones behind them.
     let http = Http::new(addr);
     assert_eq!(http.get("/health").await, (200, json!(example::HEALTH)));
-    assert_eq!(http.get("/hello").await, (200, json!("hello from the program")));
     let (status, body) = http.get("/no-such-route").await;
     assert_eq!(status, 404, "{body}");
     assert!(body["error"].is_string(), "the built-in JSON 404: {body}");
-    let (_, metrics) = http.get("/metrics").await;
-    assert!(metrics.as_str().unwrap().contains("route=\"/hello\""), "the program's routes are counted by template");
 
     // A Pusher client and a Notif client on one channel, through the built-in routes.
     let mut pusher = Ws::connect_established(&pusher_url(addr, example::APP_KEY)).await;
     assert_eq!(pusher.subscribe("orders").await["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(pusher.subscribe("greetings").await["event"], "pusher_internal:subscription_succeeded");
     let mut notif = Notif::connect_url(&format!("ws://{addr}/ws?api_key={}", example::APP_KEY), &[]).await;
     assert_eq!(notif.subscribe("orders").await["event"], "pusher_internal:subscription_succeeded");
 
@@ -53,7 +51,13 @@ async fn the_example_routes_first_publishes_to_every_transport_and_shuts_down() 
     assert_eq!(pusher.recv().await, json!({"event": "note", "channel": "orders", "data": "plain text"}));
     assert_eq!(notif.recv().await, json!({"event": "created", "channel": "orders", "data": {"id": 7}}));
     assert_eq!(notif.recv().await, json!({"event": "note", "channel": "orders", "data": "plain text"}));
+    // A program route publishing with the publisher `routes_with` gave it.
+    assert_eq!(http.get("/hello").await, (200, json!("hello from the program")));
+    assert_eq!(pusher.recv().await, json!({"event": "hello", "channel": "greetings", "data": "someone said hello"}));
     pusher.assert_next_is_pong().await;
+    notif.assert_next_is_pong().await;
+    let (_, metrics) = http.get("/metrics").await;
+    assert!(metrics.as_str().unwrap().contains("route=\"/hello\""), "the program's routes are counted by template");
 
     // Graceful shutdown: both clients told to reconnect, the port closed once it returns.
     let stopping = tokio::spawn(server.shutdown());
@@ -61,8 +65,9 @@ async fn the_example_routes_first_publishes_to_every_transport_and_shuts_down() 
     assert_eq!(notif.expect_close().await, 4200);
     stopping.await.unwrap().unwrap();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "no longer accepting");
-    // A publisher outliving its server reaches no one, and fails nothing.
-    publisher.publish(example::APP_ID, "orders", "late", "x").unwrap();
+    // A publisher outliving its server says so.
+    let late = publisher.publish(example::APP_ID, "orders", "late", "x");
+    assert!(matches!(late, Err(PublishError::ShuttingDown)), "{late:?}");
 }
 
 #[tokio::test]
