@@ -11,7 +11,7 @@ use axum::Router;
 
 use super::{Parts, Publisher, RoutesFn, Server, ServerHandle};
 use crate::broker::{Broker, MemoryBroker};
-use crate::config::Config;
+use crate::config::{Config, SocketIoConfig};
 
 /// Sets up a server: `Server::builder()…start().await`.
 ///
@@ -20,8 +20,8 @@ use crate::config::Config;
 /// the environment as the binary does). The other setters override single fields of it,
 /// whatever order they are called in. Everything is validated once, in [`start`](Self::start).
 ///
-/// Socket.IO options and program-registered namespaces arrive with the Socket.IO transport
-/// (issue 15): a `socketio(..)` method here will set the configuration's `socketio` section.
+/// [`socketio`](Self::socketio) sets the Engine.IO/Socket.IO options (the configuration's
+/// `socketio` section); program-registered namespaces arrive with the Socket.IO layer.
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ServerBuilder {
     config: Option<Config>,
@@ -33,6 +33,7 @@ pub struct ServerBuilder {
     run_migrations: bool,
     broker: Option<Arc<dyn Broker>>,
     routes: Vec<RoutesFn>,
+    socketio: Option<SocketIoConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -47,6 +48,7 @@ impl Default for ServerBuilder {
             run_migrations: true,
             broker: None,
             routes: Vec::new(),
+            socketio: None,
         }
     }
 }
@@ -110,6 +112,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The Engine.IO/Socket.IO options (`socketio`: pingInterval, pingTimeout, maxPayload,
+    /// connectTimeout, polling sessions held), as Push-Alt's `socketOptions`.
+    pub fn socketio(mut self, socketio: SocketIoConfig) -> Self {
+        self.socketio = Some(socketio);
+        self
+    }
+
     /// The program's own routes, served before the built-in ones: a path the program routes is
     /// the program's (even `/health`), every other path reaches Switchboard. The router's own
     /// fallback, if any, is replaced by the built-in routes. Called again (or with
@@ -136,7 +145,8 @@ impl ServerBuilder {
     /// [`ServerHandle::shutdown`]. A bad setting comes back as a
     /// [`ConfigError`](crate::config::ConfigError) naming it.
     pub async fn start(self) -> anyhow::Result<ServerHandle> {
-        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes } = self;
+        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes, socketio } =
+            self;
         let mut config = config.unwrap_or_default();
         if let Some(port) = port {
             config.server.port = port;
@@ -157,6 +167,18 @@ impl ServerBuilder {
         if let Some(dir) = data_dir {
             config.server.data_dir = dir;
             config.set_by_builder("server.data_dir", "data_dir");
+        }
+        if let Some(socketio) = socketio {
+            config.socketio = socketio;
+            for key in [
+                "socketio.ping_interval_ms",
+                "socketio.ping_timeout_ms",
+                "socketio.max_payload",
+                "socketio.connect_timeout_ms",
+                "socketio.max_polling_sessions",
+            ] {
+                config.set_by_builder(key, "socketio");
+            }
         }
         config.validate()?;
         let broker = broker.unwrap_or_else(|| Arc::new(MemoryBroker::new()));

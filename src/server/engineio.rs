@@ -119,11 +119,10 @@ pub fn is_engineio_ws(req: &Request) -> bool {
 }
 
 /// Whether a request is a long-poll GET, held until a packet or the heartbeat (so the request
-/// deadline does not apply; the heartbeat bounds it).
+/// deadline does not apply; the heartbeat bounds it). Any path: an embedding program may serve
+/// an Engine.IO endpoint of its own.
 pub fn is_long_poll(req: &Request) -> bool {
-    let path = req.uri().path();
     req.method() == axum::http::Method::GET
-        && (path == "/ws" || path == WS_SLASH || path == SOCKET_IO)
         && req.uri().query().is_some_and(|q| {
             let mut sid = false;
             let mut polling = false;
