@@ -379,10 +379,12 @@ async fn polling_sessions_count_against_the_per_address_limit() {
     // The third handshake's own connection takes the last slot: its session finds none.
     let refused = loop {
         let answer = get(&server, "EIO=4&transport=polling").await;
-        if answer.status == 429 || tokio::time::Instant::now() > deadline {
+        // Engine.IO's refusal, not the accept loop's (a handshake connection still closing
+        // may hold a slot for a moment, refusing the next TCP connection itself).
+        let engine_io = answer.body.contains(r#""code":3"#);
+        if (answer.status == 429 && engine_io) || tokio::time::Instant::now() > deadline {
             break answer;
         }
-        // A handshake connection that is still being closed may hold a slot for a moment.
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(refused.status, 429, "{}", refused.body);
@@ -465,5 +467,31 @@ async fn shutdown_ends_pending_polls_and_websockets() {
             Some(Ok(_)) => {}
             other => panic!("closed without a close frame: {other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn polling_sessions_count_against_the_connection_capacity() {
+    let server = spawn_with(|c| c.server.max_connections = 3).await;
+    let a = open_polling(&server).await;
+    let _b = open_polling(&server).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let refused = loop {
+        let answer = get(&server, "EIO=4&transport=polling").await;
+        // Engine.IO's refusal, not the accept loop's (a handshake connection still closing
+        // may hold a slot for a moment, refusing the next TCP connection itself).
+        let engine_io = answer.body.contains(r#""code":3"#);
+        if (answer.status == 503 && engine_io) || tokio::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json(), eio_error(3, "Server at capacity"));
+    assert_eq!(post(&server, &a, b"1").await.body, "ok");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(&server, "EIO=4&transport=polling").await.status != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "the slot came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
