@@ -39,7 +39,9 @@ const SESSIONS_APP: &str = "engine.io";
 
 impl EngineIo {
     /// Both endpoints. Until the Socket.IO layer supplies its protocol, both speak bare
-    /// Engine.IO (an echo of each message, what the protocol suite expects).
+    /// Engine.IO (an echo of each message, what the protocol suite expects). Push-Alt's checks
+    /// the handshake's Origin against the global list (SPEC §5); Hestia's rule (SPEC §6: CORS
+    /// `*`) comes with its surface.
     pub fn new(
         config: &SocketIoConfig,
         realtime: &crate::core::Realtime,
@@ -47,11 +49,11 @@ impl EngineIo {
         shutdown: &super::Shutdown,
     ) -> Self {
         let options = options(config);
-        let echo = Echo::new(realtime.clone(), SESSIONS_APP);
-        let protocol: Arc<dyn Protocol> = Arc::new(OriginChecked { origins: origins.clone(), inner: echo });
+        let echo = || Echo::new(realtime.clone(), SESSIONS_APP);
+        let pushalt: Arc<dyn Protocol> = Arc::new(OriginChecked { origins: origins.clone(), inner: echo() });
         Self {
-            pushalt: Endpoint::new(options.clone(), protocol.clone(), shutdown.token()),
-            hestia: Endpoint::new(options, protocol, shutdown.token()),
+            pushalt: Endpoint::new(options.clone(), pushalt, shutdown.token()),
+            hestia: Endpoint::new(options, Arc::new(echo()), shutdown.token()),
         }
     }
 

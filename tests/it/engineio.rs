@@ -221,23 +221,18 @@ async fn each_http_error_is_answered_as_node_answers_it() {
 #[tokio::test]
 async fn a_handshake_from_a_refused_origin_is_403_on_polling_and_websocket() {
     let server = spawn_with(|c| c.server.cors_origins = vec!["https://good.example".into()]).await;
-    let refused =
-        raw(&server, "GET", &format!("{PATH}?EIO=4&transport=polling"), b"", &[("origin", "https://evil.example")])
-            .await;
+    let refused = raw(&server, "GET", "/ws/?EIO=4&transport=polling", b"", &[("origin", "https://evil.example")]).await;
     assert_eq!((refused.status, refused.json()), (403, eio_error(4, "Forbidden")));
-    let allowed =
-        raw(&server, "GET", &format!("{PATH}?EIO=4&transport=polling"), b"", &[("origin", "https://good.example")])
-            .await;
+    let allowed = raw(&server, "GET", "/ws/?EIO=4&transport=polling", b"", &[("origin", "https://good.example")]).await;
     assert_eq!(allowed.status, 200);
     // A page on an allowed origin may read its polls (cross-origin XHR).
     assert_eq!(allowed.header("access-control-allow-origin"), Some("https://good.example"));
     assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
     let preflight =
-        raw(&server, "OPTIONS", &format!("{PATH}?EIO=4&transport=polling"), b"", &[("origin", "https://good.example")])
-            .await;
+        raw(&server, "OPTIONS", "/ws/?EIO=4&transport=polling", b"", &[("origin", "https://good.example")]).await;
     assert_eq!(preflight.status, 204);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("https://good.example"));
-    let no_origin = raw(&server, "GET", &format!("{PATH}?EIO=4&transport=polling"), b"", &[]).await;
+    let no_origin = raw(&server, "GET", "/ws/?EIO=4&transport=polling", b"", &[]).await;
     assert_eq!(no_origin.status, 200, "a missing Origin is fine");
 
     let mut req = format!("ws://{}/ws?EIO=4&transport=websocket", server.addr).into_client_request().unwrap();
