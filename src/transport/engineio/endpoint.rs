@@ -93,6 +93,7 @@ impl Endpoint {
         self
     }
 
+    /// The settings the endpoint announces in its open packets.
     pub fn options(&self) -> &Options {
         &self.0.options
     }
