@@ -360,7 +360,7 @@ pub enum Probe {
 
 impl Socket {
     /// Waits for the next data message, for a socket that has not joined a connection yet
-    /// (control frames are answered through [`Socket::write_direct`]'s path on the next write).
+    /// (control frames are answered with the next [`Socket::write_direct`]).
     pub async fn recv_direct(&mut self) -> Probe {
         loop {
             match self.try_read() {
@@ -379,7 +379,7 @@ impl Socket {
     }
 
     /// Writes `frame` (and any control answer tungstenite queued) straight to the socket, for a
-    /// socket that has not joined a connection yet. Bounded by [`CLOSE_GRACE`]; false if the
+    /// socket that has not joined a connection yet. Bounded by a few seconds; false if the
     /// socket failed or stayed full.
     pub async fn write_direct(&mut self, frame: &[u8]) -> bool {
         let mut bytes = self.take_control().map(Vec::from).unwrap_or_default();
