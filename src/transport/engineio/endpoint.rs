@@ -161,12 +161,8 @@ impl Endpoint {
             };
             let method = parts.method.clone();
             return match (transport, method) {
-                (TransportKind::Polling, Method::GET) => {
-                    // The request's head shares the connection's read buffer: let go of it
-                    // before the poll is held (8 KiB per idle polling session).
-                    drop((parts, body));
-                    polling::get(inner, polled).await
-                }
+                // Answered at once (a waiting poll's payload follows in its body).
+                (TransportKind::Polling, Method::GET) => polling::get(inner, polled),
                 (TransportKind::Polling, Method::POST) => polling::post(inner, polled, &parts.headers, body).await,
                 (TransportKind::Polling, _) => EioError::BadRequest.into_response(),
                 (TransportKind::WebSocket, _) => match WsUpgrade::from_request_parts(&mut parts, &()).await {

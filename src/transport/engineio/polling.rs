@@ -1,18 +1,20 @@
 //! HTTP long-polling without a task per session. A session is an entry in a capped, sharded
 //! table keyed by sid; its packets wait in its connection's outbox (the core's, bounded in bytes
-//! and frames), which a GET drains and answers joined with `\x1e`. A GET is held until a packet
-//! comes (the heartbeat's ping at the latest); a POST feeds the session. One timer task per
+//! and frames), which a GET drains and answers joined with `\x1e`. A GET with nothing to take is
+//! answered at once with a body that completes when a packet comes (the heartbeat's ping at the
+//! latest); a POST feeds the session. One timer task per
 //! endpoint runs every session's heartbeat from a heap of deadlines.
 
 use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::convert::Infallible;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 use parking_lot::Mutex;
@@ -335,12 +337,12 @@ pub(crate) async fn open(inner: &Arc<Inner>, handshake: &Handshake<'_>) -> Respo
 }
 
 /// Resets a request flag however the request ends (the client may hang up mid-poll).
-struct Busy<'a> {
-    polled: &'a Polled,
+struct Busy {
+    polled: Arc<Polled>,
     getting: bool,
 }
 
-impl Drop for Busy<'_> {
+impl Drop for Busy {
     fn drop(&mut self) {
         let mut state = self.polled.state.lock();
         if self.getting {
@@ -351,9 +353,12 @@ impl Drop for Busy<'_> {
     }
 }
 
-/// A GET: what is queued, else wait for it (held at most `pingInterval + pingTimeout`, which
-/// the ping always comes before).
-pub(crate) async fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
+/// A GET: what is queued, else an answer whose head goes out now and whose payload follows
+/// when a packet comes (the heartbeat's ping at the latest: held at most `pingInterval +
+/// pingTimeout`). Answering the head at once lets the request's layers and handler finish: a
+/// waiting poll holds only its small body (Arc handles, the wait), not their futures (~8 KiB
+/// per idle polling session, measured).
+pub(crate) fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
     {
         let mut state = polled.state.lock();
         if state.phase == Phase::Ended
@@ -372,46 +377,66 @@ pub(crate) async fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
         }
         state.getting = true;
     }
-    let _busy = Busy { polled: &polled, getting: true };
-    let hold_until = Instant::now() + inner.options.ping_interval + inner.options.ping_timeout;
-    let mut batch = Vec::new();
+    let busy = Busy { polled: polled.clone(), getting: true };
     let mut body = Vec::new();
-    loop {
-        let closing = polled.conn.drain(&mut batch);
-        for frame in batch.drain(..) {
-            if !packet::append_polling(&mut body, &frame) {
-                tracing::debug!("a frame Engine.IO did not make was left out of a poll");
+    if gather(inner, &polled, &mut body) {
+        return payload_response(body);
+    }
+    let hold_until = Instant::now() + inner.options.ping_interval + inner.options.ping_timeout;
+    let inner = inner.clone();
+    let payload = async move {
+        let _busy = busy;
+        loop {
+            tokio::select! {
+                _ = polled.conn.woken() => {}
+                _ = polled.kick.notified() => {}
+                _ = sleep_until(hold_until) => {
+                    append_packet(&mut body, "6");
+                    return body;
+                }
+            }
+            if gather(&inner, &polled, &mut body) {
+                return body;
             }
         }
-        {
-            let mut state = polled.state.lock();
-            if let Some(reason) = closing {
-                end_for_core(inner, &polled, &mut state, reason);
-            }
-            if let Some(words) = state.last_words.take() {
-                packet::append_polling(&mut body, &words);
-            }
-            if let Some(last) = state.farewell.take() {
-                append_packet(&mut body, last);
-                return payload_response(body);
-            }
-            // A probe arrived, or the WebSocket took over: the client is to stop polling.
-            if std::mem::take(&mut state.noop_due) || state.phase == Phase::Upgraded {
-                append_packet(&mut body, "6");
-            }
-        }
-        if !body.is_empty() {
-            return payload_response(body);
-        }
-        tokio::select! {
-            _ = polled.conn.woken() => {}
-            _ = polled.kick.notified() => {}
-            _ = sleep_until(hold_until) => {
-                append_packet(&mut body, "6");
-                return payload_response(body);
-            }
+    };
+    held_response(payload)
+}
+
+/// Takes what a poll answers with into `body`: the queued packets, the last words and the
+/// farewell of an ended session, the noop of an upgrade. Whether the poll is to be answered now.
+fn gather(inner: &Inner, polled: &Polled, body: &mut Vec<u8>) -> bool {
+    let mut batch = Vec::new();
+    let closing = polled.conn.drain(&mut batch);
+    for frame in batch {
+        if !packet::append_polling(body, &frame) {
+            tracing::debug!("a frame Engine.IO did not make was left out of a poll");
         }
     }
+    let mut state = polled.state.lock();
+    if let Some(reason) = closing {
+        end_for_core(inner, polled, &mut state, reason);
+    }
+    if let Some(words) = state.last_words.take() {
+        packet::append_polling(body, &words);
+    }
+    if let Some(last) = state.farewell.take() {
+        append_packet(body, last);
+        return true;
+    }
+    // A probe arrived, or the WebSocket took over: the client is to stop polling.
+    if std::mem::take(&mut state.noop_due) || state.phase == Phase::Upgraded {
+        append_packet(body, "6");
+    }
+    !body.is_empty()
+}
+
+/// A 200 polling answer whose payload is still to come: sent chunked once `payload` resolves.
+fn held_response(payload: impl Future<Output = Vec<u8>> + Send + 'static) -> Response {
+    let frames = futures_util::stream::once(async move { Ok::<_, Infallible>(payload.await) });
+    let mut response = (StatusCode::OK, Body::from_stream(frames)).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    response
 }
 
 fn append_packet(body: &mut Vec<u8>, packet: &str) {
@@ -434,7 +459,7 @@ pub(crate) async fn post(inner: &Arc<Inner>, polled: Arc<Polled>, headers: &Head
         }
         state.posting = true;
     }
-    let _busy = Busy { polled: &polled, getting: false };
+    let _busy = Busy { polled: polled.clone(), getting: false };
     let max = inner.options.max_payload;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
