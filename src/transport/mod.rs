@@ -2,4 +2,5 @@
 //! protocol); the loop owns the upgrade, the reads, the timers and the close, and the core's
 //! outbox and flush queues do the writing.
 
+pub mod socketio;
 pub mod ws;
