@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -67,6 +67,27 @@ impl Transport {
             Self::Notif => "notif",
             Self::SocketIo => "socketio",
         }
+    }
+}
+
+/// Which of its transport's encoders a connection takes: Socket.IO surfaces name channel events
+/// each their own way (Push-Alt `workspace:<n>:<channel>:<event>`, Hestia its own), and a
+/// broadcast is still encoded once per dialect in use, not per subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dialect(u8);
+
+impl Dialect {
+    /// How many dialects a transport may have, its default one included.
+    pub const COUNT: usize = 4;
+    /// The encoder registered with [`crate::core::Realtime::register_encoder`].
+    pub const DEFAULT: Self = Self(0);
+
+    pub(crate) fn new(n: u8) -> Option<Self> {
+        (usize::from(n) < Self::COUNT).then_some(Self(n))
+    }
+
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
     }
 }
 
@@ -250,6 +271,8 @@ pub struct Conn {
     closed: AtomicBool,
     /// Pusher-protocol extras (`pusher_internal:` events) are not sent to this connection.
     skip_extras: AtomicBool,
+    /// The [`Dialect`] its events are encoded in.
+    dialect: AtomicU8,
     pub(crate) membership: Mutex<Membership>,
 }
 
@@ -275,6 +298,7 @@ impl Conn {
             signal: Signal::default(),
             closed: AtomicBool::new(false),
             skip_extras: AtomicBool::new(false),
+            dialect: AtomicU8::new(0),
             membership: Mutex::default(),
         })
     }
@@ -297,6 +321,15 @@ impl Conn {
     /// did not ask for them).
     pub fn skip_extras(&self) {
         self.skip_extras.store(true, Ordering::Relaxed);
+    }
+
+    /// Encodes what the core sends this connection in `dialect` (set before it subscribes).
+    pub fn set_dialect(&self, dialect: Dialect) {
+        self.dialect.store(dialect.0, Ordering::Relaxed);
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        Dialect(self.dialect.load(Ordering::Relaxed))
     }
 
     /// Whether this connection takes this fanned-out event.

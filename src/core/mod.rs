@@ -26,7 +26,7 @@ pub use crate::broker::wire::Data;
 use crate::broker::{self, Broker, Envelope, wire};
 use crate::metrics;
 pub use channel::{ChannelKind, ChannelName, ChannelNameError};
-pub use conn::{Conn, ConnHandle, Disconnect, Flushed, OutboxLimits, SocketId, Transport, Wire};
+pub use conn::{Conn, ConnHandle, Dialect, Disconnect, Flushed, OutboxLimits, SocketId, Transport, Wire};
 pub use fanout::Encoder;
 use fanout::Encoders;
 use flush::FlushQueue;
@@ -204,8 +204,15 @@ impl Realtime {
     }
 
     /// Registers the frame encoder of a transport (once, at start).
-    pub fn register_encoder(&self, transport: Transport, encoder: Encoder) {
-        self.0.encoders.register(transport, encoder);
+    pub fn register_encoder(&self, transport: Transport, encoder: impl Fn(&Event) -> Bytes + Send + Sync + 'static) {
+        self.0.encoders.register(transport, Arc::new(move |_: &str, e: &Event| encoder(e)));
+    }
+
+    /// Registers another way of encoding a transport's events (Socket.IO surfaces name channel
+    /// events each their own way) and returns it for [`Conn::set_dialect`]; `None` when all
+    /// [`Dialect::COUNT`] are taken. Each dialect in use costs a broadcast one encoding.
+    pub fn register_dialect(&self, transport: Transport, encoder: Encoder) -> Option<Dialect> {
+        self.0.encoders.add_dialect(transport, encoder)
     }
 
     pub fn broker_healthy(&self) -> bool {
@@ -682,13 +689,13 @@ impl Inner {
             let ch = shard.entry(channel.clone()).or_default();
             ch.cached = Some(Cached { event: Event { except: None, ..event.clone() }, at: Instant::now() });
             let shard = RwLockWriteGuard::downgrade(shard);
-            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, app, ch, event))
         } else {
             let Some(space) = self.spaces.read().get(app).cloned() else {
                 return 0;
             };
             let shard = space.shard(channel).read();
-            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, app, ch, event))
         };
         metrics::fanned_out(delivered, started.elapsed());
         delivered
