@@ -243,7 +243,11 @@ impl Outbox {
     }
 
     fn over(&self, len: usize, limits: &OutboxLimits) -> bool {
-        self.frames.len() + self.held.len() >= limits.max_frames || self.bytes + len > limits.max_bytes
+        self.over_by(1, len, limits)
+    }
+
+    fn over_by(&self, count: usize, len: usize, limits: &OutboxLimits) -> bool {
+        self.frames.len() + self.held.len() + count > limits.max_frames || self.bytes + len > limits.max_bytes
     }
 }
 
@@ -340,24 +344,37 @@ impl Conn {
     /// Queues a frame without waiting and arranges its write. A full outbox marks the
     /// connection as a slow consumer and returns false; so does a closing one.
     pub fn try_send(self: &Arc<Self>, frame: Bytes) -> bool {
+        let len = frame.len();
+        self.enqueue(std::iter::once(frame), 1, len)
+    }
+
+    /// Queues frames that must stay together (a Socket.IO packet and its binary attachments):
+    /// all of them or none, and no other sender's frame between them.
+    pub fn try_send_all(self: &Arc<Self>, frames: Vec<Bytes>) -> bool {
+        let len = frames.iter().map(Bytes::len).sum();
+        let count = frames.len();
+        self.enqueue(frames.into_iter(), count, len)
+    }
+
+    fn enqueue(self: &Arc<Self>, frames: impl Iterator<Item = Bytes>, count: usize, len: usize) -> bool {
         let mut out = self.outbox.lock();
         if out.closing.is_some() || out.broken {
             return false;
         }
-        if out.over(frame.len(), &self.limits) {
+        if out.over_by(count, len, &self.limits) {
             out.closing = Some(Disconnect::SlowConsumer);
             drop(out);
             self.wake();
             return false;
         }
-        out.bytes += frame.len();
+        out.bytes += len;
         if out.holding {
-            out.held.push(frame);
+            out.held.extend(frames);
             return true;
         }
-        out.frames.push_back(frame);
+        out.frames.extend(frames);
         if out.wire.is_none() {
-            let first = out.frames.len() == 1;
+            let first = out.frames.len() == count;
             drop(out);
             // Only the first frame of a batch needs to wake the task; it drains them all.
             if first {
@@ -530,6 +547,22 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(c.drain(&mut batch), Some(Disconnect::SlowConsumer));
         assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
+    fn frames_sent_together_are_queued_together_or_not_at_all() {
+        let c = test_conn(100, 4);
+        assert!(c.try_send(Bytes::from_static(b"a")));
+        assert!(c.try_send_all(vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]));
+        let mut batch = Vec::new();
+        assert_eq!(c.drain(&mut batch), None);
+        assert_eq!(batch, [&b"a"[..], b"b", b"c"]);
+        assert!(c.try_send(Bytes::from_static(b"d")));
+        // Three more would make five frames: none of them is queued, and the reader is slow.
+        assert!(!c.try_send_all(vec![Bytes::from_static(b"e"); 4]));
+        batch.clear();
+        assert_eq!(c.drain(&mut batch), Some(Disconnect::SlowConsumer));
+        assert_eq!(batch, [&b"d"[..]]);
     }
 
     #[tokio::test]

@@ -46,9 +46,34 @@ const READS_PER_TURN: usize = 64;
 
 /// A server text frame (RFC 6455 §5.2: FIN, opcode 1, no mask) around `payload`.
 pub fn text_frame(payload: &[u8]) -> Bytes {
-    let len = payload.len();
+    frame(0x81, &[payload])
+}
+
+/// A server text frame whose payload is `parts` joined (one copy, no intermediate buffer).
+pub fn text_frame_of(parts: &[&[u8]]) -> Bytes {
+    frame(0x81, parts)
+}
+
+/// A server binary frame (opcode 2) around `payload`.
+pub fn binary_frame(payload: &[u8]) -> Bytes {
+    frame(0x82, &[payload])
+}
+
+/// The payload of a frame built here (the header is 2, 4 or 10 bytes, told by its length byte).
+pub fn frame_payload(frame: &Bytes) -> Bytes {
+    let header = match frame.get(1) {
+        Some(126) => 4,
+        Some(127) => 10,
+        Some(_) => 2,
+        None => return Bytes::new(),
+    };
+    frame.slice(header.min(frame.len())..)
+}
+
+fn frame(first: u8, parts: &[&[u8]]) -> Bytes {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut out = Vec::with_capacity(len + 10);
-    out.push(0x81);
+    out.push(first);
     if len < 126 {
         out.push(len as u8);
     } else if let Ok(short) = u16::try_from(len) {
@@ -58,7 +83,9 @@ pub fn text_frame(payload: &[u8]) -> Bytes {
         out.push(127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    out.extend_from_slice(payload);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
     out.into()
 }
 
@@ -643,5 +670,12 @@ mod tests {
         assert_eq!(mid.len(), 304);
         let big = text_frame(&vec![b'a'; 70_000]);
         assert_eq!(&big[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        for n in [0, 125, 126, 300, 70_000] {
+            let payload = vec![b'x'; n];
+            assert_eq!(frame_payload(&text_frame(&payload)), payload);
+            assert_eq!(frame_payload(&binary_frame(&payload)), payload);
+        }
+        assert_eq!(text_frame_of(&[b"4", b"2[]"]), text_frame(b"42[]"));
+        assert_eq!(binary_frame(b"\x01")[0], 0x82);
     }
 }

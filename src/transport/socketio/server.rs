@@ -1,0 +1,127 @@
+//! A program's Socket.IO setup ([`SocketIo`]: namespaces and options) and the same bound to the
+//! realtime core ([`Server`]): each namespace whose sockets join channels gets the encoder
+//! dialect its naming asks for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::broadcast;
+use super::codec::{MAIN_NAMESPACE, MAX_NAMESPACE_LEN};
+use super::namespace::Namespace;
+use super::session::DEFAULT_CONNECT_TIMEOUT;
+use super::socket::Registered;
+use crate::core::{Dialect, Realtime, Transport};
+
+/// Attachment bytes one packet may carry by default (Engine.IO's default `maxPayload`).
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1_000_000;
+
+/// Namespaces and options, as a program or a surface sets them up.
+#[derive(Clone, Debug)]
+pub struct SocketIo {
+    namespaces: Vec<(String, Namespace)>,
+    connect_timeout: Duration,
+    max_attachment_bytes: usize,
+}
+
+impl Default for SocketIo {
+    fn default() -> Self {
+        Self {
+            namespaces: Vec::new(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+        }
+    }
+}
+
+/// A setup that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetupError {
+    #[error("namespace {0:?} must start with / and have at most {MAX_NAMESPACE_LEN} bytes")]
+    BadNamespace(String),
+    #[error("namespace {0:?} is registered twice")]
+    Duplicate(String),
+    #[error("too many namespaces with their own channel naming (at most {})", Dialect::COUNT - 1)]
+    TooManyNamings,
+}
+
+impl SocketIo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves namespace `name` (`/`, `/chat`, …) with `handlers`. CONNECTs to namespaces not
+    /// registered are refused with `{"message":"Invalid namespace"}`.
+    pub fn namespace(mut self, name: &str, handlers: Namespace) -> Self {
+        self.namespaces.push((name.to_owned(), handlers));
+        self
+    }
+
+    /// How long a connection may stay in no namespace before it is closed (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The most bytes of binary attachments one packet may carry (default 1,000,000); a
+    /// larger packet closes its connection.
+    pub fn max_attachment_bytes(mut self, bytes: usize) -> Self {
+        self.max_attachment_bytes = bytes;
+        self
+    }
+
+    /// Binds the setup to the core: the main namespace's channel events use the transport's
+    /// default encoder, each namespace with a naming of its own gets a dialect.
+    pub fn bind(self, realtime: &Realtime) -> Result<Arc<Server>, SetupError> {
+        let default = broadcast::encoder(MAIN_NAMESPACE.into(), None);
+        realtime.register_encoder(Transport::SocketIo, move |event| default("", event));
+        let mut namespaces = HashMap::new();
+        for (name, handlers) in self.namespaces {
+            if !name.starts_with('/') || name.len() > MAX_NAMESPACE_LEN {
+                return Err(SetupError::BadNamespace(name));
+            }
+            if namespaces.contains_key(name.as_str()) {
+                return Err(SetupError::Duplicate(name));
+            }
+            let name: Arc<str> = name.into();
+            let dialect = match (&*name, &handlers.naming) {
+                (MAIN_NAMESPACE, None) => Some(Dialect::DEFAULT),
+                (_, None) => None,
+                (_, Some(naming)) => Some(
+                    realtime
+                        .register_dialect(Transport::SocketIo, broadcast::encoder(name.clone(), Some(naming.clone())))
+                        .ok_or(SetupError::TooManyNamings)?,
+                ),
+            };
+            namespaces.insert(name.clone(), Arc::new(Registered { name, handlers, dialect }));
+        }
+        Ok(Arc::new(Server {
+            namespaces,
+            connect_timeout: self.connect_timeout,
+            max_attachment_bytes: self.max_attachment_bytes,
+            realtime: realtime.clone(),
+        }))
+    }
+}
+
+/// A [`SocketIo`] setup bound to the core, shared by every connection of its endpoint.
+pub struct Server {
+    namespaces: HashMap<Arc<str>, Arc<Registered>>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) max_attachment_bytes: usize,
+    pub(crate) realtime: Realtime,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<_> = self.namespaces.keys().collect();
+        names.sort();
+        f.debug_struct("Server").field("namespaces", &names).finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    pub(crate) fn namespace(&self, name: &str) -> Option<&Arc<Registered>> {
+        self.namespaces.get(name)
+    }
+}

@@ -1,0 +1,498 @@
+//! The Socket.IO side of one Engine.IO connection: packets in (text, then the binary
+//! attachments they announced), namespaces joined and left, handlers called, the connect
+//! timeout. The Engine.IO layer owns the transport and calls in; answers go out through the
+//! connection's outbox. Any packet the codec refuses, or one that breaks the protocol's order,
+//! ends the connection (the reference server closes it too); a handler that panics ends only
+//! this connection.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::args::Args;
+use super::codec::{self, Body, DecodeError, Packet};
+use super::frames;
+use super::namespace::{ConnectRefusal, DisconnectReason, Message};
+use super::server::Server;
+use super::socket::{AckSender, Shared, Socket};
+use crate::core::{ChannelRules, ConnHandle};
+
+/// Why the Socket.IO layer ends a connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Close {
+    #[error("malformed packet: {0}")]
+    Malformed(#[from] DecodeError),
+    #[error("a text packet arrived while attachments were awaited")]
+    TextDuringAttachments,
+    #[error("a binary frame arrived that no packet announced")]
+    UnexpectedBinary,
+    #[error("attachments over {0} bytes")]
+    AttachmentsTooLarge(usize),
+    #[error("packet for a namespace in the wrong state")]
+    InvalidState,
+    #[error("no namespace connected within the connect timeout")]
+    ConnectTimeout,
+    #[error("a handler panicked")]
+    HandlerPanicked,
+}
+
+/// What the Engine.IO layer does next.
+pub type Flow = Result<(), Close>;
+
+/// A binary packet waiting for its attachments.
+struct Pending {
+    text: String,
+    want: usize,
+    got: Vec<Bytes>,
+    bytes: usize,
+}
+
+/// The Socket.IO state of one connection.
+pub struct Session {
+    server: Arc<Server>,
+    shared: Arc<Shared>,
+    /// Sockets in their namespaces; at most one per registered namespace.
+    sockets: Vec<Socket>,
+    pending: Option<Pending>,
+    /// Until a namespace is joined: then no more timeout.
+    connect_deadline: Option<Instant>,
+}
+
+impl Session {
+    /// Starts the Socket.IO layer on a core connection; `rules` bound its channels.
+    pub fn new(server: Arc<Server>, conn: ConnHandle, rules: ChannelRules) -> Self {
+        // Pusher-protocol extras mean nothing to Socket.IO clients.
+        conn.skip_extras();
+        let connect_deadline = Some(Instant::now() + server.connect_timeout);
+        let shared = Shared::new(conn, server.realtime.clone(), rules);
+        Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline }
+    }
+
+    pub fn conn(&self) -> &ConnHandle {
+        &self.shared.conn
+    }
+
+    /// When [`Session::on_timer`] should run: the connect timeout, until a namespace is joined.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.connect_deadline
+    }
+
+    /// The deadline passed: a connection still in no namespace is closed.
+    pub fn on_timer(&mut self, now: Instant) -> Flow {
+        match self.connect_deadline {
+            Some(at) if now >= at => {
+                self.connect_deadline = None;
+                self.prune();
+                if self.sockets.is_empty() { Err(Close::ConnectTimeout) } else { Ok(()) }
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// An Engine.IO message with text (the Socket.IO packet).
+    pub fn on_text(&mut self, text: &str) -> Flow {
+        if self.pending.is_some() {
+            return Err(Close::TextDuringAttachments);
+        }
+        let packet = codec::decode(text)?;
+        let want = packet.body.attachments();
+        if want > 0 {
+            self.pending = Some(Pending { text: text.to_owned(), want, got: Vec::with_capacity(want), bytes: 0 });
+            return Ok(());
+        }
+        self.dispatch(packet, Vec::new())
+    }
+
+    /// An Engine.IO binary message: the next attachment of the awaited packet.
+    pub fn on_binary(&mut self, data: Bytes) -> Flow {
+        let Some(pending) = &mut self.pending else {
+            return Err(Close::UnexpectedBinary);
+        };
+        pending.bytes += data.len();
+        if pending.bytes > self.server.max_attachment_bytes {
+            return Err(Close::AttachmentsTooLarge(self.server.max_attachment_bytes));
+        }
+        pending.got.push(data);
+        if pending.got.len() < pending.want {
+            return Ok(());
+        }
+        let Some(Pending { text, got, .. }) = self.pending.take() else {
+            return Ok(());
+        };
+        let packet = codec::decode(&text)?;
+        self.dispatch(packet, got)
+    }
+
+    /// The connection ended: every socket leaves its namespace. The caller then ends the core
+    /// connection.
+    pub fn finish(&mut self) {
+        for socket in std::mem::take(&mut self.sockets) {
+            let _ = guarded(|| socket.close(DisconnectReason::TransportClose));
+        }
+    }
+
+    /// Forgets sockets the server disconnected meanwhile.
+    fn prune(&mut self) {
+        self.sockets.retain(|s| !s.is_closed());
+    }
+
+    fn dispatch(&mut self, packet: Packet<'_>, attachments: Vec<Bytes>) -> Flow {
+        self.prune();
+        let at = self.sockets.iter().position(|s| s.namespace() == packet.nsp);
+        match (packet.body, at) {
+            (Body::Connect { auth }, None) => self.connect(packet.nsp, auth.unwrap_or("{}")),
+            (Body::Connect { .. }, Some(_)) => Err(Close::InvalidState),
+            (_, None) => Err(Close::InvalidState),
+            (Body::Disconnect, Some(at)) => {
+                let socket = self.sockets.swap_remove(at);
+                guarded(|| socket.close(DisconnectReason::ClientNamespaceDisconnect))
+            }
+            (Body::Event { name, args, ack, .. }, Some(at)) => {
+                let socket = &self.sockets[at];
+                let Some(handler) = socket.handlers().event_handler(&name).cloned() else {
+                    tracing::debug!(event = %name, "socket.io event without a handler");
+                    return Ok(());
+                };
+                let message = Message {
+                    name: name.into_owned(),
+                    args: Args::from_parts(args, attachments),
+                    ack: ack.map(|id| AckSender::new(socket.clone(), id)),
+                };
+                guarded(|| handler(socket, message))
+            }
+            (Body::Ack { id, args, .. }, Some(at)) => {
+                let socket = &self.sockets[at];
+                let args = Args::from_parts(args, attachments);
+                guarded(|| socket.acked(id, args))
+            }
+        }
+    }
+
+    fn connect(&mut self, nsp: &str, auth: &str) -> Flow {
+        let Some(ns) = self.server.namespace(nsp) else {
+            self.refuse(nsp, &ConnectRefusal::new("Invalid namespace"));
+            return Ok(());
+        };
+        let socket = Socket::new(ns.clone(), self.shared.clone());
+        let verdict = match ns.handlers.connect_handler() {
+            Some(handler) => {
+                let handler = handler.clone();
+                match catch_unwind(AssertUnwindSafe(|| handler(&socket, auth))) {
+                    Ok(verdict) => verdict,
+                    Err(_) => {
+                        socket.refuse();
+                        return Err(panicked());
+                    }
+                }
+            }
+            None => Ok(()),
+        };
+        match verdict {
+            Ok(()) => {
+                socket.accept();
+                self.sockets.push(socket);
+                self.connect_deadline = None;
+            }
+            Err(refusal) => {
+                socket.refuse();
+                self.refuse(nsp, &refusal);
+            }
+        }
+        Ok(())
+    }
+
+    fn refuse(&self, nsp: &str, refusal: &ConnectRefusal) {
+        let mut packet = Vec::new();
+        codec::write_connect_error(&mut packet, nsp, &refusal.to_json());
+        self.shared.conn.try_send(frames::message(&packet));
+    }
+}
+
+/// Runs a program's handler; a panic in it ends this connection, not the server's task.
+fn guarded(f: impl FnOnce()) -> Flow {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|_| panicked())
+}
+
+fn panicked() -> Close {
+    tracing::error!("a Socket.IO handler panicked; its connection is closed");
+    Close::HandlerPanicked
+}
+
+/// The connect timeout the reference server uses (45 s) is longer than SPEC §10 allows.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::broker::MemoryBroker;
+    use crate::core::{ChannelName, Data, Event, OutboxLimits, Realtime, Transport};
+    use crate::transport::socketio::{Namespace, SocketIo};
+
+    const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 2, subscription_count: false };
+
+    fn realtime() -> Realtime {
+        Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1 << 20, max_frames: 256 })
+    }
+
+    /// The conformance setup: `/` and `/custom`, `auth` emitted back, an echo and an ack.
+    fn conformance() -> SocketIo {
+        let ns = || {
+            Namespace::new()
+                .on_connect(|socket, auth| {
+                    let auth: serde_json::Value = serde_json::from_str(auth).unwrap();
+                    socket.emit("auth", &Args::json(&auth).unwrap()).unwrap();
+                    Ok(())
+                })
+                .on("message", |socket, m| socket.emit("message-back", &m.args).unwrap())
+                .on("message-with-ack", |_, m| m.ack.unwrap().send(&m.args).unwrap())
+        };
+        SocketIo::new().namespace("/", ns()).namespace("/custom", ns())
+    }
+
+    fn session(io: SocketIo, rt: &Realtime) -> Session {
+        let server = io.bind(rt).unwrap();
+        let conn = rt.connect(&"app".into(), Transport::SocketIo, 0).unwrap();
+        Session::new(server, conn, RULES)
+    }
+
+    /// What the connection was sent: Engine.IO packets as text, binaries as `<hex>`.
+    fn sent(s: &Session) -> Vec<String> {
+        let mut batch = Vec::new();
+        s.conn().drain(&mut batch);
+        batch
+            .iter()
+            .map(|f| {
+                let p = frames::payload(f);
+                if f[0] == 0x82 { format!("<{}>", hex::encode(&p)) } else { String::from_utf8(p.to_vec()).unwrap() }
+            })
+            .collect()
+    }
+
+    fn sid_of(answer: &str, prefix: &str) -> String {
+        let v: serde_json::Value = serde_json::from_str(answer.strip_prefix(prefix).unwrap()).unwrap();
+        v["sid"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn connects_to_namespaces_with_auth() {
+        let rt = realtime();
+        let mut s = session(conformance(), &rt);
+        s.on_text("0").unwrap();
+        let out = sent(&s);
+        assert_eq!(sid_of(&out[0], "40").len(), 24);
+        assert_eq!(out[1], r#"42["auth",{}]"#);
+        s.on_text(r#"0/custom,{"token":"abc"}"#).unwrap();
+        let out = sent(&s);
+        sid_of(&out[0], "40/custom,");
+        assert_eq!(out[1], r#"42/custom,["auth",{"token":"abc"}]"#);
+        s.on_text("0/random").unwrap();
+        assert_eq!(sent(&s), [r#"44/random,{"message":"Invalid namespace"}"#]);
+        // Connected twice to one namespace: the reference server closes the connection.
+        assert_eq!(s.on_text("0/custom,"), Err(Close::InvalidState));
+    }
+
+    #[test]
+    fn a_refused_connect_gets_its_data_and_emits_nothing() {
+        let rt = realtime();
+        let ns = Namespace::new().on_connect(|socket, auth| {
+            socket.emit("early", &Args::new()).unwrap();
+            if auth.contains("secret") {
+                Ok(())
+            } else {
+                Err(ConnectRefusal::new("Not authorized").with_data(&serde_json::json!({"retry": false})))
+            }
+        });
+        let mut s = session(SocketIo::new().namespace("/", ns), &rt);
+        s.on_text(r#"0{"token":"x"}"#).unwrap();
+        assert_eq!(sent(&s), [r#"44{"message":"Not authorized","data":{"retry":false}}"#]);
+        s.on_text(r#"0{"token":"secret"}"#).unwrap();
+        let out = sent(&s);
+        assert!(out[0].starts_with("40{"));
+        assert_eq!(out[1], r#"42["early"]"#);
+    }
+
+    #[test]
+    fn events_acks_and_binary_attachments() {
+        let rt = realtime();
+        let mut s = session(conformance(), &rt);
+        s.on_text("0").unwrap();
+        sent(&s);
+        s.on_text(r#"2["message",1,"2",{"3":[true]}]"#).unwrap();
+        s.on_text(r#"2456["message-with-ack",1,"2",{"3":[false]}]"#).unwrap();
+        assert_eq!(sent(&s), [r#"42["message-back",1,"2",{"3":[true]}]"#, r#"43456[1,"2",{"3":[false]}]"#]);
+        let two = r#"{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}"#;
+        s.on_text(&format!(r#"52-["message",{two}]"#)).unwrap();
+        assert!(sent(&s).is_empty());
+        s.on_binary(Bytes::from_static(&[1, 2, 3])).unwrap();
+        s.on_binary(Bytes::from_static(&[4, 5, 6])).unwrap();
+        assert_eq!(sent(&s), [format!(r#"452-["message-back",{two}]"#), "<010203>".into(), "<040506>".into()]);
+        s.on_text(&format!(r#"52-789["message-with-ack",{two}]"#)).unwrap();
+        s.on_binary(Bytes::from_static(&[1])).unwrap();
+        s.on_binary(Bytes::from_static(&[2])).unwrap();
+        assert_eq!(sent(&s), [format!("462-789[{two}]"), "<01>".into(), "<02>".into()]);
+    }
+
+    #[test]
+    fn server_acks_reach_their_callback() {
+        let rt = realtime();
+        let got = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = got.clone();
+        let ns = Namespace::new().on("ask", move |socket, _| {
+            let seen = seen.clone();
+            socket
+                .emit_with_ack("question", &Args::json(&"?").unwrap(), move |answer| {
+                    seen.lock().push(answer.map(|a| a.text().to_owned()));
+                })
+                .unwrap();
+        });
+        let mut s = session(SocketIo::new().namespace("/", ns), &rt);
+        s.on_text("0").unwrap();
+        s.on_text(r#"2["ask"]"#).unwrap();
+        s.on_text(r#"2["ask"]"#).unwrap();
+        let out = sent(&s);
+        assert_eq!(&out[1..], [r#"420["question","?"]"#, r#"421["question","?"]"#]);
+        s.on_text(r#"31["yes"]"#).unwrap();
+        // An unknown id is ignored.
+        s.on_text(r#"39[]"#).unwrap();
+        assert_eq!(*got.lock(), [Ok(r#""yes""#.to_owned())]);
+        s.on_text("1").unwrap();
+        assert_eq!(*got.lock(), [Ok(r#""yes""#.to_owned()), Err(super::super::AckError::Disconnected)]);
+    }
+
+    #[test]
+    fn protocol_order_is_enforced() {
+        let rt = realtime();
+        let mut s = session(conformance(), &rt);
+        assert_eq!(s.on_text(r#"2["message"]"#), Err(Close::InvalidState));
+        s.on_text("0").unwrap();
+        assert_eq!(s.on_binary(Bytes::from_static(b"x")), Err(Close::UnexpectedBinary));
+        let mut s = session(conformance(), &rt);
+        s.on_text("0").unwrap();
+        s.on_text(r#"51-["message",{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!(s.on_text(r#"2["message"]"#), Err(Close::TextDuringAttachments));
+        let mut s = session(conformance().max_attachment_bytes(4), &rt);
+        s.on_text("0").unwrap();
+        s.on_text(r#"51-["message",{"_placeholder":true,"num":0}]"#).unwrap();
+        assert_eq!(s.on_binary(Bytes::from_static(b"12345")), Err(Close::AttachmentsTooLarge(4)));
+        for bad in ["4abc", "42{}", r#"2abc["message-with-ack",1]"#, "51000000-[\"m\"]", "9"] {
+            let mut s = session(conformance(), &rt);
+            s.on_text("0").unwrap();
+            assert!(matches!(s.on_text(bad), Err(Close::Malformed(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn disconnect_leaves_the_namespace_and_the_connection_stays() {
+        let rt = realtime();
+        let left = Arc::new(AtomicUsize::new(0));
+        let count = left.clone();
+        let ns = Namespace::new()
+            .on("message", |socket, m| socket.emit("message-back", &m.args).unwrap())
+            .on_disconnect(move |_, reason| {
+                assert_eq!(reason, DisconnectReason::ClientNamespaceDisconnect);
+                count.fetch_add(1, Ordering::Relaxed);
+            });
+        let mut s = session(SocketIo::new().namespace("/", ns.clone()).namespace("/custom", ns), &rt);
+        s.on_text("0").unwrap();
+        s.on_text("0/custom").unwrap();
+        s.on_text("1/custom").unwrap();
+        assert_eq!(left.load(Ordering::Relaxed), 1);
+        sent(&s);
+        s.on_text(r#"2["message","to main"]"#).unwrap();
+        assert_eq!(sent(&s), [r#"42["message-back","to main"]"#]);
+        assert_eq!(s.on_text(r#"2/custom,["message"]"#), Err(Close::InvalidState));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_in_no_namespace_times_out() {
+        let rt = realtime();
+        let mut s = session(conformance().connect_timeout(Duration::from_millis(1000)), &rt);
+        let at = s.deadline().unwrap();
+        assert_eq!(s.on_timer(at - Duration::from_millis(1)), Ok(()));
+        assert_eq!(s.on_timer(at), Err(Close::ConnectTimeout));
+        let mut s = session(conformance(), &rt);
+        s.on_text("0").unwrap();
+        assert_eq!(s.deadline(), None);
+    }
+
+    #[test]
+    fn a_panicking_handler_closes_its_connection_only() {
+        let rt = realtime();
+        let ns = Namespace::new().on("boom", |_, _| panic!("handler bug")).on("ok", |socket, _| {
+            socket.emit("fine", &Args::new()).unwrap();
+        });
+        let io = SocketIo::new().namespace("/", ns);
+        let mut bad = session(io.clone(), &rt);
+        let mut good = session(io, &rt);
+        bad.on_text("0").unwrap();
+        good.on_text("0").unwrap();
+        sent(&good);
+        assert_eq!(bad.on_text(r#"2["boom"]"#), Err(Close::HandlerPanicked));
+        good.on_text(r#"2["ok"]"#).unwrap();
+        assert_eq!(sent(&good), [r#"42["fine"]"#]);
+        let refusing = Namespace::new().on_connect(|_, _| panic!("connect bug"));
+        let mut s = session(SocketIo::new().namespace("/", refusing), &rt);
+        assert_eq!(s.on_text("0"), Err(Close::HandlerPanicked));
+    }
+
+    #[test]
+    fn sockets_join_core_channels_named_by_their_namespace() {
+        let rt = realtime();
+        let naming: super::super::Naming = Arc::new(|app: &str, e: &Event| {
+            format!("workspace:{app}:{}:{}", e.channel.as_ref().map_or("", |c| c.as_str()), e.name)
+        });
+        let orders = ChannelName::parse("orders").unwrap();
+        let joining = {
+            let orders = orders.clone();
+            move |socket: &Socket, _: Message| {
+                socket.join(&orders).unwrap();
+            }
+        };
+        let io = SocketIo::new()
+            .namespace("/", Namespace::new().channel_naming(naming).on("join", joining.clone()))
+            .namespace("/plain", Namespace::new().on("join", joining));
+        let mut named = session(io.clone(), &rt);
+        named.on_text("0").unwrap();
+        named.on_text(r#"2["join"]"#).unwrap();
+        let mut plain = session(
+            SocketIo::new().namespace(
+                "/",
+                Namespace::new().on("join", {
+                    let orders = orders.clone();
+                    move |socket: &Socket, _: Message| {
+                        socket.join(&orders).unwrap();
+                    }
+                }),
+            ),
+            &rt,
+        );
+        plain.on_text("0").unwrap();
+        plain.on_text(r#"2["join"]"#).unwrap();
+        sent(&named);
+        sent(&plain);
+        let event = Event {
+            channel: Some(orders.clone()),
+            name: "message".into(),
+            data: Data::Text("hi".into()),
+            user_id: None,
+            except: None,
+        };
+        rt.publish(&"app".into(), event.clone()).unwrap();
+        assert_eq!(sent(&named), [r#"42["workspace:app:orders:message","hi"]"#]);
+        assert_eq!(sent(&plain), [r#"42["message","hi"]"#]);
+        // A namespace without channel naming other than `/` joins nothing.
+        let mut other = session(io, &rt);
+        other.on_text("0/plain").unwrap();
+        assert!(matches!(other.on_text(r#"2/plain,["join"]"#), Err(Close::HandlerPanicked)));
+        // Leaving the namespace leaves its channels.
+        named.on_text("1").unwrap();
+        rt.publish(&"app".into(), event).unwrap();
+        assert!(sent(&named).is_empty());
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
+    }
+}
