@@ -192,9 +192,10 @@ impl Session {
         };
         match verdict {
             Ok(()) => {
-                socket.accept();
-                self.sockets.push(socket);
                 self.connect_deadline = None;
+                if socket.accept() {
+                    self.sockets.push(socket);
+                }
             }
             Err(refusal) => {
                 socket.refuse();
@@ -294,6 +295,24 @@ mod tests {
         assert_eq!(sent(&s), [r#"44/random,{"message":"Invalid namespace"}"#]);
         // Connected twice to one namespace: the reference server closes the connection.
         assert_eq!(s.on_text("0/custom,"), Err(Close::InvalidState));
+    }
+
+    #[test]
+    fn a_connect_handler_may_answer_then_disconnect() {
+        let rt = realtime();
+        let ns = Namespace::new().on_connect(|socket, _| {
+            socket.emit("error", &Args::json(&serde_json::json!({"error": "Authentication failed"})).unwrap()).unwrap();
+            socket.disconnect();
+            assert_eq!(socket.emit("late", &Args::new()), Err(super::super::EmitError::Disconnected));
+            Ok(())
+        });
+        let mut s = session(SocketIo::new().namespace("/", ns), &rt);
+        s.on_text("0").unwrap();
+        let out = sent(&s);
+        assert!(out[0].starts_with("40{"));
+        assert_eq!(&out[1..], [r#"42["error",{"error":"Authentication failed"}]"#, "41"]);
+        // Out of the namespace: it may connect again.
+        s.on_text("0").unwrap();
     }
 
     #[test]

@@ -82,8 +82,12 @@ pub(crate) struct Registered {
 }
 
 enum State {
-    /// The connect handler runs; what it emits waits for the CONNECT answer.
-    Connecting(Vec<Vec<Bytes>>),
+    /// The connect handler runs; what it emits waits for the CONNECT answer. `leaving`: it
+    /// also disconnected the socket, which then leaves right after the answer.
+    Connecting {
+        queue: Vec<Vec<Bytes>>,
+        leaving: bool,
+    },
     Connected,
     Closed,
 }
@@ -120,7 +124,7 @@ impl Socket {
             id,
             ns,
             shared,
-            state: Mutex::new(State::Connecting(Vec::new())),
+            state: Mutex::new(State::Connecting { queue: Vec::new(), leaving: false }),
             acks: Mutex::default(),
             data: OnceLock::new(),
         }))
@@ -226,6 +230,11 @@ impl Socket {
     /// Ends the socket's membership of its namespace (the client is told with DISCONNECT); the
     /// connection stays for its other namespaces.
     pub fn disconnect(&self) {
+        if let State::Connecting { leaving, .. } = &mut *self.0.state.lock() {
+            // Still in the connect handler: the client gets its CONNECT answer first.
+            *leaving = true;
+            return;
+        }
         let mut packet = Vec::new();
         codec::write_disconnect(&mut packet, self.namespace());
         let _ = self.send(&packet, &[]);
@@ -247,28 +256,36 @@ impl Socket {
         frames.extend(attachments.iter().map(|a| frames::binary(a)));
         let mut state = self.0.state.lock();
         match &mut *state {
-            State::Connecting(queue) if queue.len() < MAX_QUEUED => {
+            State::Connecting { leaving: true, .. } => Err(EmitError::Disconnected),
+            State::Connecting { queue, .. } if queue.len() < MAX_QUEUED => {
                 queue.push(frames);
                 Ok(())
             }
-            State::Connecting(_) => Err(EmitError::OutboxFull),
+            State::Connecting { .. } => Err(EmitError::OutboxFull),
             State::Connected if self.0.shared.conn.try_send_all(frames) => Ok(()),
             State::Connected => Err(EmitError::OutboxFull),
             State::Closed => Err(EmitError::Disconnected),
         }
     }
 
-    /// Accepts the socket: the CONNECT answer, then what the connect handler emitted.
+    /// Accepts the socket: the CONNECT answer, then what the connect handler emitted (and
+    /// the DISCONNECT, if it also disconnected the socket). False if the socket is not in.
     pub(crate) fn accept(&self) -> bool {
         let mut answer = Vec::new();
         codec::write_connect(&mut answer, self.namespace(), self.id());
         let mut state = self.0.state.lock();
-        let State::Connecting(queue) = std::mem::replace(&mut *state, State::Connected) else {
+        let State::Connecting { queue, leaving } = std::mem::replace(&mut *state, State::Connected) else {
             return false;
         };
         let mut frames = vec![frames::message(&answer)];
         frames.extend(queue.into_iter().flatten());
-        self.0.shared.conn.try_send_all(frames)
+        if leaving {
+            let mut packet = Vec::new();
+            codec::write_disconnect(&mut packet, self.namespace());
+            frames.push(frames::message(&packet));
+            *state = State::Closed;
+        }
+        self.0.shared.conn.try_send_all(frames) && !leaving
     }
 
     /// Marks a socket that was never accepted as closed (what it queued is dropped).
