@@ -162,6 +162,19 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     ("SWITCHBOARD_OUTBOX_MAX_FRAMES", "connection.outbox_max_frames", |c, v| {
         parse_into(&mut c.connection.outbox_max_frames, v)
     }),
+    ("SWITCHBOARD_SOCKETIO_PING_INTERVAL_MS", "socketio.ping_interval_ms", |c, v| {
+        parse_into(&mut c.socketio.ping_interval_ms, v)
+    }),
+    ("SWITCHBOARD_SOCKETIO_PING_TIMEOUT_MS", "socketio.ping_timeout_ms", |c, v| {
+        parse_into(&mut c.socketio.ping_timeout_ms, v)
+    }),
+    ("SWITCHBOARD_SOCKETIO_MAX_PAYLOAD", "socketio.max_payload", |c, v| parse_into(&mut c.socketio.max_payload, v)),
+    ("SWITCHBOARD_SOCKETIO_CONNECT_TIMEOUT_MS", "socketio.connect_timeout_ms", |c, v| {
+        parse_into(&mut c.socketio.connect_timeout_ms, v)
+    }),
+    ("SWITCHBOARD_SOCKETIO_MAX_POLLING_SESSIONS", "socketio.max_polling_sessions", |c, v| {
+        parse_into(&mut c.socketio.max_polling_sessions, v)
+    }),
 ];
 
 /// Push-Alt's `DB_TYPE=libsql` (its default): one line, exit 2 (SPEC §2).

@@ -49,6 +49,7 @@ pub struct Config {
     pub connection: ConnectionConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub socketio: SocketIoConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
     pub sources: Sources,
@@ -304,6 +305,56 @@ impl Default for ConnectionConfig {
     }
 }
 
+/// Engine.IO and Socket.IO (Push-Alt at `/ws`, Hestia at `/socket.io/`); the defaults are
+/// socket.io 4's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SocketIoConfig {
+    /// Time between the server's pings, in milliseconds (`pingInterval`); the first one goes
+    /// out one interval after the handshake. Default 25 000. Env `SWITCHBOARD_SOCKETIO_PING_INTERVAL_MS`.
+    pub ping_interval_ms: u64,
+    /// Time a client has to answer a ping, in milliseconds (`pingTimeout`); a polling client
+    /// that stops polling is dropped after interval + timeout. Default 20 000.
+    /// Env `SWITCHBOARD_SOCKETIO_PING_TIMEOUT_MS`.
+    pub ping_timeout_ms: u64,
+    /// Largest message (and long-polling POST body), in bytes (`maxPayload`); larger closes the
+    /// WebSocket with 1009 or answers the POST 413, and ends the session. Default 1 000 000.
+    /// Env `SWITCHBOARD_SOCKETIO_MAX_PAYLOAD`.
+    pub max_payload: usize,
+    /// Time a new Socket.IO connection has to CONNECT to a namespace, in milliseconds
+    /// (`connectTimeout`). Default 45 000. Env `SWITCHBOARD_SOCKETIO_CONNECT_TIMEOUT_MS`.
+    pub connect_timeout_ms: u64,
+    /// Long-polling sessions held at once per endpoint; past it a polling handshake gets 503.
+    /// Default 100 000. Env `SWITCHBOARD_SOCKETIO_MAX_POLLING_SESSIONS`.
+    pub max_polling_sessions: usize,
+}
+
+impl Default for SocketIoConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload: 1_000_000,
+            connect_timeout_ms: 45_000,
+            max_polling_sessions: 100_000,
+        }
+    }
+}
+
+impl SocketIoConfig {
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_millis(self.ping_interval_ms)
+    }
+
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_millis(self.ping_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
 /// Accounts and their tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -492,6 +543,22 @@ impl Config {
         }
         if self.connection.outbox_max_bytes < 16 * 1024 {
             return Err(self.invalid("connection.outbox_max_bytes", "must be at least 16384"));
+        }
+        let sio = &self.socketio;
+        for (key, ms) in [
+            ("socketio.ping_interval_ms", sio.ping_interval_ms),
+            ("socketio.ping_timeout_ms", sio.ping_timeout_ms),
+            ("socketio.connect_timeout_ms", sio.connect_timeout_ms),
+        ] {
+            if ms == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
+        if sio.max_payload < 1024 {
+            return Err(self.invalid("socketio.max_payload", "must be at least 1024"));
+        }
+        if sio.max_polling_sessions == 0 {
+            return Err(self.invalid("socketio.max_polling_sessions", "must be at least 1"));
         }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("metrics.token", "must be at least 16 characters"));

@@ -2,6 +2,7 @@
 //! drain on shutdown. No rules live here.
 
 mod capacity;
+pub mod engineio;
 pub mod forwarded;
 mod peers;
 mod router;
@@ -97,6 +98,8 @@ impl Server {
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
+        let shutdown = Shutdown::default();
+        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &shutdown);
         let state = AppState::new(Shared {
             config,
             realtime,
@@ -104,12 +107,13 @@ impl Server {
             sessions: Sessions::new(store.clone()),
             channel_tokens: ChannelTokens::new(store.clone()),
             store,
-            shutdown: Shutdown::default(),
+            shutdown,
             metrics: crate::metrics::install(),
             api_limits: Default::default(),
             ip_limits: Default::default(),
             accounts,
             origins,
+            engineio,
         });
         let router = router::build(state.clone());
         if let Some((app, true)) = created {
@@ -169,6 +173,8 @@ impl Server {
             )),
         };
         let peers = Arc::new(peers::PeerCounts::default());
+        // A polling session holds no TCP connection of its own: it takes a slot like one.
+        state.engineio.admit_with(capacity.clone(), peers.clone(), state.config.server.max_connections_per_ip);
         let mut spare = spare_descriptor();
         tokio::pin!(stop);
         loop {

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 
-use super::{AppState, ClientAddr, OverCapacity};
+use super::{AppState, ClientAddr, OverCapacity, engineio};
 use crate::metrics;
 use crate::surfaces::{ErrorFormat, Refusal, accounts, dashboard, notif, ops, pushalt, pusher};
 
@@ -24,12 +26,26 @@ pub fn build(state: AppState) -> Router {
         .merge(accounts::routes())
         .merge(dashboard::routes())
         .merge(pushalt::routes(state.clone()))
+        .route("/ws", any(ws_entry))
+        .route(engineio::WS_SLASH, any(engineio::pushalt))
+        .route(engineio::SOCKET_IO, any(engineio::hestia))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(state.clone(), admit))
         .layer(middleware::from_fn_with_state(state.clone(), record))
         .with_state(state)
+}
+
+/// `/ws`: Engine.IO (Push-Alt's Socket.IO) with `EIO=` in the query, else Notif's WebSocket.
+async fn ws_entry(State(state): State<AppState>, req: Request) -> Response {
+    if engineio::is_engineio_ws(&req) {
+        return engineio::pushalt(State(state), req).await;
+    }
+    if req.method() != axum::http::Method::GET {
+        return method_not_allowed().await;
+    }
+    notif::ws::upgrade.call(req, state).await
 }
 
 /// `/metrics` alone, for its own listener (`metrics.listen`).
@@ -88,6 +104,10 @@ async fn admit(State(state): State<AppState>, req: Request, next: Next) -> Respo
 /// as long as the client likes. The 408 closes the connection: the rest of the body is not read.
 /// (A WebSocket upgrade answers at once; the socket's life is not part of the request.)
 async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    // A long-poll GET is held until a packet or the next ping; the heartbeat bounds it.
+    if engineio::is_long_poll(&req) {
+        return next.run(req).await;
+    }
     // Read now: the request is gone by the time the deadline answers.
     let format = ErrorFormat::of(&req);
     match tokio::time::timeout(state.config.server.request_timeout(), next.run(req)).await {

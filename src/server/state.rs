@@ -41,6 +41,8 @@ pub struct Shared {
     pub channel_tokens: ChannelTokens,
     /// The global origin list: CORS on Push-Alt's API, the Socket.IO handshake's origin.
     pub origins: GlobalOrigins,
+    /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
+    pub engineio: super::engineio::EngineIo,
 }
 
 impl AppState {

@@ -2,5 +2,6 @@
 //! protocol); the loop owns the upgrade, the reads, the timers and the close, and the core's
 //! outbox and flush queues do the writing.
 
+pub mod engineio;
 pub mod socketio;
 pub mod ws;

@@ -46,34 +46,9 @@ const READS_PER_TURN: usize = 64;
 
 /// A server text frame (RFC 6455 §5.2: FIN, opcode 1, no mask) around `payload`.
 pub fn text_frame(payload: &[u8]) -> Bytes {
-    frame(0x81, &[payload])
-}
-
-/// A server text frame whose payload is `parts` joined (one copy, no intermediate buffer).
-pub fn text_frame_of(parts: &[&[u8]]) -> Bytes {
-    frame(0x81, parts)
-}
-
-/// A server binary frame (opcode 2) around `payload`.
-pub fn binary_frame(payload: &[u8]) -> Bytes {
-    frame(0x82, &[payload])
-}
-
-/// The payload of a frame built here (the header is 2, 4 or 10 bytes, told by its length byte).
-pub fn frame_payload(frame: &Bytes) -> Bytes {
-    let header = match frame.get(1) {
-        Some(126) => 4,
-        Some(127) => 10,
-        Some(_) => 2,
-        None => return Bytes::new(),
-    };
-    frame.slice(header.min(frame.len())..)
-}
-
-fn frame(first: u8, parts: &[&[u8]]) -> Bytes {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let len = payload.len();
     let mut out = Vec::with_capacity(len + 10);
-    out.push(first);
+    out.push(0x81);
     if len < 126 {
         out.push(len as u8);
     } else if let Ok(short) = u16::try_from(len) {
@@ -83,9 +58,7 @@ fn frame(first: u8, parts: &[&[u8]]) -> Bytes {
         out.push(127);
         out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    for part in parts {
-        out.extend_from_slice(part);
-    }
+    out.extend_from_slice(payload);
     out.into()
 }
 
@@ -124,6 +97,41 @@ impl Replies {
     pub fn ping(&mut self) {
         self.frames.push(Bytes::from_static(PING_FRAME));
     }
+
+    /// Queues a frame the session framed itself (a binary frame, a shared fanned-out frame).
+    pub fn framed(&mut self, frame: Bytes) {
+        self.frames.push(frame);
+    }
+}
+
+/// A server binary frame (RFC 6455 §5.2: FIN, opcode 2, no mask) around `payload`.
+pub fn binary_frame(payload: &[u8]) -> Bytes {
+    let mut frame = Vec::from(text_frame(payload));
+    frame[0] = 0x82;
+    frame.into()
+}
+
+/// The payload of one server frame made by [`text_frame`] or [`binary_frame`], and whether it
+/// is binary; `None` for anything else. Lets a transport that is not WebSocket (Engine.IO's
+/// long-polling) reuse the frames the fan-out already encoded instead of encoding again.
+pub fn frame_payload(frame: &[u8]) -> Option<(bool, &[u8])> {
+    let binary = match frame.first()? {
+        0x81 => false,
+        0x82 => true,
+        _ => return None,
+    };
+    let (len, at) = match *frame.get(1)? {
+        126 => (usize::from(u16::from_be_bytes([*frame.get(2)?, *frame.get(3)?])), 4),
+        127 => {
+            let mut n = [0u8; 8];
+            n.copy_from_slice(frame.get(2..10)?);
+            (usize::try_from(u64::from_be_bytes(n)).ok()?, 10)
+        }
+        n if n < 126 => (usize::from(n), 2),
+        _ => return None,
+    };
+    let payload = frame.get(at..)?;
+    (payload.len() == len).then_some((binary, payload))
 }
 
 /// A surface's protocol on one connection.
@@ -136,6 +144,11 @@ pub trait Session: Send {
     fn on_text(&mut self, text: &str, out: &mut Replies) -> Flow;
     /// A binary frame arrived (neither surface speaks binary).
     fn on_binary(&mut self, out: &mut Replies) -> Flow;
+    /// A binary frame arrived, with its payload (Engine.IO's binary messages); by default the
+    /// payload is ignored and [`Session::on_binary`] decides.
+    fn on_binary_data(&mut self, _data: &[u8], out: &mut Replies) -> Flow {
+        self.on_binary(out)
+    }
     /// Any frame arrived, control frames included.
     fn on_activity(&mut self, now: Instant);
     /// When [`Session::on_timer`] should run next.
@@ -327,6 +340,63 @@ impl Socket {
     }
 }
 
+/// A message read before the socket joins a connection (Engine.IO's upgrade probe).
+#[derive(Debug)]
+pub enum Probe {
+    Text(String),
+    Binary(Bytes),
+    /// The peer closed, broke the protocol or sent a message over the size cap.
+    Gone,
+}
+
+impl Socket {
+    /// Waits for the next data message, for a socket that has not joined a connection yet
+    /// (control frames are answered through [`Socket::write_direct`]'s path on the next write).
+    pub async fn recv_direct(&mut self) -> Probe {
+        loop {
+            match self.try_read() {
+                Read1::Message(Message::Text(text)) => return Probe::Text(text.as_str().to_owned()),
+                Read1::Message(Message::Binary(data)) => return Probe::Binary(data),
+                Read1::Message(Message::Close(_)) => return Probe::Gone,
+                Read1::Message(_) => {}
+                Read1::WouldBlock => {
+                    if self.stream.readable().await.is_err() {
+                        return Probe::Gone;
+                    }
+                }
+                Read1::TooBig | Read1::Violation(..) | Read1::Gone => return Probe::Gone,
+            }
+        }
+    }
+
+    /// Writes `frame` (and any control answer tungstenite queued) straight to the socket, for a
+    /// socket that has not joined a connection yet. Bounded by [`CLOSE_GRACE`]; false if the
+    /// socket failed or stayed full.
+    pub async fn write_direct(&mut self, frame: &[u8]) -> bool {
+        let mut bytes = self.take_control().map(Vec::from).unwrap_or_default();
+        bytes.extend_from_slice(frame);
+        let stream = self.stream.clone();
+        let sent = timeout(CLOSE_GRACE, async {
+            let mut at = 0;
+            while at < bytes.len() {
+                match stream.try_write(&bytes[at..]) {
+                    Ok(0) => return false,
+                    Ok(n) => at += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if stream.writable().await.is_err() {
+                            return false;
+                        }
+                    }
+                    Err(_) => return false,
+                }
+            }
+            true
+        })
+        .await;
+        sent == Ok(true)
+    }
+}
+
 /// Writes what the connection has queued, waiting for the socket as needed, for at most
 /// [`CLOSE_GRACE`]. False if the socket failed or stayed full.
 async fn drain(stream: &TcpStream, conn: &ConnHandle) -> bool {
@@ -399,7 +469,7 @@ pub async fn run<S: Session>(mut socket: Socket, mut session: S, shutdown: Cance
                         metrics::message_in(conn.transport.label());
                         session.on_text(text.as_str(), &mut replies)
                     }
-                    Message::Binary(_) => session.on_binary(&mut replies),
+                    Message::Binary(data) => session.on_binary_data(&data, &mut replies),
                     Message::Close(_) => {
                         // Answer the client's close (RFC 6455 §5.5.1) and stop.
                         session.finish();
@@ -670,12 +740,5 @@ mod tests {
         assert_eq!(mid.len(), 304);
         let big = text_frame(&vec![b'a'; 70_000]);
         assert_eq!(&big[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
-        for n in [0, 125, 126, 300, 70_000] {
-            let payload = vec![b'x'; n];
-            assert_eq!(frame_payload(&text_frame(&payload)), payload);
-            assert_eq!(frame_payload(&binary_frame(&payload)), payload);
-        }
-        assert_eq!(text_frame_of(&[b"4", b"2[]"]), text_frame(b"42[]"));
-        assert_eq!(binary_frame(b"\x01")[0], 0x82);
     }
 }

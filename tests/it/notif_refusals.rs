@@ -36,12 +36,16 @@ async fn key_refusals_are_401_json() {
 }
 
 #[tokio::test]
-async fn engine_io_clients_get_a_json_400_and_plain_gets_get_400() {
+async fn engine_io_clients_go_to_engine_io_and_plain_gets_get_400() {
     let server = spawn_server().await;
-    let body = json!({"error": "Socket.IO is not enabled on this path yet"});
-    assert_eq!(refused(&server, "?EIO=4&transport=websocket", &[]).await, (400, body.clone()));
     let http = server.http();
-    assert_eq!(http.get("/ws?EIO=4&transport=polling").await, (400, body));
+    let (status, body) = http.get("/ws?EIO=4&transport=polling").await;
+    assert_eq!(status, 200, "{body}");
+    // An Engine.IO error, not Notif's: the request went to Engine.IO.
+    assert_eq!(
+        http.get("/ws?EIO=3&transport=polling").await,
+        (400, json!({"code": 5, "message": "Unsupported protocol version"}))
+    );
     let (status, body) = http.get(&format!("/ws?api_key={APP_KEY}")).await;
     assert_eq!(status, 400);
     assert!(body["error"].is_string(), "{body}");

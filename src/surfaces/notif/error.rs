@@ -17,8 +17,6 @@ pub enum ApiError {
     OriginRequired,
     #[error("Origin does not match domain for this key")]
     OriginMismatch,
-    #[error("Socket.IO is not enabled on this path yet")]
-    SocketIoNotEnabled,
     #[error("expected a WebSocket upgrade")]
     NotAnUpgrade,
     #[error("invalid or missing x-app-key")]
@@ -65,7 +63,7 @@ impl ApiError {
             | Self::AmbiguousSecret
             | Self::InactiveSigner
             | Self::Signature(_) => StatusCode::UNAUTHORIZED,
-            Self::SocketIoNotEnabled | Self::NotAnUpgrade | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotAnUpgrade | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BrokerDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,

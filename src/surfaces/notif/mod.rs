@@ -22,7 +22,6 @@ pub const BROADCAST_PATH: &str = "/api/broadcast";
 /// This surface's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/ws", get(ws::upgrade))
         .route(BROADCAST_PATH, post(broadcast::broadcast).fallback(broadcast::method_not_allowed))
         .route("/notifmoo.js", get(client_js::serve))
 }

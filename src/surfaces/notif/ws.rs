@@ -37,8 +37,8 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// A connection that sent no frame at all (a Pong counts) for this long is closed (SPEC §4).
 pub const LIVENESS_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// `GET /ws`: key, app and origin checks, then the upgrade. With `EIO=` in the query this is a
-/// Socket.IO client, which Push-Alt will serve on this path; until then it gets a JSON 400.
+/// `GET /ws`: key, app and origin checks, then the upgrade. (With `EIO=` in the query the router
+/// sends the request to Engine.IO instead.)
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -47,9 +47,6 @@ pub async fn upgrade(
     ws: Result<WsUpgrade, NotAnUpgrade>,
 ) -> Response {
     let params = sig::query_pairs(query.as_deref().unwrap_or_default());
-    if params.iter().any(|(k, _)| k == "EIO") {
-        return ApiError::SocketIoNotEnabled.into_response();
-    }
     let app = match admit(&state, &params, &headers) {
         Ok(app) => app,
         Err(e) => {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use super::codec;
 use crate::core::{Data, Encoder, Event};
+use crate::transport::engineio::message_frame;
 
 /// Names a core channel event for a namespace's sockets, from the app's id and the event
 /// (Push-Alt: `workspace:<n>:<channel>:<event>`). Called once per broadcast, never per socket.
@@ -39,7 +40,7 @@ pub fn encoder(nsp: Arc<str>, naming: Option<Naming>) -> Encoder {
             Some(naming) => encode_event(&mut packet, &nsp, &naming(app, event), &event.data),
             None => encode_event(&mut packet, &nsp, &event.name, &event.data),
         }
-        super::frames::message(&packet)
+        message_frame(&packet)
     })
 }
 
@@ -65,7 +66,7 @@ mod tests {
     }
 
     fn packet(frame: &Bytes) -> String {
-        String::from_utf8(super::super::frames::payload(frame).to_vec()).unwrap()
+        String::from_utf8(crate::transport::ws::frame_payload(frame).unwrap().1.to_vec()).unwrap()
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //! slow-consumer eviction and the cluster path are the core's. No registry, adapter or
 //! cluster path of its own lives here.
 //!
-//! A program describes its namespaces with [`SocketIo`] and [`Namespace`]; the Engine.IO layer
-//! runs a [`Session`] per connection, which calls the handlers with [`Socket`] handles.
+//! A program describes its namespaces with [`SocketIo`] and [`Namespace`] and binds them to the
+//! core ([`SocketIo::bind`]); the bound [`Server`] is the Engine.IO endpoint's protocol
+//! (`engineio::Endpoint::new(options, server, shutdown)`), which runs a [`Session`] per
+//! connection, calling the handlers with [`Socket`] handles.
 
 mod args;
 pub mod broadcast;
 pub mod codec;
-mod frames;
+mod endpoint;
 mod namespace;
 mod payload;
 mod server;
@@ -19,8 +21,11 @@ mod socket;
 
 pub use args::{Args, ArgsError};
 pub use broadcast::Naming;
+pub use endpoint::{Admitted, HandshakeInfo};
 pub use namespace::{ConnectRefusal, DisconnectReason, Message, Namespace};
 pub use payload::MAX_DEPTH;
-pub use server::{DEFAULT_MAX_ATTACHMENT_BYTES, Server, SetupError, SocketIo};
+pub use server::{
+    Admit, DEFAULT_APP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_RULES, OriginCheck, Server, SetupError, SocketIo,
+};
 pub use session::{Close, DEFAULT_CONNECT_TIMEOUT, Flow, Session};
 pub use socket::{AckCallback, AckError, AckResult, AckSender, EmitError, JoinError, MAX_PENDING_ACKS, Socket};

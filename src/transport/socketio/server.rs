@@ -3,25 +3,41 @@
 //! dialect its naming asks for.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::broadcast;
 use super::codec::{MAIN_NAMESPACE, MAX_NAMESPACE_LEN};
+use super::endpoint::Admitted;
 use super::namespace::Namespace;
 use super::session::DEFAULT_CONNECT_TIMEOUT;
 use super::socket::Registered;
-use crate::core::{Dialect, Realtime, Transport};
+use crate::core::{ChannelRules, Dialect, Realtime, Transport};
+use crate::transport::engineio::{EioError, Handshake};
+
+/// Decides which core app a handshake's connection joins, or refuses it (answered as
+/// Engine.IO's HTTP error).
+pub type Admit = Arc<dyn Fn(&Handshake<'_>) -> Result<Admitted, EioError> + Send + Sync>;
+/// Whether a handshake's `Origin` (`None`: no header) may open a connection.
+pub type OriginCheck = Arc<dyn Fn(Option<&str>) -> bool + Send + Sync>;
+
+/// The app connections join when the setup names none.
+pub const DEFAULT_APP: &str = "socket.io";
+/// Channel limits when the setup names none (SPEC §10's defaults).
+pub const DEFAULT_RULES: ChannelRules = ChannelRules { max_members: 100, max_channels: 100, subscription_count: false };
 
 /// Attachment bytes one packet may carry by default (Engine.IO's default `maxPayload`).
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1_000_000;
 
 /// Namespaces and options, as a program or a surface sets them up.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SocketIo {
     namespaces: Vec<(String, Namespace)>,
     connect_timeout: Duration,
     max_attachment_bytes: usize,
+    admit: Admit,
+    origins: Option<OriginCheck>,
 }
 
 impl Default for SocketIo {
@@ -30,8 +46,24 @@ impl Default for SocketIo {
             namespaces: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
+            admit: fixed_app(DEFAULT_APP.into(), DEFAULT_RULES, 0),
+            origins: None,
         }
     }
+}
+
+impl fmt::Debug for SocketIo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketIo")
+            .field("namespaces", &self.namespaces)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_attachment_bytes", &self.max_attachment_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn fixed_app(app: Arc<str>, rules: ChannelRules, max_connections: u64) -> Admit {
+    Arc::new(move |_: &Handshake<'_>| Ok(Admitted { app: app.clone(), rules, max_connections }))
 }
 
 /// A setup that cannot be served.
@@ -70,6 +102,31 @@ impl SocketIo {
         self
     }
 
+    /// Puts every connection in the core app `app` (its channels, its connection count), with
+    /// `rules` for its channels and at most `max_connections` (0: no quota). Default: the app
+    /// `socket.io`, 100 channels a connection, no quota.
+    pub fn app(mut self, app: &str, rules: ChannelRules, max_connections: u64) -> Self {
+        self.admit = fixed_app(app.into(), rules, max_connections);
+        self
+    }
+
+    /// Decides each handshake's app (or refuses it) with `admit`, for a surface whose apps
+    /// depend on the request.
+    pub fn admit(
+        mut self,
+        admit: impl Fn(&Handshake<'_>) -> Result<Admitted, EioError> + Send + Sync + 'static,
+    ) -> Self {
+        self.admit = Arc::new(admit);
+        self
+    }
+
+    /// Checks the handshake's `Origin` (polling and WebSocket alike); refused ones get 403.
+    /// Default: every origin.
+    pub fn origins(mut self, allowed: impl Fn(Option<&str>) -> bool + Send + Sync + 'static) -> Self {
+        self.origins = Some(Arc::new(allowed));
+        self
+    }
+
     /// Binds the setup to the core: the main namespace's channel events use the transport's
     /// default encoder, each namespace with a naming of its own gets a dialect.
     pub fn bind(self, realtime: &Realtime) -> Result<Arc<Server>, SetupError> {
@@ -95,10 +152,13 @@ impl SocketIo {
             };
             namespaces.insert(name.clone(), Arc::new(Registered { name, handlers, dialect }));
         }
-        Ok(Arc::new(Server {
+        Ok(Arc::new_cyclic(|me| Server {
+            me: me.clone(),
             namespaces,
             connect_timeout: self.connect_timeout,
             max_attachment_bytes: self.max_attachment_bytes,
+            admit: self.admit,
+            origins: self.origins,
             realtime: realtime.clone(),
         }))
     }
@@ -106,6 +166,10 @@ impl SocketIo {
 
 /// A [`SocketIo`] setup bound to the core, shared by every connection of its endpoint.
 pub struct Server {
+    /// Itself, for the sessions it opens (they keep it alive).
+    me: Weak<Server>,
+    admit: Admit,
+    origins: Option<OriginCheck>,
     namespaces: HashMap<Arc<str>, Arc<Registered>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_attachment_bytes: usize,
@@ -123,5 +187,17 @@ impl std::fmt::Debug for Server {
 impl Server {
     pub(crate) fn namespace(&self, name: &str) -> Option<&Arc<Registered>> {
         self.namespaces.get(name)
+    }
+
+    pub(crate) fn self_arc(&self) -> Option<Arc<Server>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn admit(&self, handshake: &Handshake<'_>) -> Result<Admitted, EioError> {
+        (self.admit)(handshake)
+    }
+
+    pub(crate) fn origin_allowed(&self, origin: Option<&str>) -> bool {
+        self.origins.as_ref().is_none_or(|check| check(origin))
     }
 }

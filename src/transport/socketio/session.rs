@@ -14,11 +14,12 @@ use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, Body, DecodeError, Packet};
-use super::frames;
+use super::endpoint::HandshakeInfo;
 use super::namespace::{ConnectRefusal, DisconnectReason, Message};
 use super::server::Server;
 use super::socket::{AckSender, Shared, Socket};
 use crate::core::{ChannelRules, ConnHandle};
+use crate::transport::engineio::message_frame;
 
 /// Why the Socket.IO layer ends a connection.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,16 +64,25 @@ pub struct Session {
 
 impl Session {
     /// Starts the Socket.IO layer on a core connection; `rules` bound its channels.
-    pub fn new(server: Arc<Server>, conn: ConnHandle, rules: ChannelRules) -> Self {
+    pub fn new(server: Arc<Server>, conn: ConnHandle, rules: ChannelRules, handshake: HandshakeInfo) -> Self {
         // Pusher-protocol extras mean nothing to Socket.IO clients.
         conn.skip_extras();
         let connect_deadline = Some(Instant::now() + server.connect_timeout);
-        let shared = Shared::new(conn, server.realtime.clone(), rules);
+        let shared = Shared::new(conn, server.realtime.clone(), rules, handshake);
         Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline }
     }
 
     pub fn conn(&self) -> &ConnHandle {
         &self.shared.conn
+    }
+
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// The namespaces the client is in, in the order it joined them.
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.sockets.iter().filter(|s| s.is_connected()).map(Socket::namespace)
     }
 
     /// When [`Session::on_timer`] should run: the connect timeout, until a namespace is joined.
@@ -208,7 +218,7 @@ impl Session {
     fn refuse(&self, nsp: &str, refusal: &ConnectRefusal) {
         let mut packet = Vec::new();
         codec::write_connect_error(&mut packet, nsp, &refusal.to_json());
-        self.shared.conn.try_send(frames::message(&packet));
+        self.shared.conn.try_send(message_frame(&packet));
     }
 }
 
@@ -258,7 +268,7 @@ mod tests {
     fn session(io: SocketIo, rt: &Realtime) -> Session {
         let server = io.bind(rt).unwrap();
         let conn = rt.connect(&"app".into(), Transport::SocketIo, 0).unwrap();
-        Session::new(server, conn, RULES)
+        Session::new(server, conn, RULES, HandshakeInfo::default())
     }
 
     /// What the connection was sent: Engine.IO packets as text, binaries as `<hex>`.
@@ -268,8 +278,8 @@ mod tests {
         batch
             .iter()
             .map(|f| {
-                let p = frames::payload(f);
-                if f[0] == 0x82 { format!("<{}>", hex::encode(&p)) } else { String::from_utf8(p.to_vec()).unwrap() }
+                let (binary, p) = crate::transport::ws::frame_payload(f).unwrap();
+                if binary { format!("<{}>", hex::encode(p)) } else { String::from_utf8(p.to_vec()).unwrap() }
             })
             .collect()
     }

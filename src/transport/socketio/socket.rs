@@ -11,9 +11,10 @@ use parking_lot::Mutex;
 
 use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
-use super::frames;
+use super::endpoint::HandshakeInfo;
 use super::namespace::{DisconnectReason, Namespace};
 use crate::core::{ChannelName, ChannelRules, ConnHandle, Dialect, Joined, Realtime, SubscribeError};
+use crate::transport::engineio::{binary_frame, message_frame};
 
 /// Acks a socket may await at once: past it [`Socket::emit_with_ack`] refuses rather than
 /// keep callbacks for a client that never answers.
@@ -62,14 +63,15 @@ pub(crate) struct Shared {
     pub conn: ConnHandle,
     pub realtime: Realtime,
     pub rules: ChannelRules,
+    pub handshake: HandshakeInfo,
     /// The namespace whose socket joined channels: a connection's channel events are encoded
     /// in one dialect, so one namespace per connection holds channels.
     channel_owner: Mutex<Option<Arc<str>>>,
 }
 
 impl Shared {
-    pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules) -> Arc<Self> {
-        Arc::new(Self { conn, realtime, rules, channel_owner: Mutex::new(None) })
+    pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules, handshake: HandshakeInfo) -> Arc<Self> {
+        Arc::new(Self { conn, realtime, rules, handshake, channel_owner: Mutex::new(None) })
     }
 }
 
@@ -138,6 +140,11 @@ impl Socket {
     /// The namespace, e.g. `/` or `/custom`.
     pub fn namespace(&self) -> &str {
         &self.0.ns.name
+    }
+
+    /// The Engine.IO handshake's query and client address.
+    pub fn handshake(&self) -> &HandshakeInfo {
+        &self.0.shared.handshake
     }
 
     /// The core connection under it (its app, socket id and transport).
@@ -252,8 +259,8 @@ impl Socket {
     /// Queues one packet and its attachments, together.
     fn send(&self, packet: &[u8], attachments: &[Bytes]) -> Result<(), EmitError> {
         let mut frames = Vec::with_capacity(1 + attachments.len());
-        frames.push(frames::message(packet));
-        frames.extend(attachments.iter().map(|a| frames::binary(a)));
+        frames.push(message_frame(packet));
+        frames.extend(attachments.iter().map(|a| binary_frame(a)));
         let mut state = self.0.state.lock();
         match &mut *state {
             State::Connecting { leaving: true, .. } => Err(EmitError::Disconnected),
@@ -277,12 +284,12 @@ impl Socket {
         let State::Connecting { queue, leaving } = std::mem::replace(&mut *state, State::Connected) else {
             return false;
         };
-        let mut frames = vec![frames::message(&answer)];
+        let mut frames = vec![message_frame(&answer)];
         frames.extend(queue.into_iter().flatten());
         if leaving {
             let mut packet = Vec::new();
             codec::write_disconnect(&mut packet, self.namespace());
-            frames.push(frames::message(&packet));
+            frames.push(message_frame(&packet));
             *state = State::Closed;
         }
         self.0.shared.conn.try_send_all(frames) && !leaving

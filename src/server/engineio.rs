@@ -1,0 +1,122 @@
+//! Wiring of the Engine.IO endpoints: Push-Alt's at `/ws` (with `EIO=`) and `/ws/`, Hestia's at
+//! `/socket.io/`; their settings from `socketio`, their polling sessions counted against the
+//! connection capacity and the per-address limit like TCP connections.
+
+use std::any::Any;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+
+use super::capacity::{self, Capacity};
+use super::forwarded::ClientAddr;
+use super::peers::PeerCounts;
+use super::state::AppState;
+use crate::config::SocketIoConfig;
+use crate::transport::engineio::{Admission, Endpoint, Options, Protocol, Refused, echo::Echo};
+
+/// Push-Alt's path prefix-less Engine.IO routes.
+pub const WS_SLASH: &str = "/ws/";
+/// Hestia's (and socket.io-client's default) path.
+pub const SOCKET_IO: &str = "/socket.io/";
+
+/// The server's Engine.IO endpoints.
+#[derive(Clone)]
+pub struct EngineIo {
+    /// `/ws?EIO=…` and `/ws/` (Push-Alt).
+    pub pushalt: Endpoint,
+    /// `/socket.io/` (Hestia).
+    pub hestia: Endpoint,
+}
+
+/// The core app Engine.IO sessions belong to until the Socket.IO layer puts each socket in the
+/// app its token names.
+const SESSIONS_APP: &str = "engine.io";
+
+impl EngineIo {
+    /// Both endpoints. Until the Socket.IO layer supplies its protocol, both speak bare
+    /// Engine.IO (an echo of each message, what the protocol suite expects).
+    pub fn new(config: &SocketIoConfig, realtime: &crate::core::Realtime, shutdown: &super::Shutdown) -> Self {
+        let options = options(config);
+        let protocol: Arc<dyn Protocol> = Arc::new(Echo::new(realtime.clone(), SESSIONS_APP));
+        Self {
+            pushalt: Endpoint::new(options.clone(), protocol.clone(), shutdown.token()),
+            hestia: Endpoint::new(options, protocol, shutdown.token()),
+        }
+    }
+
+    /// Counts polling sessions like connections, once the server knows its capacity.
+    pub(super) fn admit_with(&self, capacity: Arc<Capacity>, peers: Arc<PeerCounts>, max_per_ip: u32) {
+        let admission: Arc<dyn Admission> = Arc::new(ServerAdmission { capacity, peers, max_per_ip });
+        self.pushalt.clone().with_admission(admission.clone());
+        self.hestia.clone().with_admission(admission);
+    }
+}
+
+/// The Engine.IO settings of `socketio`.
+pub fn options(config: &SocketIoConfig) -> Options {
+    Options {
+        ping_interval: config.ping_interval(),
+        ping_timeout: config.ping_timeout(),
+        max_payload: config.max_payload,
+        max_polling_sessions: config.max_polling_sessions,
+        ..Options::default()
+    }
+}
+
+struct ServerAdmission {
+    capacity: Arc<Capacity>,
+    peers: Arc<PeerCounts>,
+    max_per_ip: u32,
+}
+
+impl Admission for ServerAdmission {
+    fn admit_polling(&self, client: Option<IpAddr>) -> Result<Box<dyn Any + Send + Sync>, Refused> {
+        let slot = match self.capacity.admit() {
+            capacity::Admission::Admitted(slot) => slot,
+            capacity::Admission::Overflow(_) | capacity::Admission::Refused => return Err(Refused::AtCapacity),
+        };
+        let per_ip = match (self.max_per_ip, client) {
+            (0, _) | (_, None) => None,
+            (max, Some(ip)) => {
+                Some(self.peers.admit(crate::ratelimit::address_key(ip), max).ok_or(Refused::PerAddress)?)
+            }
+        };
+        Ok(Box::new((slot, per_ip)))
+    }
+}
+
+/// Whether a request is an Engine.IO request on `/ws` (Notif keeps `/ws` without `EIO=`).
+pub fn is_engineio_ws(req: &Request) -> bool {
+    req.uri().query().is_some_and(|q| form_urlencoded::parse(q.as_bytes()).take(32).any(|(k, _)| k == "EIO"))
+}
+
+/// Whether a request is a long-poll GET, held until a packet or the heartbeat (so the request
+/// deadline does not apply; the heartbeat bounds it).
+pub fn is_long_poll(req: &Request) -> bool {
+    let path = req.uri().path();
+    req.method() == axum::http::Method::GET
+        && (path == "/ws" || path == WS_SLASH || path == SOCKET_IO)
+        && req.uri().query().is_some_and(|q| {
+            let mut sid = false;
+            let mut polling = false;
+            for (k, v) in form_urlencoded::parse(q.as_bytes()).take(32) {
+                sid |= k == "sid";
+                polling |= k == "transport" && v == "polling";
+            }
+            sid && polling
+        })
+}
+
+/// `/ws/` and `/ws?EIO=…`.
+pub async fn pushalt(State(state): State<AppState>, req: Request) -> Response {
+    let client = ClientAddr::of(&req);
+    state.engineio.pushalt.serve(Some(client), req).await
+}
+
+/// `/socket.io/`.
+pub async fn hestia(State(state): State<AppState>, req: Request) -> Response {
+    let client = ClientAddr::of(&req);
+    state.engineio.hestia.serve(Some(client), req).await
+}

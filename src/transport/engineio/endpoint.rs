@@ -1,0 +1,233 @@
+//! One Engine.IO endpoint: the request entry point (handshake, polling GET/POST, WebSocket and
+//! upgrade), checked in the reference server's order, with its errors.
+
+use std::any::Any;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::polling::{self, Table};
+use super::session::Live;
+use super::{EioError, Handshake, Options, Protocol, TransportKind, packet, websocket};
+use crate::transport::ws::WsUpgrade;
+
+/// Query pairs read at most (a handshake has three or four).
+const MAX_QUERY_PAIRS: usize = 32;
+/// Random bytes in a session id (20 characters of URL-safe base64).
+const SID_BYTES: usize = 15;
+pub(crate) const SID_LEN: usize = 20;
+
+/// Counts a polling session against the server's limits (connection capacity, per-address
+/// connections): a long-polling session holds no TCP connection of its own, so it takes a slot
+/// like one. The guard is held for the session's life (until it ends or upgrades).
+pub trait Admission: Send + Sync + 'static {
+    /// A guard, or why the handshake is refused.
+    fn admit_polling(&self, client: Option<IpAddr>) -> Result<Box<dyn Any + Send + Sync>, Refused>;
+}
+
+/// Why [`Admission`] refused a polling session; answered in Engine.IO's error shape with
+/// `Retry-After`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The server holds all the connections it can: 503.
+    AtCapacity,
+    /// The client's address holds all the connections it may: 429.
+    PerAddress,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Self::AtCapacity => (StatusCode::SERVICE_UNAVAILABLE, r#"{"code":3,"message":"Server at capacity"}"#),
+            Self::PerAddress => {
+                (StatusCode::TOO_MANY_REQUESTS, r#"{"code":3,"message":"Too many connections from this address"}"#)
+            }
+        };
+        let mut response = (status, body).into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+}
+
+/// One Engine.IO endpoint; cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint(pub(crate) Arc<Inner>);
+
+pub(crate) struct Inner {
+    pub options: Options,
+    pub protocol: Arc<dyn Protocol>,
+    pub table: Table,
+    pub shutdown: CancellationToken,
+    pub admission: OnceLock<Arc<dyn Admission>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.table.stop_timers();
+    }
+}
+
+impl Endpoint {
+    /// An endpoint serving `protocol` with `options`; it ends its sessions when `shutdown` is
+    /// cancelled.
+    pub fn new(options: Options, protocol: Arc<dyn Protocol>, shutdown: CancellationToken) -> Self {
+        let table = Table::new(options.max_polling_sessions);
+        Self(Arc::new(Inner { options, protocol, table, shutdown, admission: OnceLock::new() }))
+    }
+
+    /// Counts polling sessions against `admission` (the server's capacity and per-address
+    /// limits).
+    /// (Set once, before serving; a second call changes nothing.)
+    pub fn with_admission(self, admission: Arc<dyn Admission>) -> Self {
+        let _ = self.0.admission.set(admission);
+        self
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.0.options
+    }
+
+    /// Polling sessions open now (upgraded ones until their WebSocket ends).
+    pub fn polling_sessions(&self) -> usize {
+        self.0.table.len()
+    }
+
+    /// A router serving this endpoint at `path` (every method; the client address from
+    /// `ConnectInfo`).
+    pub fn router<S: Clone + Send + Sync + 'static>(self, path: &str) -> Router<S> {
+        Router::new().route(path, any(move |req: Request| async move { self.serve(None, req).await }))
+    }
+
+    /// Serves one request to the endpoint's path. `client` is the client's address as the
+    /// caller's proxy rules see it (else the TCP peer from `ConnectInfo`, if any).
+    pub async fn serve(&self, client: Option<IpAddr>, req: Request) -> Response {
+        let client = client.or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
+        let (mut parts, body) = req.into_parts();
+        let query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())
+            .take(MAX_QUERY_PAIRS)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let Some(transport) = param("transport").and_then(TransportKind::parse) else {
+            return EioError::UnknownTransport.into_response();
+        };
+        let inner = &self.0;
+        if let Some(sid) = param("sid") {
+            let Some(polled) = inner.table.get(sid) else {
+                return EioError::UnknownSid.into_response();
+            };
+            return match (transport, &parts.method) {
+                (TransportKind::Polling, &Method::GET) => polling::get(inner, polled).await,
+                (TransportKind::Polling, &Method::POST) => polling::post(inner, polled, &parts.headers, body).await,
+                (TransportKind::Polling, _) => EioError::BadRequest.into_response(),
+                (TransportKind::WebSocket, _) => match WsUpgrade::from_request_parts(&mut parts, &()).await {
+                    Ok(ws) => websocket::upgrade(inner, polled, ws),
+                    Err(not) => not.refusal(EioError::BadRequest.into_response()),
+                },
+            };
+        }
+        if parts.method != Method::GET {
+            return EioError::BadHandshakeMethod.into_response();
+        }
+        let ws = match transport {
+            TransportKind::Polling => None,
+            TransportKind::WebSocket => match WsUpgrade::from_request_parts(&mut parts, &()).await {
+                Ok(ws) => Some(ws),
+                Err(not) => return not.refusal(EioError::BadRequest.into_response()),
+            },
+        };
+        // An Origin that is not text is sent but cannot match: it is not "missing".
+        let origin = parts.headers.get(header::ORIGIN).map(|v| v.to_str().unwrap_or_default());
+        if !inner.protocol.origin_allowed(origin) {
+            return EioError::Forbidden.into_response();
+        }
+        if param("EIO") != Some("4") {
+            return EioError::UnsupportedProtocolVersion.into_response();
+        }
+        let sid = new_sid();
+        let handshake = Handshake { sid: &sid, transport, query: &query, headers: &parts.headers, client };
+        match ws {
+            None => polling::open(inner, &handshake).await,
+            Some(ws) => {
+                let upper = match inner.protocol.open(&handshake) {
+                    Ok(upper) => upper,
+                    Err(e) => return e.into_response(),
+                };
+                // From here on a failed upgrade still ends the upper session (`Live` closes it
+                // when dropped).
+                let live = Live::new(upper, &inner.options, Instant::now());
+                let open = packet::open(
+                    &sid,
+                    false,
+                    inner.options.ping_interval,
+                    inner.options.ping_timeout,
+                    inner.options.max_payload,
+                );
+                websocket::direct(inner, ws, live, open)
+            }
+        }
+    }
+}
+
+/// A fresh session id: 120 random bits, URL-safe.
+fn new_sid() -> String {
+    URL_SAFE_NO_PAD.encode(rand::random::<[u8; SID_BYTES]>())
+}
+
+/// A 200 with a polling body (`text/plain; charset=UTF-8`, as Node).
+pub(crate) fn payload_response(body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    response
+}
+
+/// The answer to a POST (`ok`, `text/html`, as Node).
+pub(crate) fn ok_response() -> Response {
+    let mut response = (StatusCode::OK, "ok").into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+/// 503 for a handshake past the polling table's cap.
+pub(crate) fn at_capacity() -> Response {
+    Refused::AtCapacity.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sids_are_url_safe_and_fixed_length() {
+        let a = new_sid();
+        assert_eq!(a.len(), SID_LEN);
+        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert_ne!(a, new_sid());
+    }
+
+    #[test]
+    fn errors_have_the_reference_shape() {
+        for (e, code, status) in [
+            (EioError::UnknownTransport, 0, 400),
+            (EioError::UnknownSid, 1, 400),
+            (EioError::BadHandshakeMethod, 2, 400),
+            (EioError::BadRequest, 3, 400),
+            (EioError::Forbidden, 4, 403),
+            (EioError::UnsupportedProtocolVersion, 5, 400),
+        ] {
+            assert_eq!((e.code(), e.status().as_u16()), (code, status));
+            let response = e.into_response();
+            assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        }
+    }
+}

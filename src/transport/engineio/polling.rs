@@ -1,0 +1,479 @@
+//! HTTP long-polling without a task per session. A session is an entry in a capped, sharded
+//! table keyed by sid; its packets wait in its connection's outbox (the core's, bounded in bytes
+//! and frames), which a GET drains and answers joined with `\x1e`. A GET is held until a packet
+//! comes (the heartbeat's ping at the latest); a POST feeds the session. One timer task per
+//! endpoint runs every session's heartbeat from a heap of deadlines.
+
+use std::any::Any;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, Limited};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::{Instant, sleep_until};
+
+use super::endpoint::{Inner, SID_LEN, at_capacity, ok_response, payload_response};
+use super::packet::{self, Packet};
+use super::session::Live;
+use super::{CloseReason, ConnHandle, EioError, Handshake, Replies};
+
+const SHARDS: usize = 16;
+
+/// The sid table.
+pub(crate) struct Table {
+    shards: Vec<Mutex<HashMap<Arc<str>, Arc<Polled>>>>,
+    hasher: RandomState,
+    len: AtomicUsize,
+    max: usize,
+    timers: Arc<Timers>,
+}
+
+/// Where a polling session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Polling,
+    /// A WebSocket is probing; polling goes on until it sends `5`.
+    Upgrading,
+    /// The WebSocket took over; polling requests get 400.
+    Upgraded,
+    Ended,
+}
+
+/// One polling session.
+pub(crate) struct Polled {
+    pub sid: Arc<str>,
+    pub conn: ConnHandle,
+    pub state: Mutex<PollState>,
+    /// Wakes the pending GET for what is not in the outbox (an end, a noop).
+    pub kick: Notify,
+}
+
+pub(crate) struct PollState {
+    /// `None` once the session ended or moved to its WebSocket.
+    pub live: Option<Live>,
+    pub phase: Phase,
+    getting: bool,
+    posting: bool,
+    /// A probe arrived: the next (or pending) GET gets `6` so the client stops polling.
+    pub noop_due: bool,
+    /// The last packet for the pending GET once the session ended (`1`, or `6`).
+    farewell: Option<&'static str>,
+    /// The upper layer's last message when the core closed the connection.
+    last_words: Option<bytes::Bytes>,
+    /// The deadline the timer heap holds for this session.
+    scheduled: Option<Instant>,
+    /// The server's admission slot, held while polling.
+    pub slot: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Table {
+    pub fn new(max: usize) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            len: AtomicUsize::new(0),
+            max,
+            timers: Arc::default(),
+        }
+    }
+
+    fn shard(&self, sid: &str) -> &Mutex<HashMap<Arc<str>, Arc<Polled>>> {
+        &self.shards[self.hasher.hash_one(sid) as usize % SHARDS]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    /// The session `sid` names; a sid of the wrong length is not looked up.
+    pub fn get(&self, sid: &str) -> Option<Arc<Polled>> {
+        if sid.len() != SID_LEN {
+            return None;
+        }
+        self.shard(sid).lock().get(sid).cloned()
+    }
+
+    fn insert(&self, polled: Arc<Polled>) -> bool {
+        if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+            return false;
+        }
+        self.shard(&polled.sid).lock().insert(polled.sid.clone(), polled);
+        true
+    }
+
+    pub fn remove(&self, sid: &str) {
+        if self.shard(sid).lock().remove(sid).is_some() {
+            self.len.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    fn all(&self) -> Vec<Arc<Polled>> {
+        self.shards.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect()
+    }
+
+    pub fn stop_timers(&self) {
+        self.timers.stopped.store(true, Ordering::Release);
+        self.timers.notify.notify_one();
+    }
+}
+
+/// Deadlines of polling sessions, earliest first. An entry whose session has since been
+/// scheduled otherwise is stale and skipped; a session only adds one when its deadline moves
+/// earlier, so the heap holds a few entries per session at most.
+type Deadlines = BinaryHeap<Reverse<(Instant, Arc<str>)>>;
+
+#[derive(Default)]
+struct Timers {
+    heap: Mutex<Deadlines>,
+    notify: Notify,
+    started: AtomicBool,
+    stopped: AtomicBool,
+}
+
+/// Puts `polled`'s next deadline in the heap if it is earlier than the one there.
+fn schedule(inner: &Arc<Inner>, polled: &Polled, state: &mut PollState) {
+    let Some(live) = &state.live else { return };
+    let at = live.deadline();
+    if state.scheduled.is_some_and(|s| s <= at) {
+        return;
+    }
+    state.scheduled = Some(at);
+    let timers = &inner.table.timers;
+    let earliest = {
+        let mut heap = timers.heap.lock();
+        heap.push(Reverse((at, polled.sid.clone())));
+        heap.peek().is_some_and(|Reverse((first, _))| *first == at)
+    };
+    if !timers.started.swap(true, Ordering::AcqRel) {
+        tokio::spawn(run_timers(Arc::downgrade(inner), timers.clone()));
+    } else if earliest {
+        timers.notify.notify_one();
+    }
+}
+
+/// The endpoint's timer task: pings, ping timeouts and the upper layers' timers of every
+/// polling session; on shutdown, ends them all. Ends with the endpoint.
+async fn run_timers(endpoint: Weak<Inner>, timers: Arc<Timers>) {
+    loop {
+        let next = timers.heap.lock().peek().map(|Reverse((at, _))| *at);
+        let shutdown = match endpoint.upgrade() {
+            Some(inner) => inner.shutdown.clone(),
+            None => return,
+        };
+        tokio::select! {
+            _ = timers.notify.notified() => {}
+            _ = sleep_until(next.unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(3600))), if next.is_some() => {}
+            _ = shutdown.cancelled() => {
+                if let Some(inner) = endpoint.upgrade() {
+                    for polled in inner.table.all() {
+                        let mut state = polled.state.lock();
+                        end(&inner, &polled, &mut state, CloseReason::Core(super::Disconnect::Shutdown), "1");
+                    }
+                }
+                return;
+            }
+        }
+        if timers.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(inner) = endpoint.upgrade() else { return };
+        let now = Instant::now();
+        loop {
+            let due = {
+                let mut heap = timers.heap.lock();
+                match heap.peek() {
+                    Some(Reverse((at, _))) if *at <= now => heap.pop().map(|Reverse(entry)| entry),
+                    _ => None,
+                }
+            };
+            let Some((at, sid)) = due else { break };
+            if let Some(polled) = inner.table.get(&sid) {
+                tick(&inner, &polled, at, now);
+            }
+        }
+        if timers.heap.lock().capacity() > 1024 && timers.heap.lock().len() < 256 {
+            timers.heap.lock().shrink_to(256);
+        }
+    }
+}
+
+/// A deadline of `polled` passed.
+fn tick(inner: &Arc<Inner>, polled: &Polled, at: Instant, now: Instant) {
+    let mut state = polled.state.lock();
+    if state.scheduled != Some(at) {
+        return;
+    }
+    state.scheduled = None;
+    if state.phase == Phase::Ended {
+        inner.table.remove(&polled.sid);
+        return;
+    }
+    if let Some(reason) = polled.conn.closing() {
+        return end_for_core(inner, polled, &mut state, reason);
+    }
+    let Some(live) = state.live.as_mut() else { return };
+    let mut out = Replies::default();
+    let ticked = live.tick(now, &mut out);
+    send(polled, &mut out);
+    match ticked {
+        Ok(()) => schedule(inner, polled, &mut state),
+        Err(reason) => end(inner, polled, &mut state, reason, "1"),
+    }
+}
+
+/// Queues a session's replies on its connection (waking a pending GET).
+fn send(polled: &Polled, out: &mut Replies) {
+    for frame in out.take() {
+        if !polled.conn.try_send(frame) {
+            // Full or closing: the pending or next GET ends the session.
+            break;
+        }
+    }
+}
+
+/// Ends a session: the upper layer leaves, the slot is given back, the sid forgotten, and a
+/// pending GET answered with `farewell`.
+pub(crate) fn end(inner: &Inner, polled: &Polled, state: &mut PollState, reason: CloseReason, farewell: &'static str) {
+    if matches!(state.phase, Phase::Ended | Phase::Upgraded) {
+        return;
+    }
+    state.phase = Phase::Ended;
+    if let Some(mut live) = state.live.take() {
+        live.close(reason);
+    }
+    state.slot = None;
+    state.farewell = Some(farewell);
+    if state.getting {
+        polled.kick.notify_one();
+    } else if reason == CloseReason::ClientClose {
+        // The client's poll may be on its way (it sent `1` and polled at once): that poll gets
+        // the noop, then the sid is gone. Kept for one ping timeout at most.
+        let at = Instant::now() + inner.options.ping_timeout;
+        state.scheduled = Some(at);
+        inner.table.timers.heap.lock().push(Reverse((at, polled.sid.clone())));
+        inner.table.timers.notify.notify_one();
+        return;
+    }
+    inner.table.remove(&polled.sid);
+}
+
+/// The core closed the connection: the upper layer's last words and `1`.
+fn end_for_core(inner: &Inner, polled: &Polled, state: &mut PollState, reason: super::Disconnect) {
+    if let Some(words) = state.live.as_ref().and_then(|l| l.upper.last_words(reason)) {
+        // Past the outbox bounds on purpose: one last message, like a WebSocket's close frame.
+        state.last_words = Some(packet::message_frame(&words));
+    }
+    end(inner, polled, state, CloseReason::Core(reason), "1");
+}
+
+/// A polling handshake: the session opens and the GET gets the open packet.
+pub(crate) async fn open(inner: &Arc<Inner>, handshake: &Handshake<'_>) -> Response {
+    let slot = match inner.admission.get() {
+        Some(admission) => match admission.admit_polling(handshake.client) {
+            Ok(slot) => Some(slot),
+            Err(refused) => return refused.into_response(),
+        },
+        None => None,
+    };
+    if inner.table.len() >= inner.table.max {
+        return at_capacity();
+    }
+    let upper = match inner.protocol.open(handshake) {
+        Ok(upper) => upper,
+        Err(e) => return e.into_response(),
+    };
+    let options = &inner.options;
+    let mut live = Live::new(upper, options, Instant::now());
+    let mut body = packet::open(handshake.sid, true, options.ping_interval, options.ping_timeout, options.max_payload)
+        .into_bytes();
+    let mut out = Replies::default();
+    live.upper.on_open(&mut out);
+    for frame in out.take() {
+        packet::append_polling(&mut body, &frame);
+    }
+    let polled = Arc::new(Polled {
+        sid: handshake.sid.into(),
+        conn: live.upper.conn().clone(),
+        state: Mutex::new(PollState {
+            live: Some(live),
+            phase: Phase::Polling,
+            getting: false,
+            posting: false,
+            noop_due: false,
+            farewell: None,
+            last_words: None,
+            scheduled: None,
+            slot,
+        }),
+        kick: Notify::new(),
+    });
+    if !inner.table.insert(polled.clone()) {
+        // `live` ends with the entry.
+        return at_capacity();
+    }
+    schedule(inner, &polled, &mut polled.state.lock());
+    payload_response(body)
+}
+
+/// Resets a request flag however the request ends (the client may hang up mid-poll).
+struct Busy<'a> {
+    polled: &'a Polled,
+    getting: bool,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let mut state = self.polled.state.lock();
+        if self.getting {
+            state.getting = false;
+        } else {
+            state.posting = false;
+        }
+    }
+}
+
+/// A GET: what is queued, else wait for it (held at most `pingInterval + pingTimeout`, which
+/// the ping always comes before).
+pub(crate) async fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
+    {
+        let mut state = polled.state.lock();
+        if state.phase == Phase::Ended
+            && let Some(last) = state.farewell.take()
+        {
+            inner.table.remove(&polled.sid);
+            return payload_response(last.as_bytes().to_vec());
+        }
+        if !matches!(state.phase, Phase::Polling | Phase::Upgrading) {
+            return EioError::BadRequest.into_response();
+        }
+        if state.getting {
+            // Two polls at once: the protocol is broken; the first gets `1`, this one 400.
+            end(inner, &polled, &mut state, CloseReason::TransportClose, "1");
+            return EioError::BadRequest.into_response();
+        }
+        state.getting = true;
+    }
+    let _busy = Busy { polled: &polled, getting: true };
+    let hold_until = Instant::now() + inner.options.ping_interval + inner.options.ping_timeout;
+    let mut batch = Vec::new();
+    let mut body = Vec::new();
+    loop {
+        let closing = polled.conn.drain(&mut batch);
+        for frame in batch.drain(..) {
+            if !packet::append_polling(&mut body, &frame) {
+                tracing::debug!("a frame Engine.IO did not make was left out of a poll");
+            }
+        }
+        {
+            let mut state = polled.state.lock();
+            if let Some(reason) = closing {
+                end_for_core(inner, &polled, &mut state, reason);
+            }
+            if let Some(words) = state.last_words.take() {
+                packet::append_polling(&mut body, &words);
+            }
+            if let Some(last) = state.farewell.take() {
+                append_packet(&mut body, last);
+                return payload_response(body);
+            }
+            // A probe arrived, or the WebSocket took over: the client is to stop polling.
+            if std::mem::take(&mut state.noop_due) || state.phase == Phase::Upgraded {
+                append_packet(&mut body, "6");
+            }
+        }
+        if !body.is_empty() {
+            return payload_response(body);
+        }
+        tokio::select! {
+            _ = polled.conn.woken() => {}
+            _ = polled.kick.notified() => {}
+            _ = sleep_until(hold_until) => {
+                append_packet(&mut body, "6");
+                return payload_response(body);
+            }
+        }
+    }
+}
+
+fn append_packet(body: &mut Vec<u8>, packet: &str) {
+    if !body.is_empty() {
+        body.push(packet::SEPARATOR);
+    }
+    body.extend_from_slice(packet.as_bytes());
+}
+
+/// A POST: the body's packets, in order, to the session → `ok`.
+pub(crate) async fn post(inner: &Arc<Inner>, polled: Arc<Polled>, headers: &HeaderMap, body: Body) -> Response {
+    {
+        let mut state = polled.state.lock();
+        if !matches!(state.phase, Phase::Polling | Phase::Upgrading) {
+            return EioError::BadRequest.into_response();
+        }
+        if state.posting {
+            end(inner, &polled, &mut state, CloseReason::TransportClose, "1");
+            return EioError::BadRequest.into_response();
+        }
+        state.posting = true;
+    }
+    let _busy = Busy { polled: &polled, getting: false };
+    let max = inner.options.max_payload;
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        let mut state = polled.state.lock();
+        end(inner, &polled, &mut state, CloseReason::ParseError, "1");
+        StatusCode::PAYLOAD_TOO_LARGE.into_response()
+    };
+    // Checked before the body is read: a declared size over the cap is refused unread.
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
+        Err(_) => {
+            // The client went away mid-body.
+            let mut state = polled.state.lock();
+            end(inner, &polled, &mut state, CloseReason::TransportClose, "1");
+            return EioError::BadRequest.into_response();
+        }
+    };
+    let mut state = polled.state.lock();
+    let now = Instant::now();
+    let mut out = Replies::default();
+    let mut ended = None;
+    for packet in packet::parse_payload(&bytes) {
+        let Some(live) = state.live.as_mut() else {
+            // Ended meanwhile (ping timeout, upgrade): nothing to feed.
+            return EioError::BadRequest.into_response();
+        };
+        let result = match packet {
+            Err(e) => {
+                tracing::debug!(error = %e, "engine.io parse error");
+                send(&polled, &mut out);
+                end(inner, &polled, &mut state, CloseReason::ParseError, "1");
+                return EioError::BadRequest.into_response();
+            }
+            Ok(Packet::Close) => Err((CloseReason::ClientClose, "6")),
+            Ok(packet) => live.on_packet(packet, now, &mut out).map_err(|reason| (reason, "1")),
+        };
+        if let Err(reason) = result {
+            ended = Some(reason);
+            break;
+        }
+    }
+    send(&polled, &mut out);
+    match ended {
+        Some((reason, farewell)) => end(inner, &polled, &mut state, reason, farewell),
+        None => schedule(inner, &polled, &mut state),
+    }
+    ok_response()
+}
