@@ -219,8 +219,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    let server = Server::build(config).await?;
-    server.run_until_stopped(shutdown::signal()).await
+    let server = Server::builder().config(config).start().await?;
+    server.run_until(shutdown::signal()).await
 }
 
 /// Opens the configured database; the default SQLite file needs its data dir checked first.

@@ -54,6 +54,26 @@ impl Data {
     }
 }
 
+/// A JSON value: Notif and Socket.IO clients get it as is, Pusher clients as its JSON text.
+impl From<serde_json::Value> for Data {
+    fn from(value: serde_json::Value) -> Self {
+        Self::Json(value.to_string().into())
+    }
+}
+
+/// A string: every client gets it as a string, as a Pusher publisher's `data`.
+impl From<&str> for Data {
+    fn from(text: &str) -> Self {
+        Self::Text(text.into())
+    }
+}
+
+impl From<String> for Data {
+    fn from(text: String) -> Self {
+        Self::Text(text.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +85,13 @@ mod tests {
         assert_eq!(&*compact, r#"{"a":[1,2],"b":"x  \" y","c":"\\"}"#);
         let parsed: serde_json::Value = serde_json::from_str(&compact).unwrap();
         assert_eq!(parsed, serde_json::from_str::<serde_json::Value>(raw).unwrap());
+    }
+
+    #[test]
+    fn strings_stay_text_and_json_values_are_kept_compact() {
+        assert_eq!(Data::from("a \"b\""), Data::Text("a \"b\"".into()));
+        assert_eq!(Data::from(String::from("x")), Data::Text("x".into()));
+        assert_eq!(Data::from(serde_json::json!({"id": 7, "s": "x y"})), Data::Json(r#"{"id":7,"s":"x y"}"#.into()));
+        assert_eq!(Data::from(serde_json::json!("x")), Data::Json("\"x\"".into()));
     }
 }

@@ -495,6 +495,12 @@ impl Config {
         }
     }
 
+    /// Records that the embedding program set `key` with the builder method `method`, so that
+    /// an error about it names the call the program made (`ServerBuilder::port(80)`).
+    pub fn set_by_builder(&mut self, key: &str, method: &'static str) {
+        self.sources.set(key, Source::Builder(method));
+    }
+
     /// The error for a bad value of setting `key` (its TOML name, e.g. `server.port`): one line
     /// that names the setting as the operator gave it, then `why`.
     pub fn invalid(&self, key: &str, why: impl fmt::Display) -> ConfigError {

@@ -21,6 +21,8 @@ pub enum Source {
     Env { name: &'static str, value: String },
     /// A command-line flag, e.g. `--port`.
     Flag(&'static str),
+    /// A method of the embedding program's `ServerBuilder`, e.g. `port`.
+    Builder(&'static str),
 }
 
 impl fmt::Debug for Source {
@@ -33,6 +35,7 @@ impl fmt::Debug for Source {
                 f.debug_struct("Env").field("name", name).field("value", value).finish()
             }
             Self::Flag(flag) => f.debug_tuple("Flag").field(flag).finish(),
+            Self::Builder(method) => f.debug_tuple("Builder").field(method).finish(),
         }
     }
 }
@@ -145,6 +148,10 @@ impl fmt::Display for Named<'_> {
                 Some(v) => write!(f, "{flag} {v}"),
                 None => f.write_str(flag),
             },
+            Source::Builder(method) => match value {
+                Some(v) => write!(f, "ServerBuilder::{method}({v})"),
+                None => write!(f, "ServerBuilder::{method}(..)"),
+            },
             Source::File { path, line } => {
                 write!(f, "config file {}, line {line}: {}", path.display(), self.key)?;
                 match value {
@@ -221,5 +228,15 @@ mod tests {
         assert!(!format!("{url:?}").contains("pw@"), "{url:?}");
         let port = Source::Env { name: "PORT", value: "6001".into() };
         assert!(format!("{port:?}").contains("6001"));
+    }
+
+    #[test]
+    fn a_builder_setting_is_named_as_the_call_and_its_url_never_shown() {
+        let v = json!(80);
+        let named = Named { key: "server.port", source: &Source::Builder("port"), value: Some(&v) };
+        assert_eq!(named.to_string(), "ServerBuilder::port(80)");
+        let v = json!("postgres://u:pw@h/db");
+        let named = Named { key: "database.url", source: &Source::Builder("database_url"), value: Some(&v) };
+        assert_eq!(named.to_string(), "ServerBuilder::database_url(..)");
     }
 }

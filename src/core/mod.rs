@@ -727,7 +727,7 @@ pub(crate) fn now_ms() -> i64 {
 
 /// Wraps a JSON value as event data.
 pub fn json_data(value: serde_json::Value) -> Data {
-    Data::Json(value.to_string().into())
+    Data::from(value)
 }
 
 /// Embeds stored JSON text in a `serde_json::Value` (it was produced by serde_json, so it

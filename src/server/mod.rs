@@ -1,15 +1,17 @@
 //! Wiring: build every subsystem once (store, apps, broker, core, routes), bind, serve, and
-//! drain on shutdown. No rules live here.
+//! drain on shutdown. No rules live here. Every start, the binary's `serve` and an embedding
+//! program's alike, goes through [`ServerBuilder`] and ends with a [`ServerHandle`].
 
+mod builder;
 mod capacity;
 pub mod engineio;
 pub mod forwarded;
+mod handle;
 mod peers;
 mod router;
 pub mod shutdown;
 pub mod state;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +29,7 @@ use tower::Service;
 use crate::accounts::Accounts;
 use crate::apps::{self, AppCache};
 use crate::auth::{RawToken, jwt};
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::Broker;
 use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
@@ -38,12 +40,15 @@ use crate::store::Store;
 use crate::surfaces::{notif, pushalt, pusher};
 use crate::transport::ws;
 
+pub use builder::ServerBuilder;
 pub use capacity::Capacity;
 pub use forwarded::{ClientAddr, TrustedProxies};
+pub use handle::{PublishError, Publisher, ServerHandle};
 pub use shutdown::Shutdown;
 pub use state::{AppState, Shared};
 
-/// A built server, bound and ready to run.
+/// A server: [`Server::builder`] sets it up and starts it; the [`ServerHandle`] it returns
+/// publishes, tells the address and shuts it down.
 pub struct Server {
     listener: TcpListener,
     /// `/metrics` on an address of its own (`metrics.listen`).
@@ -54,24 +59,43 @@ pub struct Server {
     setup_token: Option<RawToken>,
 }
 
+/// What one start is made of; [`ServerBuilder`] fills it in.
+struct Parts {
+    config: Config,
+    broker: Arc<dyn Broker>,
+    /// Apply pending migrations; when off, a schema that is behind stops the start.
+    migrate: bool,
+    /// The embedding program's routes, which take precedence over the built-in ones.
+    routes: Vec<RoutesFn>,
+}
+
+/// Makes some of the program's routes once the server can publish.
+type RoutesFn = Box<dyn FnOnce(Publisher) -> Router + Send>;
+
 impl Server {
-    /// Checks the data dir, connects the store, migrates, binds, and makes sure the default app
-    /// exists; then builds the core. Configuration problems come back as [`crate::config::ConfigError`].
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_broker(config, Arc::new(MemoryBroker::new())).await
+    /// The one way to start a server, for the binary and embedding programs alike.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
     }
 
-    /// [`Server::build`] on a given broker (cluster backends, or a test double).
+    /// Checks the data dir, connects the store, migrates, binds, and makes sure the default app
+    /// exists; then builds the core. Configuration problems come back as
+    /// [`crate::config::ConfigError`].
     ///
     /// Every step that can fail on a bad setting (data dir, database, pinned app, port, JWT
     /// secret) runs before the default app is created: a start that fails must not create
     /// credentials the next start would not print again.
-    pub async fn build_with_broker(config: Config, broker: Arc<dyn Broker>) -> anyhow::Result<Self> {
+    async fn build(parts: Parts) -> anyhow::Result<Self> {
+        let Parts { config, broker, migrate, routes } = parts;
         config.prepare_data_dir()?;
         let store = Store::connect(&config.database_url())
             .await
             .map_err(|e| config.invalid("database.url", format!("cannot open the database: {e}")))?;
-        store.migrate().await.context("running migrations")?;
+        if migrate {
+            store.migrate().await.context("running migrations")?;
+        } else {
+            store.check_migrated().await?;
+        }
         check_pinned_key(&store, &config).await?;
         let listener = bind(&config).await?;
         let metrics_listener = bind_metrics(&config).await?;
@@ -115,7 +139,9 @@ impl Server {
             origins,
             engineio,
         });
-        let router = router::build(state.clone());
+        let publisher = Publisher(state.clone());
+        let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
+        let router = router::build(state.clone(), program);
         if let Some((app, true)) = created {
             // SPEC §2: the first start prints the default app's credentials (stdout, not the log).
             println!("Default app created: id={} key={} secret={}", app.id, app.key, app.secret.0);
@@ -130,21 +156,8 @@ impl Server {
         Ok(Self { listener, metrics_listener, state, router, setup_token })
     }
 
-    /// The one-time setup token this start printed (while no admin exists).
-    pub fn setup_token(&self) -> Option<&str> {
-        self.setup_token.as_ref().map(RawToken::expose)
-    }
-
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    pub fn state(&self) -> AppState {
-        self.state.clone()
-    }
-
-    /// Serves until `stop` resolves or [`Shutdown::trigger`] is called, then drains.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+    /// Serves until [`Shutdown::trigger`] is called, then drains.
+    async fn serve(self) -> anyhow::Result<()> {
         let Self { listener, metrics_listener, state, router, .. } = self;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, "listening on http://{addr}");
@@ -176,10 +189,8 @@ impl Server {
         // A polling session holds no TCP connection of its own: it takes a slot like one.
         state.engineio.admit_with(capacity.clone(), peers.clone(), state.config.server.max_connections_per_ip);
         let mut spare = spare_descriptor();
-        tokio::pin!(stop);
         loop {
             tokio::select! {
-                _ = &mut stop => break,
                 _ = token.cancelled() => break,
                 accepted = listener.accept() => {
                     let (stream, peer) = match accepted {

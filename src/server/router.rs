@@ -17,7 +17,23 @@ use super::{AppState, ClientAddr, OverCapacity, engineio};
 use crate::metrics;
 use crate::surfaces::{ErrorFormat, Refusal, accounts, dashboard, notif, ops, pushalt, pusher};
 
-pub fn build(state: AppState) -> Router {
+/// The built-in routes, behind the embedding program's `program` routes when it has some: a
+/// path the program routes is the program's, every other one falls through to the table.
+pub fn build(state: AppState, program: Option<Router>) -> Router {
+    let builtin = builtin(state.clone());
+    match program {
+        None => builtin,
+        // `layer` wraps the routes the program router has now; the fallback set after it is
+        // the built-in table, which has its own layers.
+        Some(program) => program
+            .layer(middleware::from_fn_with_state(state.clone(), deadline))
+            .layer(middleware::from_fn_with_state(state.clone(), admit))
+            .layer(middleware::from_fn(record_program))
+            .fallback_service(builtin),
+    }
+}
+
+fn builtin(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
     Router::new()
         .merge(pusher::routes())
@@ -145,9 +161,24 @@ async fn json_errors(response: Response) -> Response {
 /// layer for both, because each layer costs every request (and every WebSocket handshake) a
 /// boxed future.
 async fn record(State(_state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = route_of(&req);
     let started = Instant::now();
     let response = json_errors(next.run(req).await).await;
     metrics::http_request(&route, response.status().as_u16(), started.elapsed());
     response
+}
+
+/// [`record`] for the embedding program's routes: counted alike, but their answers are the
+/// program's own, never rewritten.
+async fn record_program(req: Request, next: Next) -> Response {
+    let route = route_of(&req);
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics::http_request(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// The route template (a bounded label), never the raw path.
+fn route_of(req: &Request) -> String {
+    req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }

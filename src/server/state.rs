@@ -1,5 +1,5 @@
 //! AppState: one cheap-to-clone handle to the long-lived subsystems, built once in
-//! [`super::Server::build`]. Nothing per-connection lives here.
+//! `Server::build` (from [`super::ServerBuilder::start`]). Nothing per-connection lives here.
 
 use std::ops::Deref;
 use std::sync::Arc;

@@ -28,6 +28,9 @@ pub enum Error {
     Conflict(String),
     #[error("migration {version} failed: {source}")]
     Migration { version: i64, source: sqlx::Error },
+    /// Started without migrating (`run_migrations(false)`) on a schema that is behind.
+    #[error("the database lacks migration {version} ({name}): run `switchboard migrate`, or start with migrations on")]
+    NotMigrated { version: i64, name: &'static str },
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("creating the data directory: {0}")]
@@ -102,12 +105,7 @@ impl Store {
         // Looked up first: PostgreSQL answers `CREATE TABLE IF NOT EXISTS` on an existing table
         // with a NOTICE, which would be logged at every start. Two nodes starting at once may
         // both get here; `IF NOT EXISTS` keeps that harmless.
-        let exists = sqlx::query(&self.dialect.sql(self.dialect.table_exists_sql()))
-            .bind("switchboard_migrations")
-            .fetch_optional(&self.pool)
-            .await?
-            .is_some();
-        if !exists {
+        if !self.has_migrations_table().await? {
             self.pool
                 .execute(
                     "CREATE TABLE IF NOT EXISTS switchboard_migrations (version BIGINT NOT NULL PRIMARY KEY, \
@@ -115,10 +113,9 @@ impl Store {
                 )
                 .await?;
         }
-        let applied: Vec<(i64,)> =
-            sqlx::query_as("SELECT version FROM switchboard_migrations").fetch_all(&self.pool).await?;
+        let applied = self.applied_migrations().await?;
         for (version, name, sql) in MIGRATIONS {
-            if applied.iter().any(|(v,)| v == version) {
+            if applied.contains(version) {
                 continue;
             }
             let mut tx = self.pool.begin().await?;
@@ -136,6 +133,30 @@ impl Store {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// Fails with [`Error::NotMigrated`] unless every migration this build carries has been
+    /// applied: a server started without migrating must not find a missing table mid-request.
+    pub async fn check_migrated(&self) -> Result<(), Error> {
+        let applied = if self.has_migrations_table().await? { self.applied_migrations().await? } else { Vec::new() };
+        match MIGRATIONS.iter().find(|(version, _, _)| !applied.contains(version)) {
+            Some(&(version, name, _)) => Err(Error::NotMigrated { version, name }),
+            None => Ok(()),
+        }
+    }
+
+    async fn has_migrations_table(&self) -> Result<bool, Error> {
+        Ok(sqlx::query(&self.dialect.sql(self.dialect.table_exists_sql()))
+            .bind("switchboard_migrations")
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>, Error> {
+        let rows: Vec<(i64,)> =
+            sqlx::query_as("SELECT version FROM switchboard_migrations").fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 
     /// A round trip, for health checks.

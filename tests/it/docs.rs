@@ -179,3 +179,23 @@ fn the_systemd_unit_is_valid_and_stops_after_the_shutdown_grace() {
     // Unknown keys are only warnings for systemd: any line about the unit is a mistake here.
     assert!(!stderr.contains("switchboard.service"), "{stderr}");
 }
+
+/// The README's embedding example is the crate docs' `no_run` doctest, which `cargo test --doc`
+/// compiles: the README's copy cannot drift from code that builds.
+#[test]
+fn the_readme_embedding_example_is_the_compiled_crate_doc_example() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let in_readme: Vec<_> = blocks(&readme).into_iter().filter(|b| b.info == "rust").collect();
+    assert_eq!(in_readme.len(), 1, "README.md has one Rust block, the embedding example");
+    let lib = std::fs::read_to_string(repo().join("src/lib.rs")).unwrap();
+    let crate_doc: String = lib
+        .lines()
+        .map_while(|l| l.strip_prefix("//!"))
+        .map(|l| format!("{}\n", l.strip_prefix(' ').unwrap_or(l)))
+        .collect();
+    let example = blocks(&crate_doc)
+        .into_iter()
+        .find(|b| b.info == "no_run")
+        .expect("the crate docs show the embedding example as a no_run doctest");
+    assert_eq!(in_readme[0].text, example.text);
+}

@@ -12,6 +12,7 @@ mod cli_commands;
 mod cli_live;
 mod dashboard_api;
 mod docs;
+mod embed;
 mod exposure;
 mod hostile;
 mod http_framing;

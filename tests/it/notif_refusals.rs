@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::notif_client::{Notif, try_connect, url};
-use crate::support::{APP_ID, APP_KEY, TestServer, create_app, spawn_server, update_app};
+use crate::support::{APP_ID, APP_KEY, APP_SECRET, TestServer, create_app, spawn_server, update_app};
 
 async fn refused(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> (u16, serde_json::Value) {
     match try_connect(&url(server, query), headers).await {
@@ -28,7 +28,7 @@ async fn key_refusals_are_401_json() {
     let huge = format!("?api_key={}", "k".repeat(8000));
     assert_eq!(refused(&server, &huge, &[]).await, (401, invalid.clone()));
     // The secret is not a key.
-    assert_eq!(refused(&server, "?api_key=secret-1", &[]).await, (401, invalid.clone()));
+    assert_eq!(refused(&server, &format!("?api_key={APP_SECRET}"), &[]).await, (401, invalid.clone()));
 
     switchboard::apps::set_enabled(&server.state.store, APP_ID, false).await.unwrap();
     server.refresh_apps().await;

@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use switchboard::broker::{self, Broker, Envelope, MemoryBroker};
 use switchboard::config::{Config, Secret};
-use switchboard::server::{AppState, Server};
+use switchboard::server::{AppState, Server, ServerHandle};
 
 pub use http::Http;
 pub use ws::Ws;
 
 pub const APP_ID: &str = "app-1";
 pub const APP_KEY: &str = "key-1";
-pub const APP_SECRET: &str = "secret-1";
+/// 16 characters at least, as the configuration requires of a pinned secret.
+pub const APP_SECRET: &str = "secret-1-of-the-tests";
 
 /// A running server with its own SQLite file in a temp dir.
 pub struct TestServer {
@@ -29,7 +30,7 @@ pub struct TestServer {
     pub broker: Arc<SwitchBroker>,
     /// The one-time setup token the server printed at start (no admin exists yet).
     pub setup_token: Option<String>,
-    task: tokio::task::JoinHandle<()>,
+    handle: ServerHandle,
 }
 
 impl TestServer {
@@ -46,10 +47,10 @@ impl TestServer {
         Ws::connect_established(&self.ws_url(APP_KEY)).await
     }
 
-    /// Triggers shutdown and waits for the server task.
+    /// Shuts down gracefully and waits until the server is done.
     pub async fn stop(self) {
-        self.state.shutdown.trigger();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), self.task).await;
+        let stopped = tokio::time::timeout(Duration::from_secs(15), self.handle.shutdown()).await;
+        stopped.expect("the server stops within 15 s").expect("the server stops cleanly");
     }
 
     /// Triggers a `marker` event on `channel` (which `ws` must hold) and requires it to be
@@ -136,14 +137,11 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     let mut config = test_config(dir.path());
     tweak(&mut config);
     let broker = Arc::new(SwitchBroker::default());
-    let server = Server::build_with_broker(config, broker.clone()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    let state = server.state();
-    let setup_token = server.setup_token().map(str::to_owned);
-    let task = tokio::spawn(async move {
-        server.run_until_stopped(std::future::pending()).await.unwrap();
-    });
-    TestServer { addr, state, dir, broker, setup_token, task }
+    let handle = Server::builder().config(config).broker(broker.clone()).start().await.unwrap();
+    let addr = handle.local_addr();
+    let state = handle.state().clone();
+    let setup_token = handle.setup_token().map(str::to_owned);
+    TestServer { addr, state, dir, broker, setup_token, handle }
 }
 
 /// Changes the default app's settings in the store and reloads the cache.
