@@ -1,11 +1,16 @@
-//! The server the Socket.IO project's protocol suites drive (`socketio/engine.io-protocol`,
-//! folder `test-suite/`): on `127.0.0.1:$PORT` (default 3000), a bare Engine.IO echo at
-//! `/engine.io/` with pingInterval 300 ms, pingTimeout 200 ms and maxPayload 1 000 000, built on
-//! the library's Engine.IO transport.
+//! The server the Socket.IO project's protocol suites drive (`socketio/engine.io-protocol` and
+//! `socketio/socket.io-protocol`, folder `test-suite/` in each): on `127.0.0.1:$PORT` (default
+//! 3000), with pingInterval 300 ms, pingTimeout 200 ms and maxPayload 1 000 000, built on the
+//! library's Engine.IO and Socket.IO transports:
+//! - a bare Engine.IO echo at `/engine.io/`;
+//! - Socket.IO at `/socket.io/`: namespaces `/` and `/custom` (others refused with `Invalid
+//!   namespace`), connectTimeout 1000 ms, `auth` emitted back on connect, `message` answered
+//!   with `message-back` and the same arguments, `message-with-ack` acked with its arguments.
 //!
 //! ```text
 //! cargo run --release --example socketio_conformance
 //! (cd engine.io-protocol/test-suite && npm install && npx mocha --retries 3)
+//! (cd socket.io-protocol/test-suite && npm install && npx mocha --retries 3)
 //! ```
 
 use std::net::SocketAddr;
@@ -15,7 +20,29 @@ use std::time::Duration;
 use switchboard::broker::MemoryBroker;
 use switchboard::core::{OutboxLimits, Realtime};
 use switchboard::transport::engineio::{Endpoint, Options, echo::Echo};
+use switchboard::transport::socketio::{Args, Namespace, SocketIo};
 use tokio_util::sync::CancellationToken;
+
+/// What the socket.io-protocol suite expects of `/` and `/custom`.
+fn conformance_namespace() -> Namespace {
+    Namespace::new()
+        .on_connect(|socket, auth| {
+            // `auth` is the client's JSON object (`{}` without one), sent back as it came.
+            let auth: serde_json::Value = serde_json::from_str(auth).unwrap_or_default();
+            if let Ok(args) = Args::json(&auth) {
+                let _ = socket.emit("auth", &args);
+            }
+            Ok(())
+        })
+        .on("message", |socket, message| {
+            let _ = socket.emit("message-back", &message.args);
+        })
+        .on("message-with-ack", |_, message| {
+            if let Some(ack) = message.ack {
+                let _ = ack.send(&message.args);
+            }
+        })
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,8 +56,14 @@ async fn main() -> anyhow::Result<()> {
         ..Options::default()
     };
     let shutdown = CancellationToken::new();
-    let engine = Endpoint::new(options, Arc::new(Echo::new(realtime, "conformance")), shutdown.clone());
-    let app: axum::Router = engine.router("/engine.io/");
+    let engine = Endpoint::new(options.clone(), Arc::new(Echo::new(realtime.clone(), "conformance")), shutdown.clone());
+    let socketio = SocketIo::new()
+        .connect_timeout(Duration::from_millis(1000))
+        .namespace("/", conformance_namespace())
+        .namespace("/custom", conformance_namespace())
+        .bind(&realtime)?;
+    let socketio = Endpoint::new(options, socketio, shutdown.clone());
+    let app: axum::Router = engine.router("/engine.io/").merge(socketio.router("/socket.io/"));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {

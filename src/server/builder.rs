@@ -12,6 +12,7 @@ use axum::Router;
 use super::{Parts, Publisher, RoutesFn, Server, ServerHandle};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::Config;
+use crate::transport::socketio::SocketIo;
 
 /// Sets up a server: `Server::builder()…start().await`.
 ///
@@ -20,8 +21,9 @@ use crate::config::Config;
 /// the environment as the binary does). The other setters override single fields of it,
 /// whatever order they are called in. Everything is validated once, in [`start`](Self::start).
 ///
-/// Socket.IO options and program-registered namespaces arrive with the Socket.IO transport
-/// (issue 15): a `socketio(..)` method here will set the configuration's `socketio` section.
+/// Socket.IO: the program's namespaces and handlers with [`socketio`](Self::socketio), the
+/// Engine.IO options (ping interval and timeout, `maxPayload`, the connect timeout) in the
+/// configuration's `socketio` section.
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ServerBuilder {
     config: Option<Config>,
@@ -33,6 +35,7 @@ pub struct ServerBuilder {
     run_migrations: bool,
     broker: Option<Arc<dyn Broker>>,
     routes: Vec<RoutesFn>,
+    socketio: Option<SocketIo>,
 }
 
 impl Default for ServerBuilder {
@@ -47,6 +50,7 @@ impl Default for ServerBuilder {
             run_migrations: true,
             broker: None,
             routes: Vec::new(),
+            socketio: None,
         }
     }
 }
@@ -131,12 +135,42 @@ impl ServerBuilder {
         self
     }
 
+    /// The program's Socket.IO namespaces, served at `/socket.io/` (socket.io-client's default
+    /// path) over polling and WebSocket. Its connections join the default app (its channels:
+    /// a Pusher trigger or [`ServerHandle::publish`] on a channel a socket joined reaches it),
+    /// unless the setup names another with [`SocketIo::app`] or [`SocketIo::admit`]. Called
+    /// again, the last setup wins.
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyhow::Result<()> {
+    /// use switchboard::server::Server;
+    /// use switchboard::transport::socketio::{Args, Namespace, SocketIo};
+    ///
+    /// let chat = Namespace::new()
+    ///     .on_connect(|socket, _auth| {
+    ///         socket.emit("welcome", &Args::new()).ok();
+    ///         Ok(())
+    ///     })
+    ///     .on("ping", |socket, message| {
+    ///         if let Some(ack) = message.ack {
+    ///             ack.send(&message.args).ok();
+    ///         }
+    ///     });
+    /// let server = Server::builder().port(3000).socketio(SocketIo::new().namespace("/", chat)).start().await?;
+    /// # server.shutdown().await?; Ok(()) }
+    /// ```
+    pub fn socketio(mut self, setup: SocketIo) -> Self {
+        self.socketio = Some(setup);
+        self
+    }
+
     /// Validates the configuration, opens and (unless turned off) migrates the database, binds,
     /// and serves in a task of the current Tokio runtime until
     /// [`ServerHandle::shutdown`]. A bad setting comes back as a
     /// [`ConfigError`](crate::config::ConfigError) naming it.
     pub async fn start(self) -> anyhow::Result<ServerHandle> {
-        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes } = self;
+        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes, socketio } =
+            self;
         let mut config = config.unwrap_or_default();
         if let Some(port) = port {
             config.server.port = port;
@@ -160,7 +194,7 @@ impl ServerBuilder {
         }
         config.validate()?;
         let broker = broker.unwrap_or_else(|| Arc::new(MemoryBroker::new()));
-        let server = Server::build(Parts { config, broker, migrate: run_migrations, routes }).await?;
+        let server = Server::build(Parts { config, broker, migrate: run_migrations, routes, socketio }).await?;
         ServerHandle::spawn(server)
     }
 }

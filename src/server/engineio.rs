@@ -1,6 +1,7 @@
-//! Wiring of the Engine.IO endpoints: Push-Alt's at `/ws` (with `EIO=`) and `/ws/`, Hestia's at
-//! `/socket.io/`; their settings from `socketio`, their polling sessions counted against the
-//! connection capacity and the per-address limit like TCP connections.
+//! Wiring of the Engine.IO endpoints, each serving a Socket.IO setup: Push-Alt's at `/ws` (with
+//! `EIO=`) and `/ws/`, and at `/socket.io/` the embedding program's (Hestia's in a later issue);
+//! their settings from `socketio`, their polling sessions counted against the connection
+//! capacity and the per-address limit like TCP connections.
 
 use std::any::Any;
 use std::net::IpAddr;
@@ -13,8 +14,12 @@ use super::capacity::{self, Capacity};
 use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
 use super::state::AppState;
+use crate::apps::AppCache;
 use crate::config::SocketIoConfig;
-use crate::transport::engineio::{Admission, Endpoint, Options, Protocol, Refused, echo::Echo};
+use crate::core::Realtime;
+use crate::surfaces::pushalt;
+use crate::transport::engineio::{Admission, EioError, Endpoint, Handshake, Options, Refused};
+use crate::transport::socketio::{Admit, Admitted, DEFAULT_RULES, Namespace, SetupError, SocketIo};
 
 /// Push-Alt's path prefix-less Engine.IO routes.
 pub const WS_SLASH: &str = "/ws/";
@@ -26,7 +31,7 @@ pub const SOCKET_IO: &str = "/socket.io/";
 pub struct EngineIo {
     /// `/ws?EIO=…` and `/ws/` (Push-Alt).
     pub pushalt: Endpoint,
-    /// `/socket.io/` (Hestia).
+    /// `/socket.io/`: the embedding program's Socket.IO setup (Hestia's in a later issue).
     pub hestia: Endpoint,
 }
 
@@ -35,15 +40,32 @@ pub struct EngineIo {
 const SESSIONS_APP: &str = "engine.io";
 
 impl EngineIo {
-    /// Both endpoints. Until the Socket.IO layer supplies its protocol, both speak bare
-    /// Engine.IO (an echo of each message, what the protocol suite expects).
-    pub fn new(config: &SocketIoConfig, realtime: &crate::core::Realtime, shutdown: &super::Shutdown) -> Self {
+    /// Both endpoints: Push-Alt's namespace at `/ws`, and `program`'s setup at `/socket.io/`
+    /// (without one, the main namespace with no handlers). A program's setup that names no app
+    /// puts its connections in `default_app`, under that app's limits.
+    pub fn new(
+        config: &SocketIoConfig,
+        realtime: &Realtime,
+        shutdown: &super::Shutdown,
+        apps: &AppCache,
+        program: Option<SocketIo>,
+        default_app: Option<Arc<str>>,
+    ) -> Result<Self, SetupError> {
         let options = options(config);
-        let protocol: Arc<dyn Protocol> = Arc::new(Echo::new(realtime.clone(), SESSIONS_APP));
-        Self {
-            pushalt: Endpoint::new(options.clone(), protocol.clone(), shutdown.token()),
-            hestia: Endpoint::new(options, protocol, shutdown.token()),
-        }
+        let pushalt = pushalt::socketio::setup(apps.clone())
+            .app(SESSIONS_APP, DEFAULT_RULES, 0)
+            .connect_timeout_by_default(config.connect_timeout())
+            .bind(realtime)?;
+        let program = program.unwrap_or_else(|| SocketIo::new().namespace("/", Namespace::new()));
+        let program = match default_app {
+            Some(app) => program.admit_by_default(app_admission(apps.clone(), app)),
+            None => program,
+        };
+        let program = program.connect_timeout_by_default(config.connect_timeout()).bind(realtime)?;
+        Ok(Self {
+            pushalt: Endpoint::new(options.clone(), pushalt, shutdown.token()),
+            hestia: Endpoint::new(options, program, shutdown.token()),
+        })
     }
 
     /// Counts polling sessions like connections, once the server knows its capacity.
@@ -52,6 +74,19 @@ impl EngineIo {
         self.pushalt.clone().with_admission(admission.clone());
         self.hestia.clone().with_admission(admission);
     }
+}
+
+/// Admits connections to `app` under its current limits (read at each handshake); a disabled
+/// or deleted app refuses them.
+fn app_admission(apps: AppCache, app: Arc<str>) -> Admit {
+    Arc::new(move |_: &Handshake<'_>| {
+        let found = apps.by_id(&app).filter(|a| a.enabled).ok_or(EioError::Forbidden)?;
+        Ok(Admitted {
+            app: found.id.clone(),
+            rules: found.channel_rules(),
+            max_connections: found.limits().max_connections,
+        })
+    })
 }
 
 /// The Engine.IO settings of `socketio`.

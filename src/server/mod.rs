@@ -67,6 +67,22 @@ struct Parts {
     migrate: bool,
     /// The embedding program's routes, which take precedence over the built-in ones.
     routes: Vec<RoutesFn>,
+    /// The embedding program's Socket.IO setup, served at `/socket.io/`.
+    socketio: Option<crate::transport::socketio::SocketIo>,
+}
+
+/// The default app (SPEC §2): the pinned one, the one made at this start, else the oldest.
+fn default_app_id(config: &Config, apps: &AppCache, created: Option<&apps::App>) -> Option<Arc<str>> {
+    if let Some(app) = created {
+        return Some(app.id.clone());
+    }
+    if let Some(id) = &config.default_app.id {
+        return Some(id.as_str().into());
+    }
+    if let Some(key) = &config.default_app.key {
+        return apps.by_key(key).map(|a| a.id.clone());
+    }
+    apps.all().into_iter().min_by_key(|a| a.number).map(|a| a.id.clone())
 }
 
 /// Makes some of the program's routes once the server can publish.
@@ -86,7 +102,7 @@ impl Server {
     /// secret) runs before the default app is created: a start that fails must not create
     /// credentials the next start would not print again.
     async fn build(parts: Parts) -> anyhow::Result<Self> {
-        let Parts { config, broker, migrate, routes } = parts;
+        let Parts { config, broker, migrate, routes, socketio } = parts;
         config.prepare_data_dir()?;
         let store = Store::connect(&config.database_url())
             .await
@@ -123,7 +139,9 @@ impl Server {
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
-        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &shutdown);
+        let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
+        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &shutdown, &apps, socketio, default_app)
+            .context("setting up Socket.IO")?;
         let state = AppState::new(Shared {
             config,
             realtime,

@@ -39,6 +39,7 @@ mod pusher_connect;
 mod pusher_limits;
 mod pusher_users;
 mod slow_consumer;
+mod socketio;
 mod startup;
 mod store_backends;
 mod timeouts;

@@ -5,7 +5,13 @@ use std::sync::Arc;
 
 use crate::apps::AppCache;
 use crate::core::Event;
-use crate::transport::socketio::Naming;
+use crate::transport::socketio::{Namespace, Naming, SocketIo};
+
+/// Push-Alt's Socket.IO setup at `/ws`: the main namespace, its channel events named
+/// [`channel_naming`]. Its handlers (`join_channel`, the relay) are added here.
+pub fn setup(apps: AppCache) -> SocketIo {
+    SocketIo::new().namespace("/", Namespace::new().channel_naming(channel_naming(apps)))
+}
 
 /// `workspace:<n>:<channel>:<event>`, `<n>` the app's number: what Push-Alt's clients listen
 /// for. One app lookup per broadcast, never per socket.

@@ -35,8 +35,10 @@ pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1_000_000;
 pub struct SocketIo {
     namespaces: Vec<(String, Namespace)>,
     connect_timeout: Duration,
+    timeout_set: bool,
     max_attachment_bytes: usize,
-    admit: Admit,
+    /// `None`: the server decides (its default app), or [`DEFAULT_APP`] outside a server.
+    admit: Option<Admit>,
     origins: Option<OriginCheck>,
 }
 
@@ -45,8 +47,9 @@ impl Default for SocketIo {
         Self {
             namespaces: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout_set: false,
             max_attachment_bytes: DEFAULT_MAX_ATTACHMENT_BYTES,
-            admit: fixed_app(DEFAULT_APP.into(), DEFAULT_RULES, 0),
+            admit: None,
             origins: None,
         }
     }
@@ -89,9 +92,11 @@ impl SocketIo {
         self
     }
 
-    /// How long a connection may stay in no namespace before it is closed (default 10 s).
+    /// How long a connection may stay in no namespace before it is closed (default: the
+    /// server's `socketio.connect_timeout_ms`, 10 s outside a server).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self.timeout_set = true;
         self
     }
 
@@ -103,10 +108,11 @@ impl SocketIo {
     }
 
     /// Puts every connection in the core app `app` (its channels, its connection count), with
-    /// `rules` for its channels and at most `max_connections` (0: no quota). Default: the app
-    /// `socket.io`, 100 channels a connection, no quota.
+    /// `rules` for its channels and at most `max_connections` (0: no quota). Default: in a
+    /// server, its default app under that app's limits; alone, the app `socket.io`, 100
+    /// channels a connection, no quota.
     pub fn app(mut self, app: &str, rules: ChannelRules, max_connections: u64) -> Self {
-        self.admit = fixed_app(app.into(), rules, max_connections);
+        self.admit = Some(fixed_app(app.into(), rules, max_connections));
         self
     }
 
@@ -116,7 +122,21 @@ impl SocketIo {
         mut self,
         admit: impl Fn(&Handshake<'_>) -> Result<Admitted, EioError> + Send + Sync + 'static,
     ) -> Self {
-        self.admit = Arc::new(admit);
+        self.admit = Some(Arc::new(admit));
+        self
+    }
+
+    /// `admit` unless the setup chose its app itself.
+    pub(crate) fn admit_by_default(mut self, admit: Admit) -> Self {
+        self.admit.get_or_insert(admit);
+        self
+    }
+
+    /// The connect timeout unless the setup set one (the server's configured value).
+    pub(crate) fn connect_timeout_by_default(mut self, timeout: Duration) -> Self {
+        if !self.timeout_set {
+            self.connect_timeout = timeout;
+        }
         self
     }
 
@@ -157,7 +177,7 @@ impl SocketIo {
             namespaces,
             connect_timeout: self.connect_timeout,
             max_attachment_bytes: self.max_attachment_bytes,
-            admit: self.admit,
+            admit: self.admit.unwrap_or_else(|| fixed_app(DEFAULT_APP.into(), DEFAULT_RULES, 0)),
             origins: self.origins,
             realtime: realtime.clone(),
         }))
