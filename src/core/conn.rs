@@ -263,7 +263,9 @@ pub(crate) struct Membership {
 pub struct Conn {
     pub socket_id: SocketId,
     pub transport: Transport,
-    pub app: Arc<str>,
+    /// Its app; a connection that has joined nothing may move to another
+    /// ([`crate::core::Realtime::move_to_app`]).
+    app: parking_lot::RwLock<Arc<str>>,
     /// Milliseconds since the Unix epoch.
     pub connected_at: i64,
     limits: OutboxLimits,
@@ -294,7 +296,7 @@ impl Conn {
         Arc::new(Self {
             socket_id,
             transport,
-            app,
+            app: parking_lot::RwLock::new(app),
             connected_at: super::now_ms(),
             limits,
             outbox: Mutex::default(),
@@ -336,8 +338,20 @@ impl Conn {
         Dialect(self.dialect.load(Ordering::Relaxed))
     }
 
+    /// The app the connection belongs to.
+    pub fn app(&self) -> Arc<str> {
+        self.app.read().clone()
+    }
+
+    pub(crate) fn set_app(&self, app: Arc<str>) {
+        *self.app.write() = app;
+    }
+
     /// Whether this connection takes this fanned-out event.
     pub(crate) fn wants(&self, event: &super::Event) -> bool {
+        if event.is_socketio_only() {
+            return self.transport == Transport::SocketIo;
+        }
         !(self.skip_extras.load(Ordering::Relaxed) && event.is_protocol_extra())
     }
 
@@ -507,6 +521,11 @@ impl Conn {
     /// Whether the core has already removed this connection.
     pub(crate) fn mark_closed(&self) -> bool {
         self.closed.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether [`crate::core::Realtime::disconnect`] has begun.
+    pub(crate) fn is_marked_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The channels the connection is subscribed to.

@@ -49,7 +49,7 @@ impl Encoders {
 
     /// The frame of `event` for one connection (for messages addressed to a single one).
     pub fn encode_for(&self, conn: &ConnHandle, event: &Event) -> Option<Bytes> {
-        self.get(conn.transport, conn.dialect()).map(|encode| encode(&conn.app, event))
+        self.get(conn.transport, conn.dialect()).map(|encode| encode(&conn.app(), event))
     }
 }
 
@@ -143,5 +143,54 @@ mod tests {
         let got: Vec<_> = (0..Dialect::COUNT).map(|_| rt.register_dialect(Transport::Notif, counted("n"))).collect();
         assert!(got[..Dialect::COUNT - 1].iter().all(Option::is_some));
         assert_eq!(got[Dialect::COUNT - 1], None);
+    }
+
+    #[test]
+    fn socketio_only_events_skip_other_transports() {
+        let rt = Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1 << 20, max_frames: 64 });
+        rt.register_encoder(Transport::Pusher, |e| Bytes::from(format!("pusher:{}", e.name)));
+        rt.register_encoder(Transport::SocketIo, |e| Bytes::from(format!("sio:{}", e.name)));
+        let app: Arc<str> = "relay".into();
+        let rules = ChannelRules { max_members: 10, max_channels: 10, subscription_count: false };
+        let channel = ChannelName::parse("room").unwrap();
+        let pusher = rt.connect(&app, Transport::Pusher, 0).unwrap();
+        let sio = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        sio.skip_extras();
+        for c in [&pusher, &sio] {
+            rt.subscribe(c, &channel, None, &rules).unwrap();
+        }
+        let name = format!("{}message", crate::core::events::SOCKETIO_ONLY);
+        let event = Event {
+            channel: Some(channel),
+            name: name.as_str().into(),
+            data: Data::Text("x".into()),
+            user_id: None,
+            except: None,
+        };
+        rt.publish(&app, event).unwrap();
+        let (mut p, mut s) = (Vec::new(), Vec::new());
+        pusher.drain(&mut p);
+        sio.drain(&mut s);
+        assert!(p.is_empty(), "a Pusher connection never gets a Socket.IO-only event");
+        assert_eq!(s, vec![Bytes::from(format!("sio:{name}"))]);
+    }
+
+    #[test]
+    fn a_connection_moves_to_another_app_before_it_joins() {
+        let rt = Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1024, max_frames: 4 });
+        let rules = ChannelRules { max_members: 10, max_channels: 10, subscription_count: false };
+        let (lobby, app): (Arc<str>, Arc<str>) = ("lobby".into(), "7".into());
+        let a = rt.connect(&lobby, Transport::SocketIo, 0).unwrap();
+        let b = rt.connect(&lobby, Transport::SocketIo, 0).unwrap();
+        rt.move_to_app(&a, &app, 1).unwrap();
+        assert_eq!((rt.connection_count("lobby"), rt.connection_count("7")), (1, 1));
+        assert_eq!(rt.move_to_app(&b, &app, 1), Err(crate::core::MoveError::OverQuota));
+        assert_eq!(rt.connection_count("lobby"), 1, "a refused move leaves the connection where it was");
+        rt.subscribe(&a, &ChannelName::parse("orders").unwrap(), None, &rules).unwrap();
+        assert_eq!(rt.move_to_app(&a, &lobby, 0), Err(crate::core::MoveError::Joined));
+        rt.disconnect(&a, &rules);
+        rt.disconnect(&b, &rules);
+        assert_eq!((rt.connection_count("lobby"), rt.connection_count("7")), (0, 0));
+        assert_eq!(rt.move_to_app(&a, &app, 0), Err(crate::core::MoveError::Closed));
     }
 }
