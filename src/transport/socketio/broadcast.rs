@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::codec;
-use crate::core::{Data, Encoder, Event};
+use crate::core::{Data, Encoder, Event, events};
 use crate::transport::engineio::message_frame;
 
 /// Names a core channel event for a namespace's sockets, from the app's id and the event
@@ -36,9 +36,12 @@ pub fn encode_event(out: &mut Vec<u8>, nsp: &str, name: &str, data: &Data) {
 pub fn encoder(nsp: Arc<str>, naming: Option<Naming>) -> Encoder {
     Arc::new(move |app: &str, event: &Event| -> Bytes {
         let mut packet = Vec::with_capacity(64 + event.name.len() + data_len(&event.data));
-        match &naming {
-            Some(naming) => encode_event(&mut packet, &nsp, &naming(app, event), &event.data),
-            None => encode_event(&mut packet, &nsp, &event.name, &event.data),
+        // A Socket.IO-only event (a relay) is named as it was sent, in every namespace.
+        let only = event.name.strip_prefix(events::SOCKETIO_ONLY);
+        match (&naming, only) {
+            (_, Some(name)) => encode_event(&mut packet, &nsp, name, &event.data),
+            (Some(naming), None) => encode_event(&mut packet, &nsp, &naming(app, event), &event.data),
+            (None, None) => encode_event(&mut packet, &nsp, &event.name, &event.data),
         }
         message_frame(&packet)
     })
@@ -84,5 +87,7 @@ mod tests {
             packet(&named("7", &event("message", Data::Json(r#"{"a":1}"#.into())))),
             r#"42/chat,["workspace:7:orders:message",{"a":1}]"#
         );
+        let relay = format!("{}message", events::SOCKETIO_ONLY);
+        assert_eq!(packet(&named("7", &event(&relay, Data::Json("[1]".into())))), r#"42/chat,["message",[1]]"#);
     }
 }
