@@ -29,6 +29,9 @@ pub struct HandshakeInfo {
     pub query: Vec<(String, String)>,
     /// The client's address, when known.
     pub client: Option<IpAddr>,
+    /// The handshake's `Origin` header (`None`: none was sent), for a surface whose apps
+    /// each allow their own origins.
+    pub origin: Option<String>,
 }
 
 impl HandshakeInfo {
@@ -49,7 +52,9 @@ impl engineio::Protocol for Server {
             .realtime
             .connect(&admitted.app, Transport::SocketIo, admitted.max_connections)
             .map_err(|_| EioError::Forbidden)?;
-        let info = HandshakeInfo { query: handshake.query.to_vec(), client: handshake.client };
+        let origin =
+            handshake.headers.get(axum::http::header::ORIGIN).map(|o| o.to_str().unwrap_or_default().to_owned());
+        let info = HandshakeInfo { query: handshake.query.to_vec(), client: handshake.client, origin };
         let server = self.self_arc().ok_or(EioError::BadRequest)?;
         Ok(Box::new(Session::new(server, conn, admitted.rules, info)))
     }
@@ -101,6 +106,6 @@ impl engineio::Session for Session {
     fn on_close(&mut self, _reason: CloseReason) {
         self.finish();
         let shared = self.shared();
-        shared.realtime.disconnect(&shared.conn, &shared.rules);
+        shared.realtime.disconnect(&shared.conn, &shared.rules());
     }
 }

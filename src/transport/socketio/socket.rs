@@ -13,7 +13,7 @@ use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
 use super::endpoint::HandshakeInfo;
 use super::namespace::{DisconnectReason, Namespace};
-use crate::core::{ChannelName, ChannelRules, ConnHandle, Dialect, Joined, Realtime, SubscribeError};
+use crate::core::{ChannelName, ChannelRules, ConnHandle, Dialect, Joined, MoveError, Realtime, SubscribeError};
 use crate::transport::engineio::{binary_frame, message_frame};
 
 /// Acks a socket may await at once: past it [`Socket::emit_with_ack`] refuses rather than
@@ -62,7 +62,8 @@ pub enum AckError {
 pub(crate) struct Shared {
     pub conn: ConnHandle,
     pub realtime: Realtime,
-    pub rules: ChannelRules,
+    /// The app's channel limits; they change with the app ([`Socket::move_to_app`]).
+    rules: Mutex<ChannelRules>,
     pub handshake: HandshakeInfo,
     /// The namespace whose socket joined channels: a connection's channel events are encoded
     /// in one dialect, so one namespace per connection holds channels.
@@ -71,7 +72,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules, handshake: HandshakeInfo) -> Arc<Self> {
-        Arc::new(Self { conn, realtime, rules, handshake, channel_owner: Mutex::new(None) })
+        Arc::new(Self { conn, realtime, rules: Mutex::new(rules), handshake, channel_owner: Mutex::new(None) })
+    }
+
+    /// The channel limits of the connection's app.
+    pub fn rules(&self) -> ChannelRules {
+        *self.rules.lock()
     }
 }
 
@@ -221,12 +227,22 @@ impl Socket {
                 }
             }
         }
-        Ok(shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules)?)
+        Ok(shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules())?)
+    }
+
+    /// Moves the connection to the core app `app` under its `rules`, counted against its
+    /// `max_connections` (0: none), before it joins any channel: for a surface that learns the
+    /// app from what the client sends after connecting (Push-Alt's channel tokens).
+    pub fn move_to_app(&self, app: &Arc<str>, rules: ChannelRules, max_connections: u64) -> Result<(), MoveError> {
+        let shared = &self.0.shared;
+        shared.realtime.move_to_app(&shared.conn, app, max_connections)?;
+        *shared.rules.lock() = rules;
+        Ok(())
     }
 
     /// Leaves a core channel; false when the socket was not in it.
     pub fn leave(&self, channel: &ChannelName) -> bool {
-        self.owns_channels() && self.0.shared.realtime.unsubscribe(&self.0.shared.conn, channel, &self.0.shared.rules)
+        self.owns_channels() && self.0.shared.realtime.unsubscribe(&self.0.shared.conn, channel, &self.0.shared.rules())
     }
 
     /// The core channels this socket joined.
@@ -326,7 +342,7 @@ impl Socket {
         if self.owns_channels() {
             let shared = &self.0.shared;
             for channel in shared.conn.channels() {
-                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules);
+                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
             }
             *shared.channel_owner.lock() = None;
         }
