@@ -14,9 +14,14 @@ use crate::transport::engineio::message_frame;
 /// (Push-Alt: `workspace:<n>:<channel>:<event>`). Called once per broadcast, never per socket.
 pub type Naming = Arc<dyn Fn(&str, &Event) -> String + Send + Sync>;
 
-/// The event's data as one JSON argument: text becomes a JSON string, JSON stays as it is.
+/// The event's data as one JSON argument (SPEC §1): JSON stays as it is, a Pusher string is
+/// parsed when it parses (checked once per broadcast: the encoder runs once per dialect), else
+/// it becomes a JSON string.
 fn push_data(out: &mut Vec<u8>, data: &Data) {
     match data {
+        Data::Text(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            out.extend_from_slice(text.as_bytes());
+        }
         Data::Text(text) => codec::push_json_str(out, text),
         Data::Json(json) => out.extend_from_slice(json.as_bytes()),
     }
@@ -87,6 +92,7 @@ mod tests {
             packet(&named("7", &event("message", Data::Json(r#"{"a":1}"#.into())))),
             r#"42/chat,["workspace:7:orders:message",{"a":1}]"#
         );
+        assert_eq!(packet(&plain("7", &event("shipped", Data::Text(r#"{"n":1}"#.into())))), r#"42["shipped",{"n":1}]"#);
         let relay = format!("{}message", events::SOCKETIO_ONLY);
         assert_eq!(packet(&named("7", &event(&relay, Data::Json("[1]".into())))), r#"42/chat,["message",[1]]"#);
     }
