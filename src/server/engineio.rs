@@ -15,6 +15,7 @@ use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
 use super::state::AppState;
 use crate::apps::AppCache;
+use crate::channel_tokens::ChannelTokens;
 use crate::config::SocketIoConfig;
 use crate::core::Realtime;
 use crate::surfaces::pushalt;
@@ -48,11 +49,13 @@ impl EngineIo {
         realtime: &Realtime,
         shutdown: &super::Shutdown,
         apps: &AppCache,
+        tokens: &Arc<ChannelTokens>,
         program: Option<SocketIo>,
         default_app: Option<Arc<str>>,
     ) -> Result<Self, SetupError> {
         let options = options(config);
-        let pushalt = pushalt::socketio::setup(apps.clone())
+        let deps = pushalt::socketio::Deps { apps: apps.clone(), tokens: tokens.clone(), realtime: realtime.clone() };
+        let pushalt = pushalt::socketio::setup(deps)
             .app(SESSIONS_APP, DEFAULT_RULES, 0)
             .connect_timeout_by_default(config.connect_timeout())
             .bind(realtime)?;

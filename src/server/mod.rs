@@ -140,14 +140,23 @@ impl Server {
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
-        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &shutdown, &apps, socketio, default_app)
-            .context("setting up Socket.IO")?;
+        let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
+        let engineio = engineio::EngineIo::new(
+            &config.socketio,
+            &realtime,
+            &shutdown,
+            &apps,
+            &channel_tokens,
+            socketio,
+            default_app,
+        )
+        .context("setting up Socket.IO")?;
         let state = AppState::new(Shared {
             config,
             realtime,
             apps,
             sessions: Sessions::new(store.clone()),
-            channel_tokens: ChannelTokens::new(store.clone()),
+            channel_tokens,
             store,
             shutdown,
             metrics: crate::metrics::install(),
@@ -167,7 +176,7 @@ impl Server {
         if let Some(token) = &setup_token {
             // SPEC §2, §5: until an admin exists, each start prints a token that sets one up.
             println!(
-                "Setup token (creates the first admin once, within 24 hours: POST /api/setup/complete): {}",
+                "Setup token (creates the first admin once, within 24 hours, with POST /api/setup/complete): {}",
                 token.expose()
             );
         }
