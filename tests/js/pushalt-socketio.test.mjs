@@ -149,11 +149,18 @@ describe('socket.io-client against the Push-Alt surface', () => {
     const channel = uid('up');
     const { token, listen } = await channelToken(server, channel);
     const s = socket();
-    await withTimeout(new Promise((r) => s.once('connect', r)), 5_000, 'connect');
-    assert.equal(s.io.engine.transport.name, 'polling');
-    const upgraded = new Promise((r) => s.io.engine.once('upgrade', r));
+    // The engine opens on polling; whether the upgrade finishes before or after the CONNECT
+    // answer is a race the protocol leaves open (socket.io-client emits `connect` a tick late).
+    const opened = withTimeout(new Promise((r) => s.io.once('open', () => r(s.io.engine.transport.name))), 5_000, 'open');
+    const upgraded = withTimeout(
+      new Promise((r) => s.io.once('open', () => s.io.engine.once('upgrade', r))),
+      5_000,
+      'upgrade',
+    );
+    assert.equal(await opened, 'polling');
+    await withTimeout(new Promise((r) => (s.connected ? r() : s.once('connect', r))), 5_000, 'connect');
     assert.equal((await join(s, token)).event, 'joined');
-    await withTimeout(upgraded, 5_000, 'upgrade');
+    await upgraded;
     assert.equal(s.io.engine.transport.name, 'websocket');
     const got = new Promise((r) => s.once(listen, r));
     await emit(server, channel, 'after the upgrade');
