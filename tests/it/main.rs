@@ -32,6 +32,7 @@ mod pushalt_channel;
 mod pushalt_cors;
 mod pushalt_emit;
 mod pushalt_refusals;
+mod pushalt_socket;
 mod pushalt_workspaces;
 mod pusher_api;
 mod pusher_channels;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::apps::{App, AppCache};
 use crate::audit::{self, Refusal};
@@ -204,12 +205,15 @@ fn relay(deps: &Deps, socket: &Socket, message: Message) {
         let _ = socket.emit("error", &message_args("Binary messages are not relayed"));
         return;
     }
-    // Push-Alt relayed its handler's one argument; none is `null`.
-    let data = message.args.first::<Value>().unwrap_or(Value::Null);
+    // Push-Alt relayed its handler's one argument, as it came; none is `null`.
+    let data = match message.args.first::<Box<RawValue>>() {
+        Ok(raw) => Data::json_from_raw(raw.get()),
+        Err(_) => Data::Json("null".into()),
+    };
     let event = Event {
         channel: Some(channel),
         name: format!("{}message", events::SOCKETIO_ONLY).into(),
-        data: Data::from(data),
+        data,
         user_id: None,
         except: None,
     };
