@@ -77,6 +77,11 @@ impl GlobalOrigins {
     /// Whether a request or handshake from `origin` may proceed. Reads what is in force; never
     /// waits on the database.
     pub async fn allowed(&self, origin: Option<&str>) -> bool {
+        self.allowed_now(origin)
+    }
+
+    /// [`GlobalOrigins::allowed`] for callers that cannot await (the Engine.IO handshake hook).
+    pub fn allowed_now(&self, origin: Option<&str>) -> bool {
         let Some(origin) = origin else { return true };
         let stored = self.stored.read().clone();
         let from_apps = self.apps_part();

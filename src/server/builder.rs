@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use super::engineio::ProgramIo;
 use super::{Parts, Publisher, RoutesFn, Server, ServerHandle};
 use crate::broker::{Broker, MemoryBroker};
-use crate::config::Config;
+use crate::config::{Config, SocketIoConfig};
+use crate::core::Realtime;
+use crate::transport::engineio::Protocol;
 use crate::transport::socketio::SocketIo;
 
 /// Sets up a server: `Server::builder()…start().await`.
@@ -22,8 +25,8 @@ use crate::transport::socketio::SocketIo;
 /// whatever order they are called in. Everything is validated once, in [`start`](Self::start).
 ///
 /// Socket.IO: the program's namespaces and handlers with [`socketio`](Self::socketio), the
-/// Engine.IO options (ping interval and timeout, `maxPayload`, the connect timeout) in the
-/// configuration's `socketio` section.
+/// Engine.IO options (ping interval and timeout, `maxPayload`, the connect timeout) with
+/// [`socketio_options`](Self::socketio_options).
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ServerBuilder {
     config: Option<Config>,
@@ -35,7 +38,8 @@ pub struct ServerBuilder {
     run_migrations: bool,
     broker: Option<Arc<dyn Broker>>,
     routes: Vec<RoutesFn>,
-    socketio: Option<SocketIo>,
+    socketio: Option<ProgramIo>,
+    socketio_options: Option<SocketIoConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -51,6 +55,7 @@ impl Default for ServerBuilder {
             broker: None,
             routes: Vec::new(),
             socketio: None,
+            socketio_options: None,
         }
     }
 }
@@ -114,6 +119,14 @@ impl ServerBuilder {
         self
     }
 
+    /// The Engine.IO/Socket.IO options (`socketio`: pingInterval, pingTimeout, maxPayload,
+    /// connectTimeout, polling sessions held), as Push-Alt's `socketOptions`; they apply to
+    /// every Socket.IO endpoint.
+    pub fn socketio_options(mut self, options: SocketIoConfig) -> Self {
+        self.socketio_options = Some(options);
+        self
+    }
+
     /// The program's own routes, served before the built-in ones: a path the program routes is
     /// the program's (even `/health`), every other path reaches Switchboard. The router's own
     /// fallback, if any, is replaced by the built-in routes. Called again (or with
@@ -160,7 +173,16 @@ impl ServerBuilder {
     /// # server.shutdown().await?; Ok(()) }
     /// ```
     pub fn socketio(mut self, setup: SocketIo) -> Self {
-        self.socketio = Some(setup);
+        self.socketio = Some(ProgramIo::SocketIo(setup));
+        self
+    }
+
+    /// A bare Engine.IO protocol of the program's at `/socket.io/` instead of Socket.IO (for a
+    /// protocol of its own on Engine.IO's transports): `make` is called once, during
+    /// [`start`](Self::start), with the server's core, whose connections the protocol's sessions
+    /// are (see [`crate::transport::engineio`]). Replaces [`socketio`](Self::socketio).
+    pub fn engineio(mut self, make: impl FnOnce(&Realtime) -> Arc<dyn Protocol> + Send + 'static) -> Self {
+        self.socketio = Some(ProgramIo::EngineIo(Box::new(make)));
         self
     }
 
@@ -169,8 +191,19 @@ impl ServerBuilder {
     /// [`ServerHandle::shutdown`]. A bad setting comes back as a
     /// [`ConfigError`](crate::config::ConfigError) naming it.
     pub async fn start(self) -> anyhow::Result<ServerHandle> {
-        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes, socketio } =
-            self;
+        let Self {
+            config,
+            port,
+            bind,
+            cors_origins,
+            database_url,
+            data_dir,
+            run_migrations,
+            broker,
+            routes,
+            socketio,
+            socketio_options,
+        } = self;
         let mut config = config.unwrap_or_default();
         if let Some(port) = port {
             config.server.port = port;
@@ -191,6 +224,18 @@ impl ServerBuilder {
         if let Some(dir) = data_dir {
             config.server.data_dir = dir;
             config.set_by_builder("server.data_dir", "data_dir");
+        }
+        if let Some(options) = socketio_options {
+            config.socketio = options;
+            for key in [
+                "socketio.ping_interval_ms",
+                "socketio.ping_timeout_ms",
+                "socketio.max_payload",
+                "socketio.connect_timeout_ms",
+                "socketio.max_polling_sessions",
+            ] {
+                config.set_by_builder(key, "socketio_options");
+            }
         }
         config.validate()?;
         let broker = broker.unwrap_or_else(|| Arc::new(MemoryBroker::new()));

@@ -15,12 +15,23 @@ use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
 use super::state::AppState;
 use crate::apps::AppCache;
-use crate::channel_tokens::ChannelTokens;
 use crate::config::SocketIoConfig;
 use crate::core::Realtime;
+use crate::origins::GlobalOrigins;
 use crate::surfaces::pushalt;
-use crate::transport::engineio::{Admission, EioError, Endpoint, Handshake, Options, Refused};
+use crate::transport::engineio::{Admission, EioError, Endpoint, Handshake, Options, Protocol, Refused};
 use crate::transport::socketio::{Admit, Admitted, DEFAULT_RULES, Namespace, SetupError, SocketIo};
+
+/// What a program serves at `/socket.io/`.
+pub enum ProgramIo {
+    /// Its Socket.IO namespaces.
+    SocketIo(SocketIo),
+    /// A bare Engine.IO protocol of its own, made once the core exists.
+    EngineIo(MakeProtocol),
+}
+
+/// Makes a bare Engine.IO protocol on the server's core.
+pub type MakeProtocol = Box<dyn FnOnce(&Realtime) -> Arc<dyn Protocol> + Send>;
 
 /// Push-Alt's path prefix-less Engine.IO routes.
 pub const WS_SLASH: &str = "/ws/";
@@ -41,30 +52,36 @@ pub struct EngineIo {
 const SESSIONS_APP: &str = "engine.io";
 
 impl EngineIo {
-    /// Both endpoints: Push-Alt's namespace at `/ws`, and `program`'s setup at `/socket.io/`
-    /// (without one, the main namespace with no handlers). A program's setup that names no app
-    /// puts its connections in `default_app`, under that app's limits.
+    /// Both endpoints: Push-Alt's namespace at `/ws` (its handlers' services in `pushalt`), its
+    /// handshakes' Origin checked against the global list (SPEC §5), and `program`'s setup at `/socket.io/` (without one, the main
+    /// namespace with no handlers; Hestia's rule, SPEC §6's CORS `*`, comes with its surface). A
+    /// program's setup that names no app puts its connections in `default_app`, under that
+    /// app's limits.
     pub fn new(
         config: &SocketIoConfig,
         realtime: &Realtime,
+        origins: &Arc<GlobalOrigins>,
         shutdown: &super::Shutdown,
-        apps: &AppCache,
-        tokens: &Arc<ChannelTokens>,
-        program: Option<SocketIo>,
+        pushalt: pushalt::socketio::Deps,
+        program: Option<ProgramIo>,
         default_app: Option<Arc<str>>,
     ) -> Result<Self, SetupError> {
         let options = options(config);
-        let deps = pushalt::socketio::Deps { apps: apps.clone(), tokens: tokens.clone(), realtime: realtime.clone() };
-        let pushalt = pushalt::socketio::setup(deps)
+        let origins = origins.clone();
+        let apps = &pushalt.apps.clone();
+        let pushalt = pushalt::socketio::setup(pushalt)
             .app(SESSIONS_APP, DEFAULT_RULES, 0)
+            .origins(move |origin| origins.allowed_now(origin))
             .connect_timeout_by_default(config.connect_timeout())
             .bind(realtime)?;
-        let program = program.unwrap_or_else(|| SocketIo::new().namespace("/", Namespace::new()));
-        let program = match default_app {
-            Some(app) => program.admit_by_default(app_admission(apps.clone(), app)),
-            None => program,
+        let program: Arc<dyn Protocol> = match program {
+            Some(ProgramIo::EngineIo(make)) => make(realtime),
+            Some(ProgramIo::SocketIo(setup)) => program_socketio(setup, config, realtime, apps, default_app)?,
+            None => {
+                let setup = SocketIo::new().namespace("/", Namespace::new());
+                program_socketio(setup, config, realtime, apps, default_app)?
+            }
         };
-        let program = program.connect_timeout_by_default(config.connect_timeout()).bind(realtime)?;
         Ok(Self {
             pushalt: Endpoint::new(options.clone(), pushalt, shutdown.token()),
             hestia: Endpoint::new(options, program, shutdown.token()),
@@ -77,6 +94,22 @@ impl EngineIo {
         self.pushalt.clone().with_admission(admission.clone());
         self.hestia.clone().with_admission(admission);
     }
+}
+
+/// A program's Socket.IO setup, bound: in `default_app` unless it chose its app, with the
+/// configured connect timeout unless it set its own.
+fn program_socketio(
+    setup: SocketIo,
+    config: &SocketIoConfig,
+    realtime: &Realtime,
+    apps: &AppCache,
+    default_app: Option<Arc<str>>,
+) -> Result<Arc<dyn Protocol>, SetupError> {
+    let setup = match default_app {
+        Some(app) => setup.admit_by_default(app_admission(apps.clone(), app)),
+        None => setup,
+    };
+    Ok(setup.connect_timeout_by_default(config.connect_timeout()).bind(realtime)?)
 }
 
 /// Admits connections to `app` under its current limits (read at each handshake); a disabled
@@ -131,11 +164,10 @@ pub fn is_engineio_ws(req: &Request) -> bool {
 }
 
 /// Whether a request is a long-poll GET, held until a packet or the heartbeat (so the request
-/// deadline does not apply; the heartbeat bounds it).
+/// deadline does not apply; the heartbeat bounds it). Any path: an embedding program may serve
+/// an Engine.IO endpoint of its own.
 pub fn is_long_poll(req: &Request) -> bool {
-    let path = req.uri().path();
     req.method() == axum::http::Method::GET
-        && (path == "/ws" || path == WS_SLASH || path == SOCKET_IO)
         && req.uri().query().is_some_and(|q| {
             let mut sid = false;
             let mut polling = false;

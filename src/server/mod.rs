@@ -67,8 +67,8 @@ struct Parts {
     migrate: bool,
     /// The embedding program's routes, which take precedence over the built-in ones.
     routes: Vec<RoutesFn>,
-    /// The embedding program's Socket.IO setup, served at `/socket.io/`.
-    socketio: Option<crate::transport::socketio::SocketIo>,
+    /// What the embedding program serves at `/socket.io/`.
+    socketio: Option<engineio::ProgramIo>,
 }
 
 /// The default app (SPEC §2): the pinned one, the one made at this start, else the oldest.
@@ -124,8 +124,9 @@ impl Server {
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
         pushalt::warn_open_emitters(&apps);
-        let origins =
-            GlobalOrigins::load(cors_origins, store.clone(), apps.clone()).await.context("reading the CORS list")?;
+        let origins = Arc::new(
+            GlobalOrigins::load(cors_origins, store.clone(), apps.clone()).await.context("reading the CORS list")?,
+        );
         let realtime = Realtime::new(
             broker,
             OutboxLimits {
@@ -144,9 +145,9 @@ impl Server {
         let engineio = engineio::EngineIo::new(
             &config.socketio,
             &realtime,
+            &origins,
             &shutdown,
-            &apps,
-            &channel_tokens,
+            pushalt::socketio::Deps { apps: apps.clone(), tokens: channel_tokens.clone(), realtime: realtime.clone() },
             socketio,
             default_app,
         )

@@ -58,7 +58,7 @@ async fn ws_entry(State(state): State<AppState>, req: Request) -> Response {
     if engineio::is_engineio_ws(&req) {
         return engineio::pushalt(State(state), req).await;
     }
-    if req.method() != axum::http::Method::GET {
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
         return method_not_allowed().await;
     }
     notif::ws::upgrade.call(req, state).await

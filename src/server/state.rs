@@ -40,7 +40,7 @@ pub struct Shared {
     /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).
     pub channel_tokens: Arc<ChannelTokens>,
     /// The global origin list: CORS on Push-Alt's API, the Socket.IO handshake's origin.
-    pub origins: GlobalOrigins,
+    pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
     pub engineio: super::engineio::EngineIo,
 }

@@ -115,12 +115,21 @@ pub fn binary_frame(payload: &[u8]) -> Bytes {
 /// is binary; `None` for anything else. Lets a transport that is not WebSocket (Engine.IO's
 /// long-polling) reuse the frames the fan-out already encoded instead of encoding again.
 pub fn frame_payload(frame: &[u8]) -> Option<(bool, &[u8])> {
+    match split_frame(frame)? {
+        (binary, payload, []) => Some((binary, payload)),
+        _ => None,
+    }
+}
+
+/// The first of several server frames queued back to back in one buffer (as [`frame_payload`]):
+/// whether it is binary, its payload, and the rest of the buffer.
+pub fn split_frame(frame: &[u8]) -> Option<(bool, &[u8], &[u8])> {
     let binary = match frame.first()? {
         0x81 => false,
         0x82 => true,
         _ => return None,
     };
-    let (len, at) = match *frame.get(1)? {
+    let (len, at): (usize, usize) = match *frame.get(1)? {
         126 => (usize::from(u16::from_be_bytes([*frame.get(2)?, *frame.get(3)?])), 4),
         127 => {
             let mut n = [0u8; 8];
@@ -130,8 +139,8 @@ pub fn frame_payload(frame: &[u8]) -> Option<(bool, &[u8])> {
         n if n < 126 => (usize::from(n), 2),
         _ => return None,
     };
-    let payload = frame.get(at..)?;
-    (payload.len() == len).then_some((binary, payload))
+    let end = at.checked_add(len)?;
+    Some((binary, frame.get(at..end)?, frame.get(end..)?))
 }
 
 /// A surface's protocol on one connection.
@@ -351,7 +360,7 @@ pub enum Probe {
 
 impl Socket {
     /// Waits for the next data message, for a socket that has not joined a connection yet
-    /// (control frames are answered through [`Socket::write_direct`]'s path on the next write).
+    /// (control frames are answered with the next [`Socket::write_direct`]).
     pub async fn recv_direct(&mut self) -> Probe {
         loop {
             match self.try_read() {
@@ -370,7 +379,7 @@ impl Socket {
     }
 
     /// Writes `frame` (and any control answer tungstenite queued) straight to the socket, for a
-    /// socket that has not joined a connection yet. Bounded by [`CLOSE_GRACE`]; false if the
+    /// socket that has not joined a connection yet. Bounded by a few seconds; false if the
     /// socket failed or stayed full.
     pub async fn write_direct(&mut self, frame: &[u8]) -> bool {
         let mut bytes = self.take_control().map(Vec::from).unwrap_or_default();

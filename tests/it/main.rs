@@ -13,6 +13,7 @@ mod cli_live;
 mod dashboard_api;
 mod docs;
 mod embed;
+mod engineio;
 mod exposure;
 mod hostile;
 mod http_framing;

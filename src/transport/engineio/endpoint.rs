@@ -93,6 +93,7 @@ impl Endpoint {
         self
     }
 
+    /// The settings the endpoint announces in its open packets.
     pub fn options(&self) -> &Options {
         &self.0.options
     }
@@ -110,7 +111,37 @@ impl Endpoint {
 
     /// Serves one request to the endpoint's path. `client` is the client's address as the
     /// caller's proxy rules see it (else the TCP peer from `ConnectInfo`, if any).
+    ///
+    /// A browser page on another origin polls with cross-origin requests: when its `Origin` is
+    /// one the protocol allows, the answer carries the CORS headers that let the page read it
+    /// (and a preflight gets 204).
     pub async fn serve(&self, client: Option<IpAddr>, req: Request) -> Response {
+        let origin = req.headers().get(header::ORIGIN).cloned();
+        let allowed = origin.as_ref().filter(|o| self.0.protocol.origin_allowed(Some(o.to_str().unwrap_or_default())));
+        let Some(origin) = allowed else {
+            return self.answer(client, req).await;
+        };
+        let mut response = if req.method() == Method::OPTIONS {
+            let mut preflight = StatusCode::NO_CONTENT.into_response();
+            let headers = preflight.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            if let Some(asked) = req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            }
+            preflight
+        } else {
+            self.answer(client, req).await
+        };
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+            headers.append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        response
+    }
+
+    async fn answer(&self, client: Option<IpAddr>, req: Request) -> Response {
         let client = client.or_else(|| req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()));
         let (mut parts, body) = req.into_parts();
         let query: Vec<(String, String)> = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes())

@@ -229,6 +229,7 @@ impl Replies {
         self.frames.push(frame);
     }
 
+    /// Whether nothing is queued.
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
@@ -257,6 +258,7 @@ pub enum EioError {
 }
 
 impl EioError {
+    /// The `code` field of the answer (Node's `Server.errors`).
     pub fn code(self) -> u8 {
         match self {
             Self::UnknownTransport => 0,
@@ -268,6 +270,7 @@ impl EioError {
         }
     }
 
+    /// The HTTP status: 403 for [`EioError::Forbidden`], else 400 (as Node).
     pub fn status(self) -> StatusCode {
         match self {
             Self::Forbidden => StatusCode::FORBIDDEN,

@@ -100,12 +100,30 @@ pub(crate) fn control_frame(packet: &'static str) -> Bytes {
     ws::text_frame(packet.as_bytes())
 }
 
-/// Appends the packet one outbox frame carries to a long-polling body: a text frame's payload
-/// as it is, a binary frame's as `b<base64>`. False for a frame Engine.IO did not make.
-pub fn append_polling(body: &mut Vec<u8>, frame: &[u8]) -> bool {
-    let Some((binary, payload)) = ws::frame_payload(frame) else {
+/// Appends the packets one outbox entry carries to a long-polling body: a text frame's payload
+/// as it is, a binary frame's as `b<base64>`. An entry may hold several frames back to back (a
+/// Socket.IO binary event and its attachments), each one packet. False (and nothing appended)
+/// for bytes that are not such frames.
+pub fn append_polling(body: &mut Vec<u8>, frames: &[u8]) -> bool {
+    let mut rest = frames;
+    let mut parts = Vec::new();
+    while !rest.is_empty() {
+        let Some((binary, payload, after)) = ws::split_frame(rest) else {
+            return false;
+        };
+        parts.push((binary, payload));
+        rest = after;
+    }
+    if parts.is_empty() {
         return false;
-    };
+    }
+    for (binary, payload) in parts {
+        append_one(body, binary, payload);
+    }
+    true
+}
+
+fn append_one(body: &mut Vec<u8>, binary: bool, payload: &[u8]) {
     if !body.is_empty() {
         body.push(SEPARATOR);
     }
@@ -118,7 +136,6 @@ pub fn append_polling(body: &mut Vec<u8>, frame: &[u8]) -> bool {
     } else {
         body.extend_from_slice(payload);
     }
-    true
 }
 
 #[cfg(test)]
@@ -183,6 +200,11 @@ mod tests {
         assert!(append_polling(&mut body, &message_frame(long.as_bytes())));
         let expected = format!("4hello\x1ebAQIDBA==\x1e2\x1e4{long}");
         assert_eq!(body, expected.as_bytes());
+        let mut joined = Vec::from(message_frame(b"51-[\"e\"]"));
+        joined.extend_from_slice(&binary_frame(&[9]));
+        let mut two = Vec::new();
+        assert!(append_polling(&mut two, &joined), "frames back to back are one packet each");
+        assert_eq!(two, b"451-[\"e\"]\x1ebCQ==");
         assert!(!append_polling(&mut body, b"\x89\x00"), "a ping frame is not a packet");
         assert!(!append_polling(&mut body, b"\x81\x05ab"), "a truncated frame is refused");
     }

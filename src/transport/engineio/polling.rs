@@ -25,6 +25,8 @@ use super::session::Live;
 use super::{CloseReason, ConnHandle, EioError, Handshake, Replies};
 
 const SHARDS: usize = 16;
+/// Sessions ticked between two yields of the timer task.
+const YIELD_EVERY: usize = 256;
 
 /// The sid table.
 pub(crate) struct Table {
@@ -186,6 +188,7 @@ async fn run_timers(endpoint: Weak<Inner>, timers: Arc<Timers>) {
         }
         let Some(inner) = endpoint.upgrade() else { return };
         let now = Instant::now();
+        let mut ticked = 0usize;
         loop {
             let due = {
                 let mut heap = timers.heap.lock();
@@ -198,9 +201,17 @@ async fn run_timers(endpoint: Weak<Inner>, timers: Arc<Timers>) {
             if let Some(polled) = inner.table.get(&sid) {
                 tick(&inner, &polled, at, now);
             }
+            ticked += 1;
+            // Many sessions due at once (pings come in waves): let requests and reads run.
+            if ticked.is_multiple_of(YIELD_EVERY) {
+                tokio::task::yield_now().await;
+            }
         }
-        if timers.heap.lock().capacity() > 1024 && timers.heap.lock().len() < 256 {
-            timers.heap.lock().shrink_to(256);
+        {
+            let mut heap = timers.heap.lock();
+            if heap.capacity() > 4 * YIELD_EVERY && heap.len() < YIELD_EVERY {
+                heap.shrink_to(YIELD_EVERY);
+            }
         }
     }
 }

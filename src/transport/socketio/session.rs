@@ -17,7 +17,7 @@ use super::codec::{self, Body, DecodeError, Packet};
 use super::endpoint::HandshakeInfo;
 use super::namespace::{ConnectRefusal, DisconnectReason, Message};
 use super::server::Server;
-use super::socket::{AckSender, Shared, Socket};
+use super::socket::{Accepted, AckSender, Shared, Socket};
 use crate::core::{ChannelRules, ConnHandle};
 use crate::transport::engineio::message_frame;
 
@@ -60,7 +60,15 @@ pub struct Session {
     pending: Option<Pending>,
     /// Until a namespace is joined: then no more timeout.
     connect_deadline: Option<Instant>,
+    /// When what connect handlers emitted goes out.
+    release_at: Option<Instant>,
 }
+
+/// How long after a CONNECT answer the packets its connect handler emitted follow. The
+/// reference server writes them once the answer's write has completed, so clients read them
+/// separately, and some (the official protocol suite among them) lose a message that arrives in
+/// the same read as the one they were waiting for.
+const AFTER_CONNECT: Duration = Duration::from_millis(2);
 
 impl Session {
     /// Starts the Socket.IO layer on a core connection; `rules` bound its channels.
@@ -69,7 +77,7 @@ impl Session {
         conn.skip_extras();
         let connect_deadline = Some(Instant::now() + server.connect_timeout);
         let shared = Shared::new(conn, server.realtime.clone(), rules, handshake);
-        Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline }
+        Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline, release_at: None }
     }
 
     pub fn conn(&self) -> &ConnHandle {
@@ -85,13 +93,24 @@ impl Session {
         self.sockets.iter().filter(|s| s.is_connected()).map(Socket::namespace)
     }
 
-    /// When [`Session::on_timer`] should run: the connect timeout, until a namespace is joined.
+    /// When [`Session::on_timer`] should run: the connect timeout, until a namespace is joined,
+    /// and the release of what connect handlers emitted.
     pub fn deadline(&self) -> Option<Instant> {
-        self.connect_deadline
+        match (self.connect_deadline, self.release_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// The deadline passed: a connection still in no namespace is closed.
+    /// A deadline passed: connect handlers' packets go out; a connection still in no namespace
+    /// at the connect timeout is closed.
     pub fn on_timer(&mut self, now: Instant) -> Flow {
+        if self.release_at.is_some_and(|at| at <= now) {
+            self.release_at = None;
+            for socket in &self.sockets {
+                socket.release();
+            }
+        }
         match self.connect_deadline {
             Some(at) if now >= at => {
                 self.connect_deadline = None;
@@ -203,8 +222,13 @@ impl Session {
         match verdict {
             Ok(()) => {
                 self.connect_deadline = None;
-                if socket.accept() {
-                    self.sockets.push(socket);
+                match socket.accept() {
+                    Accepted::Connected => self.sockets.push(socket),
+                    Accepted::Pending => {
+                        self.sockets.push(socket);
+                        self.release_at.get_or_insert_with(|| Instant::now() + AFTER_CONNECT);
+                    }
+                    Accepted::Failed => {}
                 }
             }
             Err(refusal) => {
@@ -271,8 +295,12 @@ mod tests {
         Session::new(server, conn, RULES, HandshakeInfo::default())
     }
 
-    /// What the connection was sent: Engine.IO packets as text, binaries as `<hex>`.
-    fn sent(s: &Session) -> Vec<String> {
+    /// What the connection was sent (connect handlers' packets released first): Engine.IO
+    /// packets as text, binaries as `<hex>`.
+    fn sent(s: &mut Session) -> Vec<String> {
+        if let Some(at) = s.release_at {
+            s.on_timer(at).unwrap();
+        }
         let mut batch = Vec::new();
         s.conn().drain(&mut batch);
         batch
@@ -294,15 +322,15 @@ mod tests {
         let rt = realtime();
         let mut s = session(conformance(), &rt);
         s.on_text("0").unwrap();
-        let out = sent(&s);
+        let out = sent(&mut s);
         assert_eq!(sid_of(&out[0], "40").len(), 24);
         assert_eq!(out[1], r#"42["auth",{}]"#);
         s.on_text(r#"0/custom,{"token":"abc"}"#).unwrap();
-        let out = sent(&s);
+        let out = sent(&mut s);
         sid_of(&out[0], "40/custom,");
         assert_eq!(out[1], r#"42/custom,["auth",{"token":"abc"}]"#);
         s.on_text("0/random").unwrap();
-        assert_eq!(sent(&s), [r#"44/random,{"message":"Invalid namespace"}"#]);
+        assert_eq!(sent(&mut s), [r#"44/random,{"message":"Invalid namespace"}"#]);
         // Connected twice to one namespace: the reference server closes the connection.
         assert_eq!(s.on_text("0/custom,"), Err(Close::InvalidState));
     }
@@ -318,7 +346,7 @@ mod tests {
         });
         let mut s = session(SocketIo::new().namespace("/", ns), &rt);
         s.on_text("0").unwrap();
-        let out = sent(&s);
+        let out = sent(&mut s);
         assert!(out[0].starts_with("40{"));
         assert_eq!(&out[1..], [r#"42["error",{"error":"Authentication failed"}]"#, "41"]);
         // Out of the namespace: it may connect again.
@@ -338,9 +366,9 @@ mod tests {
         });
         let mut s = session(SocketIo::new().namespace("/", ns), &rt);
         s.on_text(r#"0{"token":"x"}"#).unwrap();
-        assert_eq!(sent(&s), [r#"44{"message":"Not authorized","data":{"retry":false}}"#]);
+        assert_eq!(sent(&mut s), [r#"44{"message":"Not authorized","data":{"retry":false}}"#]);
         s.on_text(r#"0{"token":"secret"}"#).unwrap();
-        let out = sent(&s);
+        let out = sent(&mut s);
         assert!(out[0].starts_with("40{"));
         assert_eq!(out[1], r#"42["early"]"#);
     }
@@ -350,20 +378,20 @@ mod tests {
         let rt = realtime();
         let mut s = session(conformance(), &rt);
         s.on_text("0").unwrap();
-        sent(&s);
+        sent(&mut s);
         s.on_text(r#"2["message",1,"2",{"3":[true]}]"#).unwrap();
         s.on_text(r#"2456["message-with-ack",1,"2",{"3":[false]}]"#).unwrap();
-        assert_eq!(sent(&s), [r#"42["message-back",1,"2",{"3":[true]}]"#, r#"43456[1,"2",{"3":[false]}]"#]);
+        assert_eq!(sent(&mut s), [r#"42["message-back",1,"2",{"3":[true]}]"#, r#"43456[1,"2",{"3":[false]}]"#]);
         let two = r#"{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}"#;
         s.on_text(&format!(r#"52-["message",{two}]"#)).unwrap();
-        assert!(sent(&s).is_empty());
+        assert!(sent(&mut s).is_empty());
         s.on_binary(Bytes::from_static(&[1, 2, 3])).unwrap();
         s.on_binary(Bytes::from_static(&[4, 5, 6])).unwrap();
-        assert_eq!(sent(&s), [format!(r#"452-["message-back",{two}]"#), "<010203>".into(), "<040506>".into()]);
+        assert_eq!(sent(&mut s), [format!(r#"452-["message-back",{two}]"#), "<010203>".into(), "<040506>".into()]);
         s.on_text(&format!(r#"52-789["message-with-ack",{two}]"#)).unwrap();
         s.on_binary(Bytes::from_static(&[1])).unwrap();
         s.on_binary(Bytes::from_static(&[2])).unwrap();
-        assert_eq!(sent(&s), [format!("462-789[{two}]"), "<01>".into(), "<02>".into()]);
+        assert_eq!(sent(&mut s), [format!("462-789[{two}]"), "<01>".into(), "<02>".into()]);
     }
 
     #[test]
@@ -383,7 +411,7 @@ mod tests {
         s.on_text("0").unwrap();
         s.on_text(r#"2["ask"]"#).unwrap();
         s.on_text(r#"2["ask"]"#).unwrap();
-        let out = sent(&s);
+        let out = sent(&mut s);
         assert_eq!(&out[1..], [r#"420["question","?"]"#, r#"421["question","?"]"#]);
         s.on_text(r#"31["yes"]"#).unwrap();
         // An unknown id is ignored.
@@ -431,9 +459,9 @@ mod tests {
         s.on_text("0/custom").unwrap();
         s.on_text("1/custom").unwrap();
         assert_eq!(left.load(Ordering::Relaxed), 1);
-        sent(&s);
+        sent(&mut s);
         s.on_text(r#"2["message","to main"]"#).unwrap();
-        assert_eq!(sent(&s), [r#"42["message-back","to main"]"#]);
+        assert_eq!(sent(&mut s), [r#"42["message-back","to main"]"#]);
         assert_eq!(s.on_text(r#"2/custom,["message"]"#), Err(Close::InvalidState));
     }
 
@@ -446,7 +474,14 @@ mod tests {
         assert_eq!(s.on_timer(at), Err(Close::ConnectTimeout));
         let mut s = session(conformance(), &rt);
         s.on_text("0").unwrap();
+        // What the connect handler emitted follows the CONNECT answer a moment later.
+        let release = s.deadline().unwrap();
+        let mut batch = Vec::new();
+        s.conn().drain(&mut batch);
+        assert_eq!(batch.len(), 1);
+        s.on_timer(release).unwrap();
         assert_eq!(s.deadline(), None);
+        assert_eq!(sent(&mut s), [r#"42["auth",{}]"#]);
     }
 
     #[test]
@@ -460,10 +495,10 @@ mod tests {
         let mut good = session(io, &rt);
         bad.on_text("0").unwrap();
         good.on_text("0").unwrap();
-        sent(&good);
+        sent(&mut good);
         assert_eq!(bad.on_text(r#"2["boom"]"#), Err(Close::HandlerPanicked));
         good.on_text(r#"2["ok"]"#).unwrap();
-        assert_eq!(sent(&good), [r#"42["fine"]"#]);
+        assert_eq!(sent(&mut good), [r#"42["fine"]"#]);
         let refusing = Namespace::new().on_connect(|_, _| panic!("connect bug"));
         let mut s = session(SocketIo::new().namespace("/", refusing), &rt);
         assert_eq!(s.on_text("0"), Err(Close::HandlerPanicked));
@@ -502,8 +537,8 @@ mod tests {
         );
         plain.on_text("0").unwrap();
         plain.on_text(r#"2["join"]"#).unwrap();
-        sent(&named);
-        sent(&plain);
+        sent(&mut named);
+        sent(&mut plain);
         let event = Event {
             channel: Some(orders.clone()),
             name: "message".into(),
@@ -512,8 +547,8 @@ mod tests {
             except: None,
         };
         rt.publish(&"app".into(), event.clone()).unwrap();
-        assert_eq!(sent(&named), [r#"42["workspace:app:orders:message","hi"]"#]);
-        assert_eq!(sent(&plain), [r#"42["message","hi"]"#]);
+        assert_eq!(sent(&mut named), [r#"42["workspace:app:orders:message","hi"]"#]);
+        assert_eq!(sent(&mut plain), [r#"42["message","hi"]"#]);
         // A namespace without channel naming other than `/` joins nothing.
         let mut other = session(io, &rt);
         other.on_text("0/plain").unwrap();
@@ -521,7 +556,7 @@ mod tests {
         // Leaving the namespace leaves its channels.
         named.on_text("1").unwrap();
         rt.publish(&"app".into(), event).unwrap();
-        assert!(sent(&named).is_empty());
+        assert!(sent(&mut named).is_empty());
         assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
     }
 }

@@ -90,14 +90,28 @@ pub(crate) struct Registered {
 }
 
 enum State {
-    /// The connect handler runs; what it emits waits for the CONNECT answer. `leaving`: it
-    /// also disconnected the socket, which then leaves right after the answer.
-    Connecting {
+    /// The connect handler runs (`accepted: false`), or ran and the CONNECT answer is out
+    /// (`accepted: true`): what the socket emits meanwhile waits in `queue` for
+    /// [`Socket::release`]. `leaving`: the handler disconnected the socket, which leaves once its
+    /// queue is out.
+    Pending {
         queue: Vec<Vec<Bytes>>,
+        accepted: bool,
         leaving: bool,
     },
     Connected,
     Closed,
+}
+
+/// How an accepted socket continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// In its namespace; nothing waits.
+    Connected,
+    /// What the connect handler emitted waits for [`Socket::release`].
+    Pending,
+    /// The connection's outbox refused the answer.
+    Failed,
 }
 
 #[derive(Default)]
@@ -132,7 +146,7 @@ impl Socket {
             id,
             ns,
             shared,
-            state: Mutex::new(State::Connecting { queue: Vec::new(), leaving: false }),
+            state: Mutex::new(State::Pending { queue: Vec::new(), accepted: false, leaving: false }),
             acks: Mutex::default(),
             data: OnceLock::new(),
         }))
@@ -159,7 +173,7 @@ impl Socket {
     }
 
     pub fn is_connected(&self) -> bool {
-        matches!(*self.0.state.lock(), State::Connected)
+        matches!(*self.0.state.lock(), State::Connected | State::Pending { accepted: true, leaving: false, .. })
     }
 
     /// Keeps a value with the socket (the first one set stays); see [`Socket::data`].
@@ -253,11 +267,12 @@ impl Socket {
     /// Ends the socket's membership of its namespace (the client is told with DISCONNECT); the
     /// connection stays for its other namespaces.
     pub fn disconnect(&self) {
-        if let State::Connecting { leaving, .. } = &mut *self.0.state.lock() {
+        if let State::Pending { leaving, accepted: false, .. } = &mut *self.0.state.lock() {
             // Still in the connect handler: the client gets its CONNECT answer first.
             *leaving = true;
             return;
         }
+        self.release();
         let mut packet = Vec::new();
         codec::write_disconnect(&mut packet, self.namespace());
         let _ = self.send(&packet, &[]);
@@ -279,36 +294,56 @@ impl Socket {
         frames.extend(attachments.iter().map(|a| binary_frame(a)));
         let mut state = self.0.state.lock();
         match &mut *state {
-            State::Connecting { leaving: true, .. } => Err(EmitError::Disconnected),
-            State::Connecting { queue, .. } if queue.len() < MAX_QUEUED => {
+            State::Pending { leaving: true, .. } => Err(EmitError::Disconnected),
+            State::Pending { queue, .. } if queue.len() < MAX_QUEUED => {
                 queue.push(frames);
                 Ok(())
             }
-            State::Connecting { .. } => Err(EmitError::OutboxFull),
+            State::Pending { .. } => Err(EmitError::OutboxFull),
             State::Connected if self.0.shared.conn.try_send_all(frames) => Ok(()),
             State::Connected => Err(EmitError::OutboxFull),
             State::Closed => Err(EmitError::Disconnected),
         }
     }
 
-    /// Accepts the socket: the CONNECT answer, then what the connect handler emitted (and
-    /// the DISCONNECT, if it also disconnected the socket). False if the socket is not in.
-    pub(crate) fn accept(&self) -> bool {
+    /// Accepts the socket: the CONNECT answer goes out now; what the connect handler emitted
+    /// (and the DISCONNECT, if it also disconnected the socket) waits for [`Socket::release`].
+    pub(crate) fn accept(&self) -> Accepted {
         let mut answer = Vec::new();
         codec::write_connect(&mut answer, self.namespace(), self.id());
         let mut state = self.0.state.lock();
-        let State::Connecting { queue, leaving } = std::mem::replace(&mut *state, State::Connected) else {
-            return false;
+        let State::Pending { queue, accepted: false, leaving } = std::mem::replace(&mut *state, State::Closed) else {
+            return Accepted::Failed;
         };
-        let mut frames = vec![message_frame(&answer)];
-        frames.extend(queue.into_iter().flatten());
+        if !self.0.shared.conn.try_send(message_frame(&answer)) {
+            return Accepted::Failed;
+        }
+        if queue.is_empty() && !leaving {
+            *state = State::Connected;
+            return Accepted::Connected;
+        }
+        *state = State::Pending { queue, accepted: true, leaving };
+        Accepted::Pending
+    }
+
+    /// Sends what waited since the CONNECT answer, in order; then the socket is in its
+    /// namespace (or out of it, if its connect handler disconnected it).
+    pub(crate) fn release(&self) {
+        let mut state = self.0.state.lock();
+        let State::Pending { queue, accepted: true, leaving } = &mut *state else {
+            return;
+        };
+        let mut frames: Vec<Bytes> = std::mem::take(queue).into_iter().flatten().collect();
+        let leaving = *leaving;
         if leaving {
             let mut packet = Vec::new();
             codec::write_disconnect(&mut packet, self.namespace());
             frames.push(message_frame(&packet));
-            *state = State::Closed;
         }
-        self.0.shared.conn.try_send_all(frames) && !leaving
+        *state = if leaving { State::Closed } else { State::Connected };
+        if !frames.is_empty() {
+            self.0.shared.conn.try_send_all(frames);
+        }
     }
 
     /// Marks a socket that was never accepted as closed (what it queued is dropped).
@@ -336,7 +371,7 @@ impl Socket {
     /// handler, once.
     pub(crate) fn close(&self, reason: DisconnectReason) {
         let was = std::mem::replace(&mut *self.0.state.lock(), State::Closed);
-        if !matches!(was, State::Connected) {
+        if !matches!(was, State::Connected | State::Pending { accepted: true, leaving: false, .. }) {
             return;
         }
         if self.owns_channels() {

@@ -158,6 +158,27 @@ pub async fn spawn_socketio(path: &str, setup: switchboard::transport::socketio:
     TestServer { addr, state, dir, broker, setup_token, handle }
 }
 
+/// A server whose `/socket.io/` is a bare Engine.IO echo (the builder's `engineio`), for tests
+/// of the transport alone; `/ws` still serves Push-Alt's Socket.IO.
+pub async fn spawn_engineio_echo(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    use switchboard::transport::engineio::echo::Echo;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let broker = Arc::new(SwitchBroker::default());
+    let handle = Server::builder()
+        .config(config)
+        .broker(broker.clone())
+        .engineio(|realtime| Arc::new(Echo::new(realtime.clone(), "engine.io")))
+        .start()
+        .await
+        .unwrap();
+    let addr = handle.local_addr();
+    let state = handle.state().clone();
+    let setup_token = handle.setup_token().map(str::to_owned);
+    TestServer { addr, state, dir, broker, setup_token, handle }
+}
+
 /// Changes the default app's settings in the store and reloads the cache.
 pub async fn update_app(server: &TestServer, id: &str, f: impl FnOnce(&mut switchboard::apps::AppSettings)) {
     let app = server.state.apps.by_id(id).unwrap();
