@@ -434,6 +434,16 @@ impl Realtime {
         })
     }
 
+    /// [`Realtime::publish`] for an event raised on this node (a relay, a client event): while
+    /// the broker is down it still reaches this node's subscribers (SPEC §9), and the error says
+    /// it went no further.
+    pub fn publish_or_here(&self, app: &Arc<str>, event: Event) -> Result<(), broker::Error> {
+        let here = event.clone();
+        self.publish(app, event).inspect_err(|_| {
+            self.0.deliver_local(app, &here);
+        })
+    }
+
     /// Ends every connection of a signed-in user, cluster-wide.
     pub fn terminate_user(&self, app: &Arc<str>, user_id: &str) -> Result<(), broker::Error> {
         self.0

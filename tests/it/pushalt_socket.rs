@@ -341,3 +341,25 @@ async fn relays_past_10_a_second_get_error_and_the_next_second_has_room() {
     assert_eq!(a.text().await, r#"42["message","later"]"#);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn relays_go_through_the_broker_and_stay_on_this_node_while_it_is_down() {
+    let server = spawn_server().await;
+    let token = default_token(&server, "room").await;
+    let (mut a, mut b) = (socket(&server).await, socket(&server).await);
+    for ws in [&mut a, &mut b] {
+        assert_eq!(join(ws, &token).await, joined("room", number(&server, APP_ID)));
+    }
+    server.broker.set_down(true);
+    a.send(r#"42["message","while down"]"#).await;
+    assert_eq!(a.text().await, r#"42["message","while down"]"#);
+    assert_eq!(b.text().await, r#"42["message","while down"]"#);
+    // An emit (HTTP) is refused meanwhile: the broker is the path every publish takes.
+    let body = json!({"app_id": APP_ID, "app_key": APP_SECRET, "channel_name": "room", "body": 1});
+    let (status, _) = call(&server, Method::POST, "/api/message/emit", Some(body), None).await;
+    assert_eq!(status, 503);
+    server.broker.set_down(false);
+    a.send(r#"42["message","back"]"#).await;
+    assert_eq!(b.text().await, r#"42["message","back"]"#);
+    server.stop().await;
+}

@@ -218,8 +218,9 @@ fn relay(deps: &Deps, socket: &Socket, message: Message) {
         except: None,
     };
     metrics::published("client");
-    if deps.realtime.publish(&app.id, event).is_err() {
-        let _ = socket.emit("error", &message_args("Message could not be relayed: broker unavailable"));
+    if let Err(e) = deps.realtime.publish_or_here(&app.id, event) {
+        // SPEC §9: relays still reach this node's sockets while the broker is down.
+        tracing::debug!(error = %e, "relay delivered on this node only");
     }
 }
 
