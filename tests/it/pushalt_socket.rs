@@ -363,3 +363,31 @@ async fn relays_go_through_the_broker_and_stay_on_this_node_while_it_is_down() {
     assert_eq!(b.text().await, r#"42["message","back"]"#);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_joins_is_bounded_and_the_socket_stays() {
+    let server = spawn_server().await;
+    let token = default_token(&server, "orders").await;
+    let mut ws = socket(&server).await;
+    for _ in 0..30 {
+        ws.send(&join_packet(&token, "orders")).await;
+    }
+    let (mut joins, mut refused) = (0, 0);
+    while joins + refused < 30 {
+        let text = ws.text().await;
+        if text == joined("orders", number(&server, APP_ID)) {
+            joins += 1;
+        } else {
+            let v: Value = serde_json::from_str(text.strip_prefix("42").unwrap()).unwrap();
+            assert_eq!(v[0], "error", "{text}");
+            let message = v[1]["message"].as_str().unwrap();
+            assert!(message.starts_with("Too many joins"), "{message}");
+            refused += 1;
+        }
+    }
+    assert!((1..=11).contains(&joins), "{joins} joins answered");
+    // Still joined: it gets the channel's emits.
+    emit(&server, "orders", json!("still here")).await;
+    assert_eq!(ws.text().await, format!(r#"42["workspace:{}:orders:message","still here"]"#, number(&server, APP_ID)));
+    server.stop().await;
+}

@@ -32,6 +32,9 @@ use crate::transport::socketio::{Args, JoinError, Message, Namespace, Naming, So
 pub const INVALID_TOKEN: &str = "Invalid token or channel";
 /// Token checks one socket may have under way at once; more are refused (each is a lookup).
 const MAX_PENDING_JOINS: usize = 4;
+/// `join_channel`s one socket may send a second (a burst of as many): the webapp sends one per
+/// channel on each connect; past it, `error` (the socket stays).
+const JOINS_PER_SECOND: u32 = 10;
 
 /// What the Push-Alt handlers need from the server.
 #[derive(Clone)]
@@ -52,6 +55,8 @@ struct Joins {
     /// Its first channel: where its `message` events are relayed.
     first: Option<ChannelName>,
     pending: usize,
+    /// `join_channel`s per second ([`JOINS_PER_SECOND`]), made at the first.
+    joins: Option<TokenBucket>,
     /// Relays per second, refilled at the app's `client_events_per_second`.
     relays: Option<TokenBucket>,
 }
@@ -84,6 +89,12 @@ fn join_channel(deps: &Deps, socket: &Socket, message: Message) {
         if joins.pending >= MAX_PENDING_JOINS {
             drop(joins);
             let _ = socket.emit("error", &message_args("Too many joins at once: wait for joined"));
+            return;
+        }
+        if !joins.joins.get_or_insert_with(|| TokenBucket::full(JOINS_PER_SECOND)).take(JOINS_PER_SECOND) {
+            drop(joins);
+            let text = format!("Too many joins: at most {JOINS_PER_SECOND} a second");
+            let _ = socket.emit("error", &message_args(&text));
             return;
         }
         joins.pending += 1;
