@@ -508,3 +508,42 @@ async fn polling_sessions_count_against_the_connection_capacity() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_probe_ends_the_pending_poll_with_a_noop_and_upgrades_need_a_known_sid() {
+    let server = spawn_server().await;
+    let sid = open_polling(&server).await;
+    let pending = tokio::spawn({
+        let addr = server.addr;
+        let sid = sid.clone();
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let req = format!(
+                "GET {PATH}?EIO=4&transport=polling&sid={sid} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut out = Vec::new();
+            let _ = s.read_to_end(&mut out).await;
+            String::from_utf8_lossy(&out).into_owned()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ws = ws_connect(&server, &format!("EIO=4&transport=websocket&sid={sid}")).await;
+    ws.send(Message::text("2probe")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "3probe");
+    let answer = tokio::time::timeout(WAIT, pending).await.expect("the pending poll is answered").unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\n6"), "{answer:?}");
+    ws.send(Message::text("5")).await.unwrap();
+    ws.send(Message::text("4up")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "4up");
+
+    match connect_async(format!("ws://{}{PATH}?EIO=4&transport=websocket&sid=AAAAAAAAAAAAAAAAAAAA", server.addr)).await
+    {
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            assert_eq!(res.status(), 400);
+            let body: Value = serde_json::from_slice(res.body().as_deref().unwrap_or_default()).unwrap();
+            assert_eq!(body, eio_error(1, "Session ID unknown"));
+        }
+        other => panic!("an upgrade of an unknown sid was accepted: {:?}", other.map(|_| ())),
+    }
+}

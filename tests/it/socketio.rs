@@ -261,3 +261,21 @@ async fn malformed_packets_over_polling_end_the_session() {
     assert!(status == 400 || packets.iter().any(|p| p == "1"), "{status} {packets:?}");
     assert_healthy(&s).await;
 }
+
+/// A handler that panics ends its own connection; the others and the server go on.
+#[tokio::test]
+async fn a_panicking_handler_closes_only_its_connection() {
+    let ns = Namespace::new()
+        .on("boom", |_, _| panic!("a bug in the program's handler"))
+        .on("message", |socket, m| socket.emit("message-back", &m.args).unwrap());
+    let s = spawn_socketio(PATH, SocketIo::new().namespace("/", ns)).await;
+    let (mut other, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    ws.send(r#"42["boom"]"#).await;
+    ws.expect_closed().await;
+    other.send(r#"42["message","fine"]"#).await;
+    assert_eq!(other.text().await, r#"42["message-back","fine"]"#);
+    let (mut again, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    again.send(r#"42["message",1]"#).await;
+    assert_eq!(again.text().await, r#"42["message-back",1]"#);
+}

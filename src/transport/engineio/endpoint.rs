@@ -116,7 +116,9 @@ impl Endpoint {
     /// one the protocol allows, the answer carries the CORS headers that let the page read it
     /// (and a preflight gets 204).
     pub async fn serve(&self, client: Option<IpAddr>, req: Request) -> Response {
-        let origin = req.headers().get(header::ORIGIN).cloned();
+        // A copy: a header value shares the connection's read buffer, which a long poll would
+        // otherwise keep alive (8 KiB) while hyper reads into a new one.
+        let origin = req.headers().get(header::ORIGIN).and_then(|o| HeaderValue::from_bytes(o.as_bytes()).ok());
         let allowed = origin.as_ref().filter(|o| self.0.protocol.origin_allowed(Some(o.to_str().unwrap_or_default())));
         let Some(origin) = allowed else {
             return self.answer(client, req).await;
@@ -157,9 +159,15 @@ impl Endpoint {
             let Some(polled) = inner.table.get(sid) else {
                 return EioError::UnknownSid.into_response();
             };
-            return match (transport, &parts.method) {
-                (TransportKind::Polling, &Method::GET) => polling::get(inner, polled).await,
-                (TransportKind::Polling, &Method::POST) => polling::post(inner, polled, &parts.headers, body).await,
+            let method = parts.method.clone();
+            return match (transport, method) {
+                (TransportKind::Polling, Method::GET) => {
+                    // The request's head shares the connection's read buffer: let go of it
+                    // before the poll is held (8 KiB per idle polling session).
+                    drop((parts, body));
+                    polling::get(inner, polled).await
+                }
+                (TransportKind::Polling, Method::POST) => polling::post(inner, polled, &parts.headers, body).await,
                 (TransportKind::Polling, _) => EioError::BadRequest.into_response(),
                 (TransportKind::WebSocket, _) => match WsUpgrade::from_request_parts(&mut parts, &()).await {
                     Ok(ws) => websocket::upgrade(inner, polled, ws),

@@ -354,6 +354,29 @@ mod tests {
     }
 
     #[test]
+    fn a_connect_handler_may_join_channels() {
+        let rt = realtime();
+        let orders = ChannelName::parse("orders").unwrap();
+        let joined = orders.clone();
+        let ns = Namespace::new().on_connect(move |socket, _| {
+            socket.join(&joined).unwrap();
+            Ok(())
+        });
+        let mut s = session(SocketIo::new().namespace("/", ns), &rt);
+        s.on_text("0").unwrap();
+        sent(&mut s);
+        let event = Event {
+            channel: Some(orders),
+            name: "m".into(),
+            data: Data::Text("x".into()),
+            user_id: None,
+            except: None,
+        };
+        rt.publish(&"app".into(), event).unwrap();
+        assert_eq!(sent(&mut s), [r#"42["m","x"]"#]);
+    }
+
+    #[test]
     fn a_refused_connect_gets_its_data_and_emits_nothing() {
         let rt = realtime();
         let ns = Namespace::new().on_connect(|socket, auth| {

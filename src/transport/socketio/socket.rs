@@ -221,12 +221,13 @@ impl Socket {
     }
 
     /// Subscribes the connection to a core channel: every event published to it, by any
-    /// surface on any node, reaches this socket named as its namespace says.
+    /// surface on any node, reaches this socket named as its namespace says. Allowed in the
+    /// connect handler too (the client library holds events until its CONNECT answer).
     pub fn join(&self, channel: &ChannelName) -> Result<Joined, JoinError> {
         let Some(dialect) = self.0.ns.dialect else {
             return Err(JoinError::NotEnabled);
         };
-        if !self.is_connected() {
+        if !matches!(*self.0.state.lock(), State::Connected | State::Pending { leaving: false, .. }) {
             return Err(JoinError::Disconnected);
         }
         let shared = &self.0.shared;
