@@ -147,7 +147,12 @@ impl Server {
             &realtime,
             &origins,
             &shutdown,
-            pushalt::socketio::Deps { apps: apps.clone(), tokens: channel_tokens.clone(), realtime: realtime.clone() },
+            pushalt::socketio::Deps {
+                apps: apps.clone(),
+                tokens: channel_tokens.clone(),
+                realtime: realtime.clone(),
+                shutdown: shutdown.token(),
+            },
             socketio,
             default_app,
         )

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
 
 use crate::apps::{App, AppCache};
 use crate::audit::{self, Refusal};
@@ -42,6 +43,8 @@ pub struct Deps {
     pub apps: AppCache,
     pub tokens: Arc<ChannelTokens>,
     pub realtime: Realtime,
+    /// Ends token checks under way when the server shuts down (their owner).
+    pub shutdown: CancellationToken,
 }
 
 /// One socket's Push-Alt state, kept with the socket.
@@ -101,7 +104,10 @@ fn join_channel(deps: &Deps, socket: &Socket, message: Message) {
     }
     let (deps, socket) = (deps.clone(), socket.clone());
     tokio::spawn(async move {
-        let checked = deps.tokens.check(&deps.apps, &token).await;
+        let checked = tokio::select! {
+            checked = deps.tokens.check(&deps.apps, &token) => checked,
+            () = deps.shutdown.cancelled() => return,
+        };
         state.0.lock().pending -= 1;
         match checked {
             Ok(grant) => joined(&socket, &state, grant, named.as_deref()),
