@@ -81,6 +81,7 @@ impl Session {
         Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline, release_at: None }
     }
 
+    /// The core connection this session runs on.
     pub fn conn(&self) -> &ConnHandle {
         &self.shared.conn
     }
