@@ -279,3 +279,20 @@ async fn a_panicking_handler_closes_only_its_connection() {
     again.send(r#"42["message",1]"#).await;
     assert_eq!(again.text().await, r#"42["message-back",1]"#);
 }
+
+/// A disabled app's sockets are told DISCONNECT (the client library does not reconnect after
+/// it); a server going away closes the transport only, so clients reconnect.
+#[tokio::test]
+async fn an_app_disabled_disconnects_and_a_shutdown_only_closes() {
+    let s = server().await;
+    let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    ws.text().await;
+    s.state.realtime.close_app(crate::support::APP_ID, switchboard::core::Disconnect::AppDisabled);
+    assert_eq!(ws.recv().await, Got::Text("41".into()));
+    ws.expect_closed().await;
+    let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    ws.text().await;
+    let stopping = tokio::spawn(s.stop());
+    assert_eq!(ws.recv().await, Got::Closed);
+    stopping.await.unwrap();
+}

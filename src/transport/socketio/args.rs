@@ -26,6 +26,7 @@ pub enum ArgsError {
 }
 
 impl Args {
+    /// No arguments.
     pub fn new() -> Self {
         Self::default()
     }
@@ -82,6 +83,7 @@ impl Args {
         &self.attachments
     }
 
+    /// Whether there are no arguments.
     pub fn is_empty(&self) -> bool {
         self.text.is_empty()
     }

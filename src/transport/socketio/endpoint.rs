@@ -95,12 +95,20 @@ impl engineio::Session for Session {
         }
     }
 
-    fn last_words(&self, _reason: Disconnect) -> Option<Bytes> {
-        // The main namespace's DISCONNECT, if the client is in it (one packet fits here).
-        let nsp = self.namespaces().next()?;
-        let mut packet = Vec::new();
-        codec::write_disconnect(&mut packet, nsp);
-        Some(packet.into())
+    fn last_words(&self, reason: Disconnect) -> Option<Bytes> {
+        // A server that goes away or a client that fell behind: no DISCONNECT, so the client
+        // sees a transport close and reconnects by itself. An app disabled or a user ended:
+        // DISCONNECT (the first namespace's; one packet fits here), which the client library
+        // does not reconnect after.
+        match reason {
+            Disconnect::Shutdown | Disconnect::SlowConsumer => None,
+            Disconnect::AppDisabled | Disconnect::Terminated => {
+                let nsp = self.namespaces().next()?;
+                let mut packet = Vec::new();
+                codec::write_disconnect(&mut packet, nsp);
+                Some(packet.into())
+            }
+        }
     }
 
     fn on_close(&mut self, _reason: CloseReason) {

@@ -23,6 +23,7 @@ pub struct ConnectRefusal {
 }
 
 impl ConnectRefusal {
+    /// Refuses with `{"message": message}`.
     pub fn new(message: impl Into<String>) -> Self {
         Self { message: message.into(), data: None }
     }
@@ -100,6 +101,7 @@ impl fmt::Debug for Namespace {
 }
 
 impl Namespace {
+    /// A namespace with no handlers: CONNECTs accepted, events dropped.
     pub fn new() -> Self {
         Self::default()
     }

@@ -81,6 +81,7 @@ pub enum SetupError {
 }
 
 impl SocketIo {
+    /// No namespaces yet, the defaults above.
     pub fn new() -> Self {
         Self::default()
     }

@@ -57,7 +57,8 @@ pub struct Session {
     shared: Arc<Shared>,
     /// Sockets in their namespaces; at most one per registered namespace.
     sockets: Vec<Socket>,
-    pending: Option<Pending>,
+    /// Boxed: most connections never send binary, and this is part of every one of them.
+    pending: Option<Box<Pending>>,
     /// Until a namespace is joined: then no more timeout.
     connect_deadline: Option<Instant>,
     /// When what connect handlers emitted goes out.
@@ -80,6 +81,7 @@ impl Session {
         Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline, release_at: None }
     }
 
+    /// The core connection this session runs on.
     pub fn conn(&self) -> &ConnHandle {
         &self.shared.conn
     }
@@ -129,7 +131,8 @@ impl Session {
         let packet = codec::decode(text)?;
         let want = packet.body.attachments();
         if want > 0 {
-            self.pending = Some(Pending { text: text.to_owned(), want, got: Vec::with_capacity(want), bytes: 0 });
+            self.pending =
+                Some(Box::new(Pending { text: text.to_owned(), want, got: Vec::with_capacity(want), bytes: 0 }));
             return Ok(());
         }
         self.dispatch(packet, Vec::new())
@@ -148,9 +151,10 @@ impl Session {
         if pending.got.len() < pending.want {
             return Ok(());
         }
-        let Some(Pending { text, got, .. }) = self.pending.take() else {
+        let Some(done) = self.pending.take() else {
             return Ok(());
         };
+        let Pending { text, got, .. } = *done;
         let packet = codec::decode(&text)?;
         self.dispatch(packet, got)
     }

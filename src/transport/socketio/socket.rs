@@ -172,6 +172,7 @@ impl Socket {
         &self.0.shared.conn
     }
 
+    /// Whether the socket is in its namespace (accepted, not disconnected).
     pub fn is_connected(&self) -> bool {
         matches!(*self.0.state.lock(), State::Connected | State::Pending { accepted: true, leaving: false, .. })
     }
