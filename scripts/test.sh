@@ -65,7 +65,7 @@ step "cargo test"
 cargo test 2>&1 | tee "$logs/cargo"
 count_cargo "$logs/cargo"
 
-step "JavaScript suite (pusher-js, pusher, laravel-echo)"
+step "JavaScript suite (pusher-js, pusher, laravel-echo, socket.io-client)"
 (
   cd tests/js
   npm ci --no-audit --no-fund --loglevel=error
@@ -73,7 +73,7 @@ step "JavaScript suite (pusher-js, pusher, laravel-echo)"
 )
 count_node npm:tests/js "$logs/js"
 
-step "browser test (notifmoo.js in Debian's Chromium)"
+step "browser tests (notifmoo.js and socket.io-client in Debian's Chromium)"
 if ! command -v chromium >/dev/null; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, IoSlice};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -67,6 +67,27 @@ impl Transport {
             Self::Notif => "notif",
             Self::SocketIo => "socketio",
         }
+    }
+}
+
+/// Which of its transport's encoders a connection takes: Socket.IO surfaces name channel events
+/// each their own way (Push-Alt `workspace:<n>:<channel>:<event>`, Hestia its own), and a
+/// broadcast is still encoded once per dialect in use, not per subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dialect(u8);
+
+impl Dialect {
+    /// How many dialects a transport may have, its default one included.
+    pub const COUNT: usize = 4;
+    /// The encoder registered with [`crate::core::Realtime::register_encoder`].
+    pub const DEFAULT: Self = Self(0);
+
+    pub(crate) fn new(n: u8) -> Option<Self> {
+        (usize::from(n) < Self::COUNT).then_some(Self(n))
+    }
+
+    pub(crate) fn index(self) -> usize {
+        usize::from(self.0)
     }
 }
 
@@ -222,7 +243,11 @@ impl Outbox {
     }
 
     fn over(&self, len: usize, limits: &OutboxLimits) -> bool {
-        self.frames.len() + self.held.len() >= limits.max_frames || self.bytes + len > limits.max_bytes
+        self.over_by(1, len, limits)
+    }
+
+    fn over_by(&self, count: usize, len: usize, limits: &OutboxLimits) -> bool {
+        self.frames.len() + self.held.len() + count > limits.max_frames || self.bytes + len > limits.max_bytes
     }
 }
 
@@ -238,7 +263,9 @@ pub(crate) struct Membership {
 pub struct Conn {
     pub socket_id: SocketId,
     pub transport: Transport,
-    pub app: Arc<str>,
+    /// Its app; a connection that has joined nothing may move to another
+    /// ([`crate::core::Realtime::move_to_app`]).
+    app: parking_lot::RwLock<Arc<str>>,
     /// Milliseconds since the Unix epoch.
     pub connected_at: i64,
     limits: OutboxLimits,
@@ -250,6 +277,8 @@ pub struct Conn {
     closed: AtomicBool,
     /// Pusher-protocol extras (`pusher_internal:` events) are not sent to this connection.
     skip_extras: AtomicBool,
+    /// The [`Dialect`] its events are encoded in.
+    dialect: AtomicU8,
     pub(crate) membership: Mutex<Membership>,
 }
 
@@ -267,7 +296,7 @@ impl Conn {
         Arc::new(Self {
             socket_id,
             transport,
-            app,
+            app: parking_lot::RwLock::new(app),
             connected_at: super::now_ms(),
             limits,
             outbox: Mutex::default(),
@@ -275,6 +304,7 @@ impl Conn {
             signal: Signal::default(),
             closed: AtomicBool::new(false),
             skip_extras: AtomicBool::new(false),
+            dialect: AtomicU8::new(0),
             membership: Mutex::default(),
         })
     }
@@ -299,32 +329,66 @@ impl Conn {
         self.skip_extras.store(true, Ordering::Relaxed);
     }
 
+    /// Encodes what the core sends this connection in `dialect` (set before it subscribes).
+    pub fn set_dialect(&self, dialect: Dialect) {
+        self.dialect.store(dialect.0, Ordering::Relaxed);
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        Dialect(self.dialect.load(Ordering::Relaxed))
+    }
+
+    /// The app the connection belongs to.
+    pub fn app(&self) -> Arc<str> {
+        self.app.read().clone()
+    }
+
+    pub(crate) fn set_app(&self, app: Arc<str>) {
+        *self.app.write() = app;
+    }
+
     /// Whether this connection takes this fanned-out event.
     pub(crate) fn wants(&self, event: &super::Event) -> bool {
+        if event.is_socketio_only() {
+            return self.transport == Transport::SocketIo;
+        }
         !(self.skip_extras.load(Ordering::Relaxed) && event.is_protocol_extra())
     }
 
     /// Queues a frame without waiting and arranges its write. A full outbox marks the
     /// connection as a slow consumer and returns false; so does a closing one.
     pub fn try_send(self: &Arc<Self>, frame: Bytes) -> bool {
+        let len = frame.len();
+        self.enqueue(std::iter::once(frame), 1, len)
+    }
+
+    /// Queues frames that must stay together (a Socket.IO packet and its binary attachments):
+    /// all of them or none, and no other sender's frame between them.
+    pub fn try_send_all(self: &Arc<Self>, frames: Vec<Bytes>) -> bool {
+        let len = frames.iter().map(Bytes::len).sum();
+        let count = frames.len();
+        self.enqueue(frames.into_iter(), count, len)
+    }
+
+    fn enqueue(self: &Arc<Self>, frames: impl Iterator<Item = Bytes>, count: usize, len: usize) -> bool {
         let mut out = self.outbox.lock();
         if out.closing.is_some() || out.broken {
             return false;
         }
-        if out.over(frame.len(), &self.limits) {
+        if out.over_by(count, len, &self.limits) {
             out.closing = Some(Disconnect::SlowConsumer);
             drop(out);
             self.wake();
             return false;
         }
-        out.bytes += frame.len();
+        out.bytes += len;
         if out.holding {
-            out.held.push(frame);
+            out.held.extend(frames);
             return true;
         }
-        out.frames.push_back(frame);
+        out.frames.extend(frames);
         if out.wire.is_none() {
-            let first = out.frames.len() == 1;
+            let first = out.frames.len() == count;
             drop(out);
             // Only the first frame of a batch needs to wake the task; it drains them all.
             if first {
@@ -459,6 +523,11 @@ impl Conn {
         self.closed.swap(true, Ordering::AcqRel)
     }
 
+    /// Whether [`crate::core::Realtime::disconnect`] has begun.
+    pub(crate) fn is_marked_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// The channels the connection is subscribed to.
     pub fn channels(&self) -> Vec<ChannelName> {
         self.membership.lock().channels.clone()
@@ -497,6 +566,22 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(c.drain(&mut batch), Some(Disconnect::SlowConsumer));
         assert_eq!(batch.len(), 2);
+    }
+
+    #[test]
+    fn frames_sent_together_are_queued_together_or_not_at_all() {
+        let c = test_conn(100, 4);
+        assert!(c.try_send(Bytes::from_static(b"a")));
+        assert!(c.try_send_all(vec![Bytes::from_static(b"b"), Bytes::from_static(b"c")]));
+        let mut batch = Vec::new();
+        assert_eq!(c.drain(&mut batch), None);
+        assert_eq!(batch, [&b"a"[..], b"b", b"c"]);
+        assert!(c.try_send(Bytes::from_static(b"d")));
+        // Three more would make five frames: none of them is queued, and the reader is slow.
+        assert!(!c.try_send_all(vec![Bytes::from_static(b"e"); 4]));
+        batch.clear();
+        assert_eq!(c.drain(&mut batch), Some(Disconnect::SlowConsumer));
+        assert_eq!(batch, [&b"d"[..]]);
     }
 
     #[tokio::test]

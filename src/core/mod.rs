@@ -26,7 +26,7 @@ pub use crate::broker::wire::Data;
 use crate::broker::{self, Broker, Envelope, wire};
 use crate::metrics;
 pub use channel::{ChannelKind, ChannelName, ChannelNameError};
-pub use conn::{Conn, ConnHandle, Disconnect, Flushed, OutboxLimits, SocketId, Transport, Wire};
+pub use conn::{Conn, ConnHandle, Dialect, Disconnect, Flushed, OutboxLimits, SocketId, Transport, Wire};
 pub use fanout::Encoder;
 use fanout::Encoders;
 use flush::FlushQueue;
@@ -54,6 +54,11 @@ pub mod events {
     pub const MEMBER_REMOVED: &str = "pusher_internal:member_removed";
     pub const SUBSCRIPTION_COUNT: &str = "pusher_internal:subscription_count";
     pub const WATCHLIST_EVENTS: &str = "pusher_internal:watchlist_events";
+    /// Prefix of events only Socket.IO connections get, named by the rest (Push-Alt's
+    /// `message` relay: SPEC §5 sends it "to every Socket.IO socket" of the channel). In the
+    /// reserved `pusher_internal:` space, so no publisher can send one; every Socket.IO
+    /// connection takes them, protocol extras or not.
+    pub const SOCKETIO_ONLY: &str = "pusher_internal:socketio:";
 }
 
 /// An event on its way to subscribers.
@@ -79,6 +84,11 @@ impl Event {
     /// watchlists), which some connections leave out.
     pub fn is_protocol_extra(&self) -> bool {
         self.name.starts_with("pusher_internal:")
+    }
+
+    /// For Socket.IO connections only ([`events::SOCKETIO_ONLY`]).
+    pub fn is_socketio_only(&self) -> bool {
+        self.name.starts_with(events::SOCKETIO_ONLY)
     }
 }
 
@@ -131,6 +141,17 @@ pub enum SubscribeError {
 pub enum ConnectError {
     #[error("app is over its connection quota")]
     OverQuota,
+}
+
+/// Why a connection did not move to another app.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    #[error("the connection has already joined channels of its app")]
+    Joined,
+    #[error("app is over its connection quota")]
+    OverQuota,
+    #[error("connection is closed")]
+    Closed,
 }
 
 /// Occupancy of one channel.
@@ -204,8 +225,15 @@ impl Realtime {
     }
 
     /// Registers the frame encoder of a transport (once, at start).
-    pub fn register_encoder(&self, transport: Transport, encoder: Encoder) {
-        self.0.encoders.register(transport, encoder);
+    pub fn register_encoder(&self, transport: Transport, encoder: impl Fn(&Event) -> Bytes + Send + Sync + 'static) {
+        self.0.encoders.register(transport, Arc::new(move |_: &str, e: &Event| encoder(e)));
+    }
+
+    /// Registers another way of encoding a transport's events (Socket.IO surfaces name channel
+    /// events each their own way) and returns it for [`Conn::set_dialect`]; `None` when all
+    /// [`Dialect::COUNT`] are taken. Each dialect in use costs a broadcast one encoding.
+    pub fn register_dialect(&self, transport: Transport, encoder: Encoder) -> Option<Dialect> {
+        self.0.encoders.add_dialect(transport, encoder)
     }
 
     pub fn broker_healthy(&self) -> bool {
@@ -237,6 +265,36 @@ impl Realtime {
         Ok(conn)
     }
 
+    /// Moves a connection that has joined nothing to `app`, counting it against that app's
+    /// `max_connections` (0 = unlimited) instead of its first app's: for transports whose app
+    /// is known only once the client names it (a Push-Alt socket's first channel token).
+    pub fn move_to_app(&self, conn: &ConnHandle, app: &Arc<str>, max_connections: u64) -> Result<(), MoveError> {
+        let m = conn.membership.lock();
+        if !m.channels.is_empty() || m.user.is_some() {
+            return Err(MoveError::Joined);
+        }
+        if conn.is_marked_closed() || conn.closing().is_some() {
+            return Err(MoveError::Closed);
+        }
+        let from = conn.app();
+        if from == *app {
+            return Ok(());
+        }
+        let to = self.0.space(app);
+        let now = to.connection_count.fetch_add(1, Ordering::AcqRel) + 1;
+        if max_connections > 0 && now > max_connections {
+            to.connection_count.fetch_sub(1, Ordering::AcqRel);
+            return Err(MoveError::OverQuota);
+        }
+        to.conns.lock().insert(conn.socket_id, conn.clone());
+        let old = self.0.space(&from);
+        old.conns.lock().remove(&conn.socket_id);
+        old.connection_count.fetch_sub(1, Ordering::AcqRel);
+        conn.set_app(app.clone());
+        drop(m);
+        Ok(())
+    }
+
     /// Removes a connection from everything it joined, announcing what that changes. Safe to
     /// call twice.
     pub fn disconnect(&self, conn: &ConnHandle, rules: &ChannelRules) {
@@ -247,7 +305,13 @@ impl Realtime {
             self.unsubscribe(conn, &channel, rules);
         }
         self.sign_out(conn);
-        let space = self.0.space(&conn.app);
+        // Read under the membership lock: a move_to_app under way finishes first (and one
+        // that has not begun sees the connection closed).
+        let app = {
+            let _m = conn.membership.lock();
+            conn.app()
+        };
+        let space = self.0.space(&app);
         space.conns.lock().remove(&conn.socket_id);
         space.connection_count.fetch_sub(1, Ordering::AcqRel);
         metrics::connection_closed(conn.transport.label());
@@ -272,7 +336,7 @@ impl Realtime {
         if conn.closing().is_some() {
             return Err(SubscribeError::Closed);
         }
-        let space = self.0.space(&conn.app);
+        let space = self.0.space(&conn.app());
         let mut shard = space.shard(channel).write();
         let ch = shard.entry(channel.clone()).or_default();
         if ch.subscribers.contains_key(&conn.socket_id) {
@@ -303,10 +367,10 @@ impl Realtime {
 
         if let Some(m) = new_member {
             let data = serde_json::json!({ "user_id": &*m.user_id, "user_info": m.user_info.as_deref().map(raw_json) });
-            self.publish_internal(&conn.app, channel, events::MEMBER_ADDED, data, Some(conn.socket_id));
+            self.publish_internal(&conn.app(), channel, events::MEMBER_ADDED, data, Some(conn.socket_id));
         }
         if rules.subscription_count && !presence {
-            self.publish_count(&conn.app, channel, count);
+            self.publish_count(&conn.app(), channel, count);
         }
         Ok(joined)
     }
@@ -320,7 +384,7 @@ impl Realtime {
             };
             m.channels.swap_remove(pos);
         }
-        let space = self.0.space(&conn.app);
+        let space = self.0.space(&conn.app());
         let mut shard = space.shard(channel).write();
         let Some(ch) = shard.get_mut(channel) else {
             return false;
@@ -340,7 +404,7 @@ impl Realtime {
         metrics::subscriptions_changed(-1);
         if let Some(user) = left {
             self.publish_internal(
-                &conn.app,
+                &conn.app(),
                 channel,
                 events::MEMBER_REMOVED,
                 serde_json::json!({ "user_id": &*user }),
@@ -348,7 +412,7 @@ impl Realtime {
             );
         }
         if rules.subscription_count && channel.kind() != ChannelKind::Presence && count > 0 {
-            self.publish_count(&conn.app, channel, count);
+            self.publish_count(&conn.app(), channel, count);
         }
         true
     }
@@ -367,6 +431,16 @@ impl Realtime {
                 user_id: event.user_id,
                 except: event.except.map(|s| s.to_string().into()),
             },
+        })
+    }
+
+    /// [`Realtime::publish`] for an event raised on this node (a relay, a client event): while
+    /// the broker is down it still reaches this node's subscribers (SPEC §9), and the error says
+    /// it went no further.
+    pub fn publish_or_here(&self, app: &Arc<str>, event: Event) -> Result<(), broker::Error> {
+        let here = event.clone();
+        self.publish(app, event).inspect_err(|_| {
+            self.0.deliver_local(app, &here);
         })
     }
 
@@ -483,7 +557,7 @@ impl Realtime {
     /// it is told who of those users is online now (returned) and later as they come and go.
     pub fn sign_in(&self, conn: &ConnHandle, user_id: Arc<str>, watchlist: Vec<Arc<str>>) -> Vec<Arc<str>> {
         self.sign_out(conn);
-        let space = self.0.space(&conn.app);
+        let space = self.0.space(&conn.app());
         let first = {
             let mut users = space.users.lock();
             let list = users.entry(user_id.clone()).or_default();
@@ -525,7 +599,7 @@ impl Realtime {
             (m.user.take(), std::mem::take(&mut m.watching))
         };
         let Some(user) = user else { return };
-        let space = self.0.space(&conn.app);
+        let space = self.0.space(&conn.app());
         let last = {
             let mut users = space.users.lock();
             let mut last = false;
@@ -682,13 +756,13 @@ impl Inner {
             let ch = shard.entry(channel.clone()).or_default();
             ch.cached = Some(Cached { event: Event { except: None, ..event.clone() }, at: Instant::now() });
             let shard = RwLockWriteGuard::downgrade(shard);
-            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, app, ch, event))
         } else {
             let Some(space) = self.spaces.read().get(app).cloned() else {
                 return 0;
             };
             let shard = space.shard(channel).read();
-            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, ch, event))
+            shard.get(channel).map_or(0, |ch| fanout::fan_out(&self.encoders, app, ch, event))
         };
         metrics::fanned_out(delivered, started.elapsed());
         delivered

@@ -9,9 +9,13 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use super::engineio::ProgramIo;
 use super::{Parts, Publisher, RoutesFn, Server, ServerHandle};
 use crate::broker::{Broker, MemoryBroker};
 use crate::config::{Config, SocketIoConfig};
+use crate::core::Realtime;
+use crate::transport::engineio::Protocol;
+use crate::transport::socketio::SocketIo;
 
 /// Sets up a server: `Server::builder()…start().await`.
 ///
@@ -20,8 +24,9 @@ use crate::config::{Config, SocketIoConfig};
 /// the environment as the binary does). The other setters override single fields of it,
 /// whatever order they are called in. Everything is validated once, in [`start`](Self::start).
 ///
-/// [`socketio`](Self::socketio) sets the Engine.IO/Socket.IO options (the configuration's
-/// `socketio` section); program-registered namespaces arrive with the Socket.IO layer.
+/// Socket.IO: the program's namespaces and handlers with [`socketio`](Self::socketio), the
+/// Engine.IO options (ping interval and timeout, `maxPayload`, the connect timeout) with
+/// [`socketio_options`](Self::socketio_options).
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct ServerBuilder {
     config: Option<Config>,
@@ -33,7 +38,8 @@ pub struct ServerBuilder {
     run_migrations: bool,
     broker: Option<Arc<dyn Broker>>,
     routes: Vec<RoutesFn>,
-    socketio: Option<SocketIoConfig>,
+    socketio: Option<ProgramIo>,
+    socketio_options: Option<SocketIoConfig>,
 }
 
 impl Default for ServerBuilder {
@@ -49,6 +55,7 @@ impl Default for ServerBuilder {
             broker: None,
             routes: Vec::new(),
             socketio: None,
+            socketio_options: None,
         }
     }
 }
@@ -113,9 +120,10 @@ impl ServerBuilder {
     }
 
     /// The Engine.IO/Socket.IO options (`socketio`: pingInterval, pingTimeout, maxPayload,
-    /// connectTimeout, polling sessions held), as Push-Alt's `socketOptions`.
-    pub fn socketio(mut self, socketio: SocketIoConfig) -> Self {
-        self.socketio = Some(socketio);
+    /// connectTimeout, polling sessions held), as Push-Alt's `socketOptions`; they apply to
+    /// every Socket.IO endpoint.
+    pub fn socketio_options(mut self, options: SocketIoConfig) -> Self {
+        self.socketio_options = Some(options);
         self
     }
 
@@ -140,13 +148,62 @@ impl ServerBuilder {
         self
     }
 
+    /// The program's Socket.IO namespaces, served at `/socket.io/` (socket.io-client's default
+    /// path) over polling and WebSocket. Its connections join the default app (its channels:
+    /// a Pusher trigger or [`ServerHandle::publish`] on a channel a socket joined reaches it),
+    /// unless the setup names another with [`SocketIo::app`] or [`SocketIo::admit`]. Called
+    /// again, the last setup wins.
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyhow::Result<()> {
+    /// use switchboard::server::Server;
+    /// use switchboard::transport::socketio::{Args, Namespace, SocketIo};
+    ///
+    /// let chat = Namespace::new()
+    ///     .on_connect(|socket, _auth| {
+    ///         socket.emit("welcome", &Args::new()).ok();
+    ///         Ok(())
+    ///     })
+    ///     .on("ping", |socket, message| {
+    ///         if let Some(ack) = message.ack {
+    ///             ack.send(&message.args).ok();
+    ///         }
+    ///     });
+    /// let server = Server::builder().port(3000).socketio(SocketIo::new().namespace("/", chat)).start().await?;
+    /// # server.shutdown().await?; Ok(()) }
+    /// ```
+    pub fn socketio(mut self, setup: SocketIo) -> Self {
+        self.socketio = Some(ProgramIo::SocketIo(setup));
+        self
+    }
+
+    /// A bare Engine.IO protocol of the program's at `/socket.io/` instead of Socket.IO (for a
+    /// protocol of its own on Engine.IO's transports): `make` is called once, during
+    /// [`start`](Self::start), with the server's core, whose connections the protocol's sessions
+    /// are (see [`crate::transport::engineio`]). Replaces [`socketio`](Self::socketio).
+    pub fn engineio(mut self, make: impl FnOnce(&Realtime) -> Arc<dyn Protocol> + Send + 'static) -> Self {
+        self.socketio = Some(ProgramIo::EngineIo(Box::new(make)));
+        self
+    }
+
     /// Validates the configuration, opens and (unless turned off) migrates the database, binds,
     /// and serves in a task of the current Tokio runtime until
     /// [`ServerHandle::shutdown`]. A bad setting comes back as a
     /// [`ConfigError`](crate::config::ConfigError) naming it.
     pub async fn start(self) -> anyhow::Result<ServerHandle> {
-        let Self { config, port, bind, cors_origins, database_url, data_dir, run_migrations, broker, routes, socketio } =
-            self;
+        let Self {
+            config,
+            port,
+            bind,
+            cors_origins,
+            database_url,
+            data_dir,
+            run_migrations,
+            broker,
+            routes,
+            socketio,
+            socketio_options,
+        } = self;
         let mut config = config.unwrap_or_default();
         if let Some(port) = port {
             config.server.port = port;
@@ -168,8 +225,8 @@ impl ServerBuilder {
             config.server.data_dir = dir;
             config.set_by_builder("server.data_dir", "data_dir");
         }
-        if let Some(socketio) = socketio {
-            config.socketio = socketio;
+        if let Some(options) = socketio_options {
+            config.socketio = options;
             for key in [
                 "socketio.ping_interval_ms",
                 "socketio.ping_timeout_ms",
@@ -177,12 +234,12 @@ impl ServerBuilder {
                 "socketio.connect_timeout_ms",
                 "socketio.max_polling_sessions",
             ] {
-                config.set_by_builder(key, "socketio");
+                config.set_by_builder(key, "socketio_options");
             }
         }
         config.validate()?;
         let broker = broker.unwrap_or_else(|| Arc::new(MemoryBroker::new()));
-        let server = Server::build(Parts { config, broker, migrate: run_migrations, routes }).await?;
+        let server = Server::build(Parts { config, broker, migrate: run_migrations, routes, socketio }).await?;
         ServerHandle::spawn(server)
     }
 }

@@ -1,6 +1,7 @@
-//! Wiring of the Engine.IO endpoints: Push-Alt's at `/ws` (with `EIO=`) and `/ws/`, Hestia's at
-//! `/socket.io/`; their settings from `socketio`, their polling sessions counted against the
-//! connection capacity and the per-address limit like TCP connections.
+//! Wiring of the Engine.IO endpoints, each serving a Socket.IO setup: Push-Alt's at `/ws` (with
+//! `EIO=`) and `/ws/`, and at `/socket.io/` the embedding program's (Hestia's in a later issue);
+//! their settings from `socketio`, their polling sessions counted against the connection
+//! capacity and the per-address limit like TCP connections.
 
 use std::any::Any;
 use std::net::IpAddr;
@@ -13,11 +14,24 @@ use super::capacity::{self, Capacity};
 use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
 use super::state::AppState;
+use crate::apps::AppCache;
 use crate::config::SocketIoConfig;
+use crate::core::Realtime;
 use crate::origins::GlobalOrigins;
-use crate::transport::engineio::{
-    Admission, EioError, Endpoint, Handshake, Options, Protocol, Refused, Session, echo::Echo,
-};
+use crate::surfaces::pushalt;
+use crate::transport::engineio::{Admission, EioError, Endpoint, Handshake, Options, Protocol, Refused};
+use crate::transport::socketio::{Admit, Admitted, DEFAULT_RULES, Namespace, SetupError, SocketIo};
+
+/// What a program serves at `/socket.io/`.
+pub enum ProgramIo {
+    /// Its Socket.IO namespaces.
+    SocketIo(SocketIo),
+    /// A bare Engine.IO protocol of its own, made once the core exists.
+    EngineIo(MakeProtocol),
+}
+
+/// Makes a bare Engine.IO protocol on the server's core.
+pub type MakeProtocol = Box<dyn FnOnce(&Realtime) -> Arc<dyn Protocol> + Send>;
 
 /// Push-Alt's path prefix-less Engine.IO routes.
 pub const WS_SLASH: &str = "/ws/";
@@ -29,7 +43,7 @@ pub const SOCKET_IO: &str = "/socket.io/";
 pub struct EngineIo {
     /// `/ws?EIO=…` and `/ws/` (Push-Alt).
     pub pushalt: Endpoint,
-    /// `/socket.io/` (Hestia).
+    /// `/socket.io/`: the embedding program's Socket.IO setup (Hestia's in a later issue).
     pub hestia: Endpoint,
 }
 
@@ -38,23 +52,40 @@ pub struct EngineIo {
 const SESSIONS_APP: &str = "engine.io";
 
 impl EngineIo {
-    /// Both endpoints. Until the Socket.IO layer supplies its protocol, both speak bare
-    /// Engine.IO (an echo of each message, what the protocol suite expects). Push-Alt's checks
-    /// the handshake's Origin against the global list (SPEC §5); Hestia's rule (SPEC §6: CORS
-    /// `*`) comes with its surface.
+    /// Both endpoints: Push-Alt's namespace at `/ws` (its handlers' services in `pushalt`), its
+    /// handshakes' Origin checked against the global list (SPEC §5), and `program`'s setup at `/socket.io/` (without one, the main
+    /// namespace with no handlers; Hestia's rule, SPEC §6's CORS `*`, comes with its surface). A
+    /// program's setup that names no app puts its connections in `default_app`, under that
+    /// app's limits.
     pub fn new(
         config: &SocketIoConfig,
-        realtime: &crate::core::Realtime,
+        realtime: &Realtime,
         origins: &Arc<GlobalOrigins>,
         shutdown: &super::Shutdown,
-    ) -> Self {
+        pushalt: pushalt::socketio::Deps,
+        program: Option<ProgramIo>,
+        default_app: Option<Arc<str>>,
+    ) -> Result<Self, SetupError> {
         let options = options(config);
-        let echo = || Echo::new(realtime.clone(), SESSIONS_APP);
-        let pushalt: Arc<dyn Protocol> = Arc::new(OriginChecked { origins: origins.clone(), inner: echo() });
-        Self {
+        let origins = origins.clone();
+        let apps = &pushalt.apps.clone();
+        let pushalt = pushalt::socketio::setup(pushalt)
+            .app(SESSIONS_APP, DEFAULT_RULES, 0)
+            .origins(move |origin| origins.allowed_now(origin))
+            .connect_timeout_by_default(config.connect_timeout())
+            .bind(realtime)?;
+        let program: Arc<dyn Protocol> = match program {
+            Some(ProgramIo::EngineIo(make)) => make(realtime),
+            Some(ProgramIo::SocketIo(setup)) => program_socketio(setup, config, realtime, apps, default_app)?,
+            None => {
+                let setup = SocketIo::new().namespace("/", Namespace::new());
+                program_socketio(setup, config, realtime, apps, default_app)?
+            }
+        };
+        Ok(Self {
             pushalt: Endpoint::new(options.clone(), pushalt, shutdown.token()),
-            hestia: Endpoint::new(options, Arc::new(echo()), shutdown.token()),
-        }
+            hestia: Endpoint::new(options, program, shutdown.token()),
+        })
     }
 
     /// Counts polling sessions like connections, once the server knows its capacity.
@@ -65,21 +96,33 @@ impl EngineIo {
     }
 }
 
-/// A protocol whose handshakes must come from the global origin list (SPEC §5: `CORS_ORIGINS`
-/// and every enabled app's origins; no `Origin` is fine).
-pub struct OriginChecked<P> {
-    pub origins: Arc<GlobalOrigins>,
-    pub inner: P,
+/// A program's Socket.IO setup, bound: in `default_app` unless it chose its app, with the
+/// configured connect timeout unless it set its own.
+fn program_socketio(
+    setup: SocketIo,
+    config: &SocketIoConfig,
+    realtime: &Realtime,
+    apps: &AppCache,
+    default_app: Option<Arc<str>>,
+) -> Result<Arc<dyn Protocol>, SetupError> {
+    let setup = match default_app {
+        Some(app) => setup.admit_by_default(app_admission(apps.clone(), app)),
+        None => setup,
+    };
+    Ok(setup.connect_timeout_by_default(config.connect_timeout()).bind(realtime)?)
 }
 
-impl<P: Protocol> Protocol for OriginChecked<P> {
-    fn origin_allowed(&self, origin: Option<&str>) -> bool {
-        self.origins.allowed_now(origin) && self.inner.origin_allowed(origin)
-    }
-
-    fn open(&self, handshake: &Handshake<'_>) -> Result<Box<dyn Session>, EioError> {
-        self.inner.open(handshake)
-    }
+/// Admits connections to `app` under its current limits (read at each handshake); a disabled
+/// or deleted app refuses them.
+fn app_admission(apps: AppCache, app: Arc<str>) -> Admit {
+    Arc::new(move |_: &Handshake<'_>| {
+        let found = apps.by_id(&app).filter(|a| a.enabled).ok_or(EioError::Forbidden)?;
+        Ok(Admitted {
+            app: found.id.clone(),
+            rules: found.channel_rules(),
+            max_connections: found.limits().max_connections,
+        })
+    })
 }
 
 /// The Engine.IO settings of `socketio`.

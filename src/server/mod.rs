@@ -67,6 +67,22 @@ struct Parts {
     migrate: bool,
     /// The embedding program's routes, which take precedence over the built-in ones.
     routes: Vec<RoutesFn>,
+    /// What the embedding program serves at `/socket.io/`.
+    socketio: Option<engineio::ProgramIo>,
+}
+
+/// The default app (SPEC §2): the pinned one, the one made at this start, else the oldest.
+fn default_app_id(config: &Config, apps: &AppCache, created: Option<&apps::App>) -> Option<Arc<str>> {
+    if let Some(app) = created {
+        return Some(app.id.clone());
+    }
+    if let Some(id) = &config.default_app.id {
+        return Some(id.as_str().into());
+    }
+    if let Some(key) = &config.default_app.key {
+        return apps.by_key(key).map(|a| a.id.clone());
+    }
+    apps.all().into_iter().min_by_key(|a| a.number).map(|a| a.id.clone())
 }
 
 /// Makes some of the program's routes once the server can publish.
@@ -86,7 +102,7 @@ impl Server {
     /// secret) runs before the default app is created: a start that fails must not create
     /// credentials the next start would not print again.
     async fn build(parts: Parts) -> anyhow::Result<Self> {
-        let Parts { config, broker, migrate, routes } = parts;
+        let Parts { config, broker, migrate, routes, socketio } = parts;
         config.prepare_data_dir()?;
         let store = Store::connect(&config.database_url())
             .await
@@ -124,13 +140,29 @@ impl Server {
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
-        let engineio = engineio::EngineIo::new(&config.socketio, &realtime, &origins, &shutdown);
+        let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
+        let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
+        let engineio = engineio::EngineIo::new(
+            &config.socketio,
+            &realtime,
+            &origins,
+            &shutdown,
+            pushalt::socketio::Deps {
+                apps: apps.clone(),
+                tokens: channel_tokens.clone(),
+                realtime: realtime.clone(),
+                shutdown: shutdown.token(),
+            },
+            socketio,
+            default_app,
+        )
+        .context("setting up Socket.IO")?;
         let state = AppState::new(Shared {
             config,
             realtime,
             apps,
             sessions: Sessions::new(store.clone()),
-            channel_tokens: ChannelTokens::new(store.clone()),
+            channel_tokens,
             store,
             shutdown,
             metrics: crate::metrics::install(),
@@ -150,7 +182,7 @@ impl Server {
         if let Some(token) = &setup_token {
             // SPEC §2, §5: until an admin exists, each start prints a token that sets one up.
             println!(
-                "Setup token (creates the first admin once, within 24 hours: POST /api/setup/complete): {}",
+                "Setup token (creates the first admin once, within 24 hours, with POST /api/setup/complete): {}",
                 token.expose()
             );
         }

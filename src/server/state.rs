@@ -38,7 +38,7 @@ pub struct Shared {
     /// Refresh tokens of the Push-Alt admin API.
     pub sessions: Sessions,
     /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).
-    pub channel_tokens: ChannelTokens,
+    pub channel_tokens: Arc<ChannelTokens>,
     /// The global origin list: CORS on Push-Alt's API, the Socket.IO handshake's origin.
     pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.

@@ -3,4 +3,5 @@
 //! outbox and flush queues do the writing.
 
 pub mod engineio;
+pub mod socketio;
 pub mod ws;

@@ -1,8 +1,9 @@
 //! Engine.IO v4 over raw HTTP long-polling and raw WebSocket against the real server: the
 //! handshake's fields, the upgrade, the heartbeat, each of Node's HTTP errors, malformed
 //! packets, maxPayload, overlapping polls, unknown sids, a second upgrade, refused origins, and
-//! polling sessions counted against the per-address limit. (Until the Socket.IO layer supplies
-//! its protocol the server's endpoints echo each message, which is what these tests exchange.)
+//! polling sessions counted against the per-address limit. The server's `/socket.io/` is a bare
+//! Engine.IO echo here (the builder's `engineio`): these tests exchange Engine.IO messages, not
+//! Socket.IO packets.
 
 use std::time::Duration;
 
@@ -18,6 +19,16 @@ use crate::support::ws::WAIT;
 use crate::support::*;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A server with the echo at `/socket.io/`.
+async fn spawn_server() -> TestServer {
+    spawn_with(|_| {}).await
+}
+
+/// [`spawn_server`] with a configuration change.
+async fn spawn_with(tweak: impl FnOnce(&mut switchboard::config::Config)) -> TestServer {
+    spawn_engineio_echo(tweak).await
+}
 
 /// A response read off a fresh connection: status, headers (lower-case names), body.
 struct Answer {

@@ -110,13 +110,27 @@ describe('README.md', () => {
 
   test('the pusher-js snippet receives what the SDK snippet triggers', async () => {
     const blocks = jsBlocks('README.md');
-    assert.equal(blocks.length, 2, 'README.md has two js blocks, both run here');
+    assert.equal(blocks.length, 3, 'README.md has three js blocks, all run here');
     const client = runSnippet('readme-client.mjs', localize(block(blocks, 'pusher-js'), server));
     await client.line(/^subscribed to my-channel$/);
     const backend = runSnippet('readme-backend.mjs', localize(block(blocks, 'server SDK'), server));
     assert.equal(await backend.exited, 0, backend.stderr());
     await backend.line(/^triggered my-event$/);
     await client.line(/^received \{ hello: 'world' \}$/);
+    client.child.kill('SIGTERM');
+  });
+
+  test('the socket.io-client snippet joins, relays and receives an emit', async () => {
+    const client = runSnippet('readme-socketio.mjs', localize(block(jsBlocks('README.md'), 'socket.io-client'), server));
+    await client.line(/^Connected to orders in workspace \d+$/);
+    await client.line(/^relayed \{ text: 'hi' \}$/);
+    const res = await fetch(`${server.url}/api/message/emit`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ app_id: server.appId, app_key: server.secret, channel_name: 'orders', body: { order: 7 } }),
+    });
+    assert.equal(res.status, 200, await res.text());
+    await client.line(/^received \{ order: 7 \}$/);
     client.child.kill('SIGTERM');
   });
 });

@@ -321,7 +321,13 @@ describe('pusher-js against Switchboard', () => {
 
     const rejected = frames.filter((m) => m.event === 'pusher:subscription_error' || m.event === 'pusher:error');
     assert.deepEqual(rejected, [], "pusher-js's own #server-to-user-<id> subscription must not be rejected");
+    // pusher-js subscribes #server-to-user-<id> after signin_success, on its own: its answer may
+    // come after the user events above (they do not go through that channel), so wait for it.
     for (const c of [u1a, u1b, u2]) {
+      const deadline = Date.now() + 5000;
+      while (!c.user.serverToUserChannel?.subscribed && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
       assert.equal(c.user.serverToUserChannel?.subscribed, true, '#server-to-user-<id> subscription succeeded');
     }
   });

@@ -56,7 +56,7 @@ pub async fn auth(
     data["token"] = json!(issued.token.expose());
     Ok(ok(json!({
         "token": issued.token.expose(),
-        "message_listen_name": format!("workspace:{}:{}:message", app.number, channel.as_str()),
+        "message_listen_name": super::socketio::event_name(app.number, channel.as_str(), "message"),
         "message": "Channel created",
         "data": data,
     })))

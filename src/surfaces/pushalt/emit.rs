@@ -1,7 +1,7 @@
 //! `POST /api/message/emit {app_id, app_key, channel_name, body}` (SPEC §5): publishes the event
 //! `message` with `body` as its data on channel `channel_name` of the app, through the core, so
 //! every subscriber of that channel gets it once in its own form (Pusher clients `data` as a
-//! JSON string, Notif clients the value; with the Socket.IO transport, its clients as
+//! JSON string, Notif clients the value, Socket.IO clients at `/ws` the value as
 //! `workspace:<n>:<channel>:message`). Push-Alt let anyone emit; here `app_key` (the app secret)
 //! or a request signed the Pusher way over this path is required, unless the app's
 //! `legacy_open_emit` switch is on.

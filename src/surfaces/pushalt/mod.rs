@@ -6,7 +6,7 @@
 //!
 //! Thin: the rules are the services' ([`crate::channel_tokens`], [`crate::accounts`],
 //! [`crate::sessions`], [`crate::apps`], [`crate::origins`], [`crate::probe`]). The Socket.IO
-//! side (`join_channel`, the relay) lives with the Socket.IO transport.
+//! side builds on [`crate::transport::socketio`]; [`socketio`] names its channel events.
 
 mod admin;
 mod auth;
@@ -19,6 +19,7 @@ mod emit;
 mod error;
 mod input;
 mod settings;
+pub mod socketio;
 mod test_connection;
 mod workspaces;
 

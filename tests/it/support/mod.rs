@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod sio;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -138,6 +139,40 @@ pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
     tweak(&mut config);
     let broker = Arc::new(SwitchBroker::default());
     let handle = Server::builder().config(config).broker(broker.clone()).start().await.unwrap();
+    let addr = handle.local_addr();
+    let state = handle.state().clone();
+    let setup_token = handle.setup_token().map(str::to_owned);
+    TestServer { addr, state, dir, broker, setup_token, handle }
+}
+
+/// A server whose `/socket.io/` serves `setup` (the builder's `socketio`).
+pub async fn spawn_socketio(path: &str, setup: switchboard::transport::socketio::SocketIo) -> TestServer {
+    assert_eq!(path, "/socket.io/", "the builder serves a program's Socket.IO setup there");
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(dir.path());
+    let broker = Arc::new(SwitchBroker::default());
+    let handle = Server::builder().config(config).broker(broker.clone()).socketio(setup).start().await.unwrap();
+    let addr = handle.local_addr();
+    let state = handle.state().clone();
+    let setup_token = handle.setup_token().map(str::to_owned);
+    TestServer { addr, state, dir, broker, setup_token, handle }
+}
+
+/// A server whose `/socket.io/` is a bare Engine.IO echo (the builder's `engineio`), for tests
+/// of the transport alone; `/ws` still serves Push-Alt's Socket.IO.
+pub async fn spawn_engineio_echo(tweak: impl FnOnce(&mut Config)) -> TestServer {
+    use switchboard::transport::engineio::echo::Echo;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    tweak(&mut config);
+    let broker = Arc::new(SwitchBroker::default());
+    let handle = Server::builder()
+        .config(config)
+        .broker(broker.clone())
+        .engineio(|realtime| Arc::new(Echo::new(realtime.clone(), "engine.io")))
+        .start()
+        .await
+        .unwrap();
     let addr = handle.local_addr();
     let state = handle.state().clone();
     let setup_token = handle.setup_token().map(str::to_owned);

@@ -151,6 +151,8 @@ export async function startServer({ env = {}, host = '127.0.0.1' } = {}) {
     url: `http://${host}:${port}`,
     pid: child.pid,
     logs: () => stderr,
+    /** What the server printed on stdout (the default app's credentials, the setup token). */
+    stdout: () => stdout,
     exited,
     stop,
   };
