@@ -7,7 +7,11 @@ use switchboard::cli::{self, Cli};
 
 /// mimalloc: the top fan-out rates and the HTTP rate were 12–67 % higher than with glibc's
 /// malloc, and freed memory goes back to the system as the server carries on, where glibc kept
-/// hundreds of megabytes after a burst of slow consumers (BENCHMARKS.md).
+/// hundreds of megabytes after a burst of slow consumers (BENCHMARKS.md). Built `no_thp`: it
+/// does not ask for transparent huge pages, with which every 2 MiB of heap it touches is
+/// resident whole, so a mostly idle connection's partly used buffers counted in full (idle
+/// polling session 45-47 -> 26 KiB of RSS, no change in CPU per delivery or per request). A
+/// host whose THP setting is `always` gives huge pages anyway.
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
