@@ -4,6 +4,7 @@
 
 mod builder;
 mod capacity;
+mod conn;
 pub mod engineio;
 pub mod forwarded;
 mod handle;
@@ -210,13 +211,14 @@ impl Server {
         // Over capacity: one request, quickly, then close.
         let mut overflow_http = http.clone();
         overflow_http.header_read_timeout(OVERFLOW_HEADER_TIMEOUT).keep_alive(false);
-        let conn = ConnectionContext {
+        let conn = conn::ConnectionContext {
             router,
             token: token.clone(),
             trusted: Arc::new(TrustedProxies::new(
                 &state.config.server.trusted_proxies,
                 state.config.server.forwarded_header,
             )),
+            idle_limit: state.config.server.handshake_timeout(),
         };
         let peers = Arc::new(peers::PeerCounts::default());
         // A polling session holds no TCP connection of its own: it takes a slot like one.
@@ -267,7 +269,8 @@ impl Server {
                     let _ = stream.set_nodelay(true);
                     let held = ws::HeldForConnection(Arc::new((slot, per_ip)));
                     let builder = if overflow { overflow_http.clone() } else { http.clone() };
-                    tasks.spawn(serve_connection(builder, stream, peer, held, overflow, conn.clone()));
+                    let accepted = conn::Accepted { stream, peer, held, overflow };
+                    tasks.spawn(conn::serve(builder, accepted, conn.clone()));
                 }
             }
         }
@@ -309,57 +312,10 @@ fn spare_descriptor() -> Option<std::fs::File> {
     std::fs::File::open("/dev/null").ok()
 }
 
-/// What every connection task shares.
-#[derive(Clone)]
-struct ConnectionContext {
-    router: Router,
-    token: tokio_util::sync::CancellationToken,
-    trusted: Arc<TrustedProxies>,
-}
-
 /// Marks the requests of a connection accepted over capacity (router: 503 but for `/health`
 /// and `/metrics`).
 #[derive(Clone, Copy)]
 pub struct OverCapacity;
-
-async fn serve_connection(
-    http: http1::Builder,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    held: ws::HeldForConnection,
-    overflow: bool,
-    ctx: ConnectionContext,
-) {
-    let ConnectionContext { router, token, trusted } = ctx;
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        // Without trusted proxies the client is the peer, which `ClientAddr` falls back to.
-        let client = (!trusted.is_empty()).then(|| trusted.client(peer.ip(), req.headers()));
-        let extensions = req.extensions_mut();
-        extensions.insert(ConnectInfo(peer));
-        if let Some(client) = client {
-            extensions.insert(ClientAddr(client));
-        }
-        extensions.insert(held.clone());
-        if overflow {
-            extensions.insert(OverCapacity);
-        }
-        let mut router = router.clone();
-        async move { router.call(req).await }
-    });
-    let conn = http.serve_connection(TokioIo::new(stream), svc).with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, %peer, "http connection ended with an error");
-            }
-        }
-        _ = token.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
-}
 
 /// The listener of `/metrics` on its own address (`metrics.listen`), bound with the main port
 /// so a bad address stops start-up.

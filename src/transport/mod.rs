@@ -3,5 +3,6 @@
 //! outbox and flush queues do the writing.
 
 pub mod engineio;
+pub mod server_io;
 pub mod socketio;
 pub mod ws;

@@ -27,6 +27,7 @@ use tungstenite::protocol::frame::CloseFrame;
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Error as WsError, Message};
 
+use super::server_io::ServerIo;
 use crate::core::{ConnHandle, Disconnect, Flushed, Wire};
 use crate::metrics;
 
@@ -675,11 +676,12 @@ impl WsUpgrade {
             };
             // Our server hands hyper the TCP stream itself; taking it back lets the core write
             // frames to it directly.
-            let Ok(parts) = upgraded.downcast::<TokioIo<TcpStream>>() else {
+            let Ok(parts) = upgraded.downcast::<TokioIo<ServerIo>>() else {
                 tracing::error!("websocket upgrade on an unexpected stream type");
                 return;
             };
-            serve(Socket::new(parts.io.into_inner(), parts.read_buf, config)).await;
+            let (stream, read) = parts.io.into_inner().into_parts(parts.read_buf);
+            serve(Socket::new(stream, read, config)).await;
         });
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;

@@ -18,6 +18,7 @@ mod exposure;
 mod hostile;
 mod http_framing;
 mod isolation;
+mod keepalive;
 mod layers;
 mod login_floods;
 mod notif_broadcast;
