@@ -296,3 +296,18 @@ async fn an_app_disabled_disconnects_and_a_shutdown_only_closes() {
     assert_eq!(ws.recv().await, Got::Closed);
     stopping.await.unwrap();
 }
+
+/// A connect handler sees the handshake's own query parameters (Hestia's `query.token`), not
+/// Engine.IO's.
+#[tokio::test]
+async fn connect_handlers_see_the_handshake_query() {
+    let ns = Namespace::new().on_connect(|socket, _| {
+        let seen: Vec<_> = socket.handshake().query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        socket.emit("query", &Args::json(&seen).unwrap()).unwrap();
+        Ok(())
+    });
+    let s = spawn_socketio(PATH, SocketIo::new().namespace("/", ns)).await;
+    let mut ws = SioWs::connect_with_query(s.addr, PATH, "&token=a%20b&t=Nx1").await;
+    sid(&ws.join("/", "").await, "40");
+    assert_eq!(ws.text().await, r#"42["query",["token=a b"]]"#);
+}

@@ -25,7 +25,9 @@ pub struct Admitted {
 /// What a connect handler may want from the Engine.IO handshake.
 #[derive(Debug, Clone, Default)]
 pub struct HandshakeInfo {
-    /// The handshake's query pairs, decoded (e.g. a `token` some clients send there).
+    /// The handshake's query pairs, decoded (e.g. a `token` some clients send there), but
+    /// Engine.IO's own ([`ENGINE_PARAMS`]): kept for the connection's life, so only what a
+    /// handler may want.
     pub query: Vec<(String, String)>,
     /// The client's address, when known.
     pub client: Option<IpAddr>,
@@ -33,6 +35,9 @@ pub struct HandshakeInfo {
     /// each allow their own origins.
     pub origin: Option<String>,
 }
+
+/// Query parameters Engine.IO itself uses (`t` and `j` by old clients and cache busting).
+pub const ENGINE_PARAMS: [&str; 6] = ["EIO", "transport", "sid", "t", "j", "b64"];
 
 impl HandshakeInfo {
     /// The first value of the query parameter `name`.
@@ -54,7 +59,8 @@ impl engineio::Protocol for Server {
             .map_err(|_| EioError::Forbidden)?;
         let origin =
             handshake.headers.get(axum::http::header::ORIGIN).map(|o| o.to_str().unwrap_or_default().to_owned());
-        let info = HandshakeInfo { query: handshake.query.to_vec(), client: handshake.client, origin };
+        let query = handshake.query.iter().filter(|(k, _)| !ENGINE_PARAMS.contains(&k.as_str())).cloned().collect();
+        let info = HandshakeInfo { query, client: handshake.client, origin };
         let server = self.self_arc().ok_or(EioError::BadRequest)?;
         Ok(Box::new(Session::new(server, conn, admitted.rules, info)))
     }

@@ -21,7 +21,7 @@ mod socket;
 
 pub use args::{Args, ArgsError};
 pub use broadcast::Naming;
-pub use endpoint::{Admitted, HandshakeInfo};
+pub use endpoint::{Admitted, ENGINE_PARAMS, HandshakeInfo};
 pub use namespace::{ConnectRefusal, DisconnectReason, Message, Namespace};
 pub use payload::MAX_DEPTH;
 pub use server::{
