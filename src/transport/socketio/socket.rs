@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
@@ -68,11 +69,33 @@ pub(crate) struct Shared {
     /// The namespace whose socket joined channels: a connection's channel events are encoded
     /// in one dialect, so one namespace per connection holds channels.
     channel_owner: Mutex<Option<Arc<str>>>,
+    /// When the connection opened or a socket last left its namespace: the connect timeout
+    /// runs from there while no namespace is joined.
+    idle_since: Mutex<Instant>,
 }
 
 impl Shared {
     pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules, handshake: HandshakeInfo) -> Arc<Self> {
-        Arc::new(Self { conn, realtime, rules: Mutex::new(rules), handshake, channel_owner: Mutex::new(None) })
+        Arc::new(Self {
+            conn,
+            realtime,
+            rules: Mutex::new(rules),
+            handshake,
+            channel_owner: Mutex::new(None),
+            idle_since: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// See the field of that name.
+    pub fn idle_since(&self) -> Instant {
+        *self.idle_since.lock()
+    }
+
+    /// A socket of this connection left its namespace, maybe from another task: the
+    /// connection's task is woken to see its connect timeout again.
+    fn left(&self) {
+        *self.idle_since.lock() = Instant::now();
+        self.conn.nudge();
     }
 
     /// The channel limits of the connection's app.
@@ -343,6 +366,9 @@ impl Socket {
             frames.push(message_frame(&packet));
         }
         *state = if leaving { State::Closed } else { State::Connected };
+        if leaving {
+            self.0.shared.left();
+        }
         if !frames.is_empty() {
             self.0.shared.conn.try_send_all(frames);
         }
@@ -376,6 +402,7 @@ impl Socket {
         if !matches!(was, State::Connected | State::Pending { accepted: true, leaving: false, .. }) {
             return;
         }
+        self.0.shared.left();
         if self.owns_channels() {
             let shared = &self.0.shared;
             for channel in shared.conn.channels() {
