@@ -72,6 +72,8 @@ pub(crate) struct Shared {
     /// When the connection opened or a socket last left its namespace: the connect timeout
     /// runs from there while no namespace is joined.
     idle_since: Mutex<Instant>,
+    /// [`Socket::connection_data`].
+    data: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Shared {
@@ -83,6 +85,7 @@ impl Shared {
             handshake,
             channel_owner: Mutex::new(None),
             idle_since: Mutex::new(Instant::now()),
+            data: OnceLock::new(),
         })
     }
 
@@ -208,6 +211,15 @@ impl Socket {
     /// The value kept with [`Socket::set_data`], if it is a `T`.
     pub fn data<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
         self.0.data.get().cloned().and_then(|d| d.downcast::<T>().ok())
+    }
+
+    /// A value kept with the connection rather than the socket: shared by every socket of the
+    /// connection, and by the sockets that replace them when the client leaves a namespace and
+    /// connects again (limits that reconnecting must not reset). Made with `T::default()` on
+    /// first use; `None` if the connection already keeps a value of another type.
+    pub fn connection_data<T: Any + Send + Sync + Default>(&self) -> Option<Arc<T>> {
+        let data = self.0.shared.data.get_or_init(|| Arc::new(T::default()));
+        data.clone().downcast::<T>().ok()
     }
 
     /// Sends the event `name` with `args`.
