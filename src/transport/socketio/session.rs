@@ -234,7 +234,8 @@ impl Session {
                     self.sockets.push(socket);
                     self.release_at.get_or_insert_with(|| Instant::now() + AFTER_CONNECT);
                 }
-                Accepted::Failed => {}
+                // The outbox refused the answer (the connection is closing).
+                Accepted::Failed => socket.refuse(),
             },
             Err(refusal) => {
                 socket.refuse();
@@ -399,6 +400,42 @@ mod tests {
         let out = sent(&mut s);
         assert!(out[0].starts_with("40{"));
         assert_eq!(out[1], r#"42["early"]"#);
+    }
+
+    #[test]
+    fn a_refused_or_panicking_connect_leaves_what_its_handler_joined() {
+        let rt = realtime();
+        let orders = ChannelName::parse("orders").unwrap();
+        let joined = orders.clone();
+        let ns = Namespace::new().on_connect(move |socket, auth| {
+            socket.join(&joined).unwrap();
+            match auth {
+                r#"{"panic":true}"# => panic!("connect bug"),
+                r#"{"ok":true}"# => Ok(()),
+                _ => Err(ConnectRefusal::new("Not authorized")),
+            }
+        });
+        let io = SocketIo::new().namespace("/", ns);
+        let mut s = session(io.clone(), &rt);
+        s.on_text("0").unwrap();
+        assert_eq!(sent(&mut s), [r#"44{"message":"Not authorized"}"#]);
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 0);
+        let event = Event {
+            channel: Some(orders.clone()),
+            name: "m".into(),
+            data: Data::Text("x".into()),
+            user_id: None,
+            except: None,
+        };
+        rt.publish(&"app".into(), event).unwrap();
+        assert!(sent(&mut s).is_empty(), "no channel event for a namespace it is not in");
+        // Refused, it may still connect and join.
+        s.on_text(r#"0{"ok":true}"#).unwrap();
+        sent(&mut s);
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
+        let mut p = session(io, &rt);
+        assert_eq!(p.on_text(r#"0{"panic":true}"#), Err(Close::HandlerPanicked));
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
     }
 
     #[test]

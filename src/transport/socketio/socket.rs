@@ -386,9 +386,22 @@ impl Socket {
         }
     }
 
-    /// Marks a socket that was never accepted as closed (what it queued is dropped).
+    /// Marks a socket that was never accepted as closed (what it queued is dropped), and
+    /// leaves the channels its connect handler joined.
     pub(crate) fn refuse(&self) {
         *self.0.state.lock() = State::Closed;
+        self.leave_channels();
+    }
+
+    /// Leaves the core channels this socket holds for its connection.
+    fn leave_channels(&self) {
+        if self.owns_channels() {
+            let shared = &self.0.shared;
+            for channel in shared.conn.channels() {
+                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
+            }
+            *shared.channel_owner.lock() = None;
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -415,13 +428,7 @@ impl Socket {
             return;
         }
         self.0.shared.left();
-        if self.owns_channels() {
-            let shared = &self.0.shared;
-            for channel in shared.conn.channels() {
-                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
-            }
-            *shared.channel_owner.lock() = None;
-        }
+        self.leave_channels();
         let pending = std::mem::take(&mut self.0.acks.lock().pending);
         for (_, callback) in pending {
             callback(Err(AckError::Disconnected));
