@@ -439,6 +439,27 @@ mod tests {
     }
 
     #[test]
+    fn a_join_racing_the_socket_s_close_leaves_nothing_behind() {
+        let rt = realtime();
+        let orders = ChannelName::parse("orders").unwrap();
+        for _ in 0..2000 {
+            let mut s = session(SocketIo::new().namespace("/", Namespace::new()), &rt);
+            s.on_text("0").unwrap();
+            let (socket, channel) = (s.sockets[0].clone(), orders.clone());
+            let go = Arc::new(std::sync::Barrier::new(2));
+            let ready = go.clone();
+            let joining = std::thread::spawn(move || {
+                ready.wait();
+                let _ = socket.join(&channel);
+            });
+            go.wait();
+            s.on_text("1").unwrap();
+            joining.join().unwrap();
+            assert!(s.conn().channels().is_empty(), "a channel joined by a socket that left");
+        }
+    }
+
+    #[test]
     fn events_acks_and_binary_attachments() {
         let rt = realtime();
         let mut s = session(conformance(), &rt);

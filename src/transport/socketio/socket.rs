@@ -263,7 +263,10 @@ impl Socket {
         let Some(dialect) = self.0.ns.dialect else {
             return Err(JoinError::NotEnabled);
         };
-        if !matches!(*self.0.state.lock(), State::Connected | State::Pending { leaving: false, .. }) {
+        // Held to the end: a close on another task (the client's DISCONNECT while a surface's
+        // check finished) either comes first, or comes after and leaves this channel too.
+        let state = self.0.state.lock();
+        if !matches!(*state, State::Connected | State::Pending { leaving: false, .. }) {
             return Err(JoinError::Disconnected);
         }
         let shared = &self.0.shared;
@@ -278,7 +281,9 @@ impl Socket {
                 }
             }
         }
-        Ok(shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules())?)
+        let joined = shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules());
+        drop(state);
+        Ok(joined?)
     }
 
     /// Moves the connection to the core app `app` under its `rules`, counted against its
