@@ -518,6 +518,12 @@ impl Conn {
         self.signal.notify();
     }
 
+    /// Wakes the connection's task with nothing queued, so that it looks at its session's
+    /// timers again (a transport whose deadline another task moved).
+    pub fn nudge(&self) {
+        self.wake();
+    }
+
     /// Whether the core has already removed this connection.
     pub(crate) fn mark_closed(&self) -> bool {
         self.closed.swap(true, Ordering::AcqRel)

@@ -388,6 +388,9 @@ pub(crate) async fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
             if let Some(reason) = closing {
                 end_for_core(inner, &polled, &mut state, reason);
             }
+            // What another task sent may have moved the upper layer's deadline earlier (a
+            // socket disconnected from its last namespace starts the connect timeout).
+            schedule(inner, &polled, &mut state);
             if let Some(words) = state.last_words.take() {
                 packet::append_polling(&mut body, &words);
             }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
@@ -68,11 +69,36 @@ pub(crate) struct Shared {
     /// The namespace whose socket joined channels: a connection's channel events are encoded
     /// in one dialect, so one namespace per connection holds channels.
     channel_owner: Mutex<Option<Arc<str>>>,
+    /// When the connection opened or a socket last left its namespace: the connect timeout
+    /// runs from there while no namespace is joined.
+    idle_since: Mutex<Instant>,
+    /// [`Socket::connection_data`].
+    data: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Shared {
     pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules, handshake: HandshakeInfo) -> Arc<Self> {
-        Arc::new(Self { conn, realtime, rules: Mutex::new(rules), handshake, channel_owner: Mutex::new(None) })
+        Arc::new(Self {
+            conn,
+            realtime,
+            rules: Mutex::new(rules),
+            handshake,
+            channel_owner: Mutex::new(None),
+            idle_since: Mutex::new(Instant::now()),
+            data: OnceLock::new(),
+        })
+    }
+
+    /// See the field of that name.
+    pub fn idle_since(&self) -> Instant {
+        *self.idle_since.lock()
+    }
+
+    /// A socket of this connection left its namespace, maybe from another task: the
+    /// connection's task is woken to see its connect timeout again.
+    fn left(&self) {
+        *self.idle_since.lock() = Instant::now();
+        self.conn.nudge();
     }
 
     /// The channel limits of the connection's app.
@@ -187,6 +213,15 @@ impl Socket {
         self.0.data.get().cloned().and_then(|d| d.downcast::<T>().ok())
     }
 
+    /// A value kept with the connection rather than the socket: shared by every socket of the
+    /// connection, and by the sockets that replace them when the client leaves a namespace and
+    /// connects again (limits that reconnecting must not reset). Made with `T::default()` on
+    /// first use; `None` if the connection already keeps a value of another type.
+    pub fn connection_data<T: Any + Send + Sync + Default>(&self) -> Option<Arc<T>> {
+        let data = self.0.shared.data.get_or_init(|| Arc::new(T::default()));
+        data.clone().downcast::<T>().ok()
+    }
+
     /// Sends the event `name` with `args`.
     pub fn emit(&self, name: &str, args: &Args) -> Result<(), EmitError> {
         let mut packet = Vec::with_capacity(16 + name.len() + args.text().len());
@@ -228,7 +263,10 @@ impl Socket {
         let Some(dialect) = self.0.ns.dialect else {
             return Err(JoinError::NotEnabled);
         };
-        if !matches!(*self.0.state.lock(), State::Connected | State::Pending { leaving: false, .. }) {
+        // Held to the end: a close on another task (the client's DISCONNECT while a surface's
+        // check finished) either comes first, or comes after and leaves this channel too.
+        let state = self.0.state.lock();
+        if !matches!(*state, State::Connected | State::Pending { leaving: false, .. }) {
             return Err(JoinError::Disconnected);
         }
         let shared = &self.0.shared;
@@ -243,7 +281,9 @@ impl Socket {
                 }
             }
         }
-        Ok(shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules())?)
+        let joined = shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules());
+        drop(state);
+        Ok(joined?)
     }
 
     /// Moves the connection to the core app `app` under its `rules`, counted against its
@@ -343,14 +383,30 @@ impl Socket {
             frames.push(message_frame(&packet));
         }
         *state = if leaving { State::Closed } else { State::Connected };
+        if leaving {
+            self.0.shared.left();
+        }
         if !frames.is_empty() {
             self.0.shared.conn.try_send_all(frames);
         }
     }
 
-    /// Marks a socket that was never accepted as closed (what it queued is dropped).
+    /// Marks a socket that was never accepted as closed (what it queued is dropped), and
+    /// leaves the channels its connect handler joined.
     pub(crate) fn refuse(&self) {
         *self.0.state.lock() = State::Closed;
+        self.leave_channels();
+    }
+
+    /// Leaves the core channels this socket holds for its connection.
+    fn leave_channels(&self) {
+        if self.owns_channels() {
+            let shared = &self.0.shared;
+            for channel in shared.conn.channels() {
+                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
+            }
+            *shared.channel_owner.lock() = None;
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -376,13 +432,8 @@ impl Socket {
         if !matches!(was, State::Connected | State::Pending { accepted: true, leaving: false, .. }) {
             return;
         }
-        if self.owns_channels() {
-            let shared = &self.0.shared;
-            for channel in shared.conn.channels() {
-                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
-            }
-            *shared.channel_owner.lock() = None;
-        }
+        self.0.shared.left();
+        self.leave_channels();
         let pending = std::mem::take(&mut self.0.acks.lock().pending);
         for (_, callback) in pending {
             callback(Err(AckError::Disconnected));
