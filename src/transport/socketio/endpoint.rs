@@ -59,7 +59,7 @@ impl engineio::Protocol for Server {
             .map_err(|_| EioError::Forbidden)?;
         let origin =
             handshake.headers.get(axum::http::header::ORIGIN).map(|o| o.to_str().unwrap_or_default().to_owned());
-        let query = handshake.query.iter().filter(|(k, _)| !ENGINE_PARAMS.contains(&k.as_str())).cloned().collect();
+        let query = kept_query(handshake.query);
         let info = HandshakeInfo { query, client: handshake.client, origin };
         let server = self.self_arc().ok_or(EioError::BadRequest)?;
         Ok(Box::new(Session::new(server, conn, admitted.rules, info)))
@@ -121,5 +121,43 @@ impl engineio::Session for Session {
         self.finish();
         let shared = self.shared();
         shared.realtime.disconnect(&shared.conn, &shared.rules());
+    }
+}
+
+/// The most of its handshake's own query a connection keeps for its life, in bytes of keys and
+/// values: enough for a token and a few settings, while a client cannot make every idle
+/// connection hold its whole 16 KB header block.
+pub const MAX_KEPT_QUERY_BYTES: usize = 2048;
+
+/// The handshake's own query pairs (not Engine.IO's), in order, while they fit
+/// [`MAX_KEPT_QUERY_BYTES`]; a pair that would pass it and every later one are dropped.
+fn kept_query(query: &[(String, String)]) -> Vec<(String, String)> {
+    let mut bytes = 0;
+    query
+        .iter()
+        .filter(|(k, _)| !ENGINE_PARAMS.contains(&k.as_str()))
+        .take_while(|(k, v)| {
+            bytes += k.len() + v.len();
+            bytes <= MAX_KEPT_QUERY_BYTES
+        })
+        .cloned()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_KEPT_QUERY_BYTES, kept_query};
+
+    fn pair(k: &str, v: &str) -> (String, String) {
+        (k.to_owned(), v.to_owned())
+    }
+
+    #[test]
+    fn a_connection_keeps_its_own_query_up_to_a_bound() {
+        let query = vec![pair("EIO", "4"), pair("token", "t"), pair("transport", "polling"), pair("room", "a")];
+        assert_eq!(kept_query(&query), vec![pair("token", "t"), pair("room", "a")]);
+        let big = "x".repeat(MAX_KEPT_QUERY_BYTES / 2);
+        let query = vec![pair("a", &big), pair("b", &big), pair("c", "small")];
+        assert_eq!(kept_query(&query), vec![pair("a", &big)], "the pair past the bound and every later one go");
     }
 }

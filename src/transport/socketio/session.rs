@@ -190,7 +190,9 @@ impl Session {
             (Body::Event { name, args, ack, .. }, Some(at)) => {
                 let socket = &self.sockets[at];
                 let Some(handler) = socket.handlers().event_handler(&name).cloned() else {
-                    tracing::debug!(event = %name, "socket.io event without a handler");
+                    // The client's text: shortened and escaped before it reaches a log line.
+                    let shown: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+                    tracing::debug!(event = %shown, "socket.io event without a handler");
                     return Ok(());
                 };
                 let message = Message {
