@@ -13,6 +13,7 @@ mod args;
 pub mod broadcast;
 pub mod codec;
 mod endpoint;
+mod limits;
 mod namespace;
 mod payload;
 mod server;
@@ -22,8 +23,8 @@ mod socket;
 pub use args::{Args, ArgsError};
 pub use broadcast::Naming;
 pub use endpoint::{Admitted, ENGINE_PARAMS, HandshakeInfo};
+pub use limits::MAX_DEPTH;
 pub use namespace::{ConnectRefusal, DisconnectReason, Message, Namespace};
-pub use payload::MAX_DEPTH;
 pub use server::{
     Admit, DEFAULT_APP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_RULES, OriginCheck, Server, SetupError, SocketIo,
 };

@@ -8,8 +8,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::broadcast;
-use super::codec::{MAIN_NAMESPACE, MAX_NAMESPACE_LEN};
+use super::codec::MAIN_NAMESPACE;
 use super::endpoint::Admitted;
+use super::limits::MAX_NAMESPACE_LEN;
 use super::namespace::Namespace;
 use super::session::DEFAULT_CONNECT_TIMEOUT;
 use super::socket::Registered;

@@ -13,8 +13,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::args::Args;
-use super::codec::{self, Body, DecodeError, Packet};
+use super::codec::{self, Body, Packet};
 use super::endpoint::HandshakeInfo;
+use super::limits::DecodeError;
 use super::namespace::{ConnectRefusal, DisconnectReason, Message};
 use super::server::Server;
 use super::socket::{Accepted, AckSender, Shared, Socket};
