@@ -14,11 +14,11 @@ use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, Body, Packet};
-use super::endpoint::HandshakeInfo;
+use super::handshake::HandshakeInfo;
 use super::limits::DecodeError;
-use super::namespace::{ConnectRefusal, DisconnectReason, Message};
+use super::namespace::{ConnectRefusal, Message};
 use super::server::Server;
-use super::socket::{Accepted, AckSender, Shared, Socket};
+use super::socket::{Accepted, AckSender, DisconnectReason, Shared, Socket};
 use crate::core::{ChannelRules, ConnHandle};
 use crate::transport::engineio::message_frame;
 
@@ -190,7 +190,8 @@ impl Session {
             }
             (Body::Event { name, args, ack, .. }, Some(at)) => {
                 let socket = &self.sockets[at];
-                let Some(handler) = socket.handlers().event_handler(&name).cloned() else {
+                let handler = self.server.namespace(socket.namespace()).and_then(|ns| ns.handlers.event_handler(&name));
+                let Some(handler) = handler.cloned() else {
                     // The client's text: shortened and escaped before it reaches a log line.
                     let shown: String = name.chars().take(64).flat_map(char::escape_debug).collect();
                     tracing::debug!(event = %shown, "socket.io event without a handler");
@@ -216,7 +217,7 @@ impl Session {
             self.refuse(nsp, &ConnectRefusal::new("Invalid namespace"));
             return Ok(());
         };
-        let socket = Socket::new(ns.clone(), self.shared.clone());
+        let socket = Socket::new(ns.shared.clone(), self.shared.clone());
         let verdict = match ns.handlers.connect_handler() {
             Some(handler) => {
                 let handler = handler.clone();
@@ -265,9 +266,6 @@ fn panicked() -> Close {
     Close::HandlerPanicked
 }
 
-/// The connect timeout the reference server uses (45 s) is longer than SPEC §10 allows.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -275,7 +273,7 @@ mod tests {
     use super::*;
     use crate::broker::MemoryBroker;
     use crate::core::{ChannelName, Data, Event, OutboxLimits, Realtime, Transport};
-    use crate::transport::socketio::{Namespace, SocketIo};
+    use crate::transport::socketio::{DEFAULT_CONNECT_TIMEOUT, Namespace, SocketIo};
 
     const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 2, subscription_count: false };
 

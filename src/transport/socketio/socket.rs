@@ -12,8 +12,7 @@ use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
-use super::endpoint::HandshakeInfo;
-use super::namespace::{DisconnectReason, Namespace};
+use super::handshake::HandshakeInfo;
 use crate::core::{ChannelName, ChannelRules, ConnHandle, Dialect, Joined, MoveError, Realtime, SubscribeError};
 use crate::transport::engineio::{binary_frame, message_frame};
 
@@ -58,6 +57,31 @@ pub enum AckError {
     #[error("the socket disconnected before it answered")]
     Disconnected,
 }
+
+/// Why a socket left its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT.
+    ClientNamespaceDisconnect,
+    /// The server called [`Socket::disconnect`].
+    ServerNamespaceDisconnect,
+    /// The connection ended (closed, timed out, refused a packet, server shutdown).
+    TransportClose,
+}
+
+impl DisconnectReason {
+    /// The reference server's names for these reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientNamespaceDisconnect => "client namespace disconnect",
+            Self::ServerNamespaceDisconnect => "server namespace disconnect",
+            Self::TransportClose => "transport close",
+        }
+    }
+}
+
+/// The handler a namespace runs when one of its sockets leaves it.
+pub(crate) type DisconnectFn = dyn Fn(&Socket, DisconnectReason) + Send + Sync;
 
 /// What the sockets of one Engine.IO connection share.
 pub(crate) struct Shared {
@@ -107,12 +131,13 @@ impl Shared {
     }
 }
 
-/// A namespace as the server registered it.
-pub(crate) struct Registered {
+/// What the sockets of one namespace share, as the server registered it. The program's other
+/// handlers stay with the server: a socket itself only calls the one for leaving.
+pub(crate) struct NsShared {
     pub name: Arc<str>,
-    pub handlers: Namespace,
     /// How its channel events are encoded; `None`: it joins no channels.
     pub dialect: Option<Dialect>,
+    pub on_disconnect: Option<Arc<DisconnectFn>>,
 }
 
 enum State {
@@ -148,7 +173,7 @@ struct Acks {
 
 struct Inner {
     id: Box<str>,
-    ns: Arc<Registered>,
+    ns: Arc<NsShared>,
     shared: Arc<Shared>,
     state: Mutex<State>,
     acks: Mutex<Acks>,
@@ -166,7 +191,7 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(ns: Arc<Registered>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(ns: Arc<NsShared>, shared: Arc<Shared>) -> Self {
         let id = hex::encode(rand::random::<[u8; 12]>()).into_boxed_str();
         Self(Arc::new(Inner {
             id,
@@ -321,10 +346,6 @@ impl Socket {
         self.close(DisconnectReason::ServerNamespaceDisconnect);
     }
 
-    pub(crate) fn handlers(&self) -> &Namespace {
-        &self.0.ns.handlers
-    }
-
     fn owns_channels(&self) -> bool {
         self.0.shared.channel_owner.lock().as_deref() == Some(&*self.0.ns.name)
     }
@@ -438,7 +459,7 @@ impl Socket {
         for (_, callback) in pending {
             callback(Err(AckError::Disconnected));
         }
-        if let Some(handler) = self.0.ns.handlers.disconnect_handler() {
+        if let Some(handler) = &self.0.ns.on_disconnect {
             handler(self, reason);
         }
     }
