@@ -12,7 +12,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::channel::ChannelName;
-use super::flush::FlushQueue;
+use super::flush::{Flush, FlushQueue};
 use super::signal::Signal;
 
 /// `\d+\.\d+`: a node part (random per process, so ids are unique across nodes) and a
@@ -270,7 +270,7 @@ pub struct Conn {
     pub connected_at: i64,
     limits: OutboxLimits,
     outbox: Mutex<Outbox>,
-    flush: Arc<FlushQueue>,
+    flush: Arc<FlushQueue<ConnHandle>>,
     /// Wakes the connection task when it has something to do: frames for a connection without a
     /// wire, a full socket, a close.
     signal: Signal,
@@ -291,7 +291,7 @@ impl Conn {
         transport: Transport,
         app: Arc<str>,
         limits: OutboxLimits,
-        flush: Arc<FlushQueue>,
+        flush: Arc<FlushQueue<ConnHandle>>,
     ) -> ConnHandle {
         Arc::new(Self {
             socket_id,
@@ -444,19 +444,6 @@ impl Conn {
         out.write()
     }
 
-    /// The flush queue's turn for this connection.
-    pub(crate) fn flush_listed(&self) {
-        let mut out = self.outbox.lock();
-        out.listed = false;
-        if out.stalled || out.broken {
-            return;
-        }
-        if out.write() != Flushed::Done {
-            drop(out);
-            self.wake();
-        }
-    }
-
     /// Ends the stream of frames before a close: a slow consumer's backlog is dropped (all but
     /// a partly written frame, which must finish), everyone else's still goes out. Then `last`
     /// frames are queued whatever the bounds. Returns whether anything is left to write.
@@ -518,6 +505,12 @@ impl Conn {
         self.signal.notify();
     }
 
+    /// Wakes the connection's task with nothing queued, so that it looks at its session's
+    /// timers again (a transport whose deadline another task moved).
+    pub fn nudge(&self) {
+        self.wake();
+    }
+
     /// Whether the core has already removed this connection.
     pub(crate) fn mark_closed(&self) -> bool {
         self.closed.swap(true, Ordering::AcqRel)
@@ -544,6 +537,21 @@ impl Conn {
     /// The signed-in user, if any.
     pub fn user(&self) -> Option<Arc<str>> {
         self.membership.lock().user.clone()
+    }
+}
+
+impl Flush for ConnHandle {
+    /// The flush queue's turn for this connection.
+    fn flush_listed(&self) {
+        let mut out = self.outbox.lock();
+        out.listed = false;
+        if out.stalled || out.broken {
+            return;
+        }
+        if out.write() != Flushed::Done {
+            drop(out);
+            self.wake();
+        }
     }
 }
 

@@ -12,32 +12,43 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
-use super::conn::ConnHandle;
 use super::signal::Signal;
 
 /// Connections written between two yields, so a large fan-out does not keep other tasks
 /// (requests, reads, timers) waiting for the whole of it.
 const YIELD_EVERY: usize = 256;
 
-#[derive(Default)]
-pub(crate) struct FlushQueue {
-    list: Mutex<Vec<ConnHandle>>,
+/// What a flush queue lists (a connection): it writes its queued frames when its turn comes.
+/// The queue knows it by this alone, so connections can hold their queue.
+pub(crate) trait Flush: Send + Sync + 'static {
+    /// The queue's turn for this entry.
+    fn flush_listed(&self);
+}
+
+pub(crate) struct FlushQueue<C> {
+    list: Mutex<Vec<C>>,
     /// Wakes the queue's task; shared with it apart from the queue, so that the task holds the
     /// queue only weakly and ends once the engine and its connections are gone.
     signal: Arc<Signal>,
     started: AtomicBool,
 }
 
-impl Drop for FlushQueue {
+impl<C> Default for FlushQueue<C> {
+    fn default() -> Self {
+        Self { list: Mutex::new(Vec::new()), signal: Arc::default(), started: AtomicBool::new(false) }
+    }
+}
+
+impl<C> Drop for FlushQueue<C> {
     fn drop(&mut self) {
         self.signal.notify();
     }
 }
 
-impl FlushQueue {
+impl<C: Flush> FlushQueue<C> {
     /// Lists a connection; false when no runtime can run the flush (the caller wakes the
     /// connection's own task instead).
-    pub fn push(self: &Arc<Self>, conn: ConnHandle) -> bool {
+    pub fn push(self: &Arc<Self>, conn: C) -> bool {
         if !self.started.load(Ordering::Acquire) && !self.start() {
             return false;
         }
@@ -63,8 +74,8 @@ impl FlushQueue {
     }
 }
 
-async fn run(queue: Weak<FlushQueue>, signal: Arc<Signal>) {
-    let mut batch: Vec<ConnHandle> = Vec::new();
+async fn run<C: Flush>(queue: Weak<FlushQueue<C>>, signal: Arc<Signal>) {
+    let mut batch: Vec<C> = Vec::new();
     loop {
         signal.wait().await;
         let Some(queue) = queue.upgrade() else {

@@ -186,7 +186,7 @@ struct Inner {
     encoders: Encoders,
     outbox: OutboxLimits,
     /// One flush queue per core: connections are spread over them by sequence number.
-    flush: Vec<Arc<FlushQueue>>,
+    flush: Vec<Arc<FlushQueue<ConnHandle>>>,
 }
 
 /// What the broker calls back into; weak so the broker does not keep the core alive.

@@ -11,6 +11,7 @@ mod handle;
 mod peers;
 mod router;
 pub mod shutdown;
+mod socket_setups;
 pub mod state;
 
 use std::net::SocketAddr;
@@ -143,7 +144,7 @@ impl Server {
         let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
         let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
-        let engineio = engineio::EngineIo::new(
+        let engineio = socket_setups::build(
             &config.socketio,
             &realtime,
             &origins,

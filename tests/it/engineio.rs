@@ -311,6 +311,25 @@ async fn malformed_packets_close_the_session_and_the_server_stays_healthy() {
     assert_eq!(poll(&server, &sid).await.body, "4still fine");
 }
 
+/// In v4 the server pings: a client's ping is the wrong heartbeat direction and ends the session,
+/// as Node's server does (so a POST of half a million pings is not half a million pongs).
+#[tokio::test]
+async fn a_ping_from_the_client_ends_the_session() {
+    let server = spawn_server().await;
+    let sid = open_polling(&server).await;
+    let pings = vec!["2"; 1000].join("\x1e");
+    let answer = post(&server, &sid, pings.as_bytes()).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "ok"));
+    assert_eq!(poll(&server, &sid).await.status, 400, "the session is closed");
+    let mut ws = ws_connect(&server, "EIO=4&transport=websocket").await;
+    assert!(next_text(&mut ws).await.starts_with('0'));
+    ws.send(Message::text("2")).await.unwrap();
+    assert_eq!(next(&mut ws).await, None, "a ping closes the socket");
+    let sid = open_polling(&server).await;
+    assert_eq!(post(&server, &sid, b"4still fine").await.body, "ok");
+    assert_eq!(poll(&server, &sid).await.body, "4still fine");
+}
+
 #[tokio::test]
 async fn a_payload_over_max_payload_is_413_on_polling_and_1009_on_websocket() {
     let server = spawn_with(|c| c.socketio.max_payload = 2048).await;

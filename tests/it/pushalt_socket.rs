@@ -391,3 +391,34 @@ async fn a_flood_of_joins_is_bounded_and_the_socket_stays() {
     assert_eq!(ws.text().await, format!(r#"42["workspace:{}:orders:message","still here"]"#, number(&server, APP_ID)));
     server.stop().await;
 }
+
+/// The join limits are the connection's: leaving the namespace and connecting again gives a
+/// new socket, not new room for token checks (each a store lookup) or relays.
+#[tokio::test]
+async fn reconnecting_the_namespace_does_not_reset_the_join_limits() {
+    let server = spawn_server().await;
+    let token = default_token(&server, "orders").await;
+    let mut ws = socket(&server).await;
+    ws.send("41").await;
+    for _ in 0..30 {
+        ws.send("40").await;
+        ws.send(&join_packet(&token, "orders")).await;
+        ws.send("41").await;
+    }
+    let (mut connects, mut refused) = (0, 0);
+    while connects < 30 {
+        let text = ws.text().await;
+        if text.starts_with("40{") {
+            connects += 1;
+        } else if text == joined("orders", number(&server, APP_ID)) || text == "41" {
+            // A check that finished before its socket left.
+        } else {
+            let v: Value = serde_json::from_str(text.strip_prefix("42").unwrap()).unwrap();
+            assert_eq!(v[0], "error", "{text}");
+            assert!(v[1]["message"].as_str().unwrap().starts_with("Too many joins"), "{text}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 15, "only {refused} of 30 joins refused");
+    server.stop().await;
+}

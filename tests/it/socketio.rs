@@ -38,6 +38,15 @@ fn setup() -> SocketIo {
                     ack.send(&Args::json(&"joined").unwrap()).unwrap();
                 }
             })
+            .on("leave", |socket: &Socket, _| socket.disconnect())
+            .on("leave-later", |socket: &Socket, _| {
+                // From another task, as a surface that checks something first does.
+                let socket = socket.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    socket.disconnect();
+                });
+            })
             .on("ask", |socket: &Socket, _| {
                 let socket2 = socket.clone();
                 socket
@@ -112,6 +121,56 @@ async fn a_connection_that_never_connects_is_closed_after_the_timeout() {
     let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
     ws.text().await;
     ws.expect_silence(Duration::from_millis(800)).await;
+}
+
+/// A connection that is in a namespace no more (left by the client, disconnected by a handler
+/// or from another task, then refused) gets the connect timeout again, as a fresh one.
+#[tokio::test]
+async fn a_connection_left_in_no_namespace_is_closed_after_the_timeout() {
+    let s = server().await;
+    let timeout = Duration::from_millis(500);
+    for leave in [None, Some(r#"42["leave"]"#), Some(r#"42["leave-later"]"#)] {
+        let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+        ws.text().await;
+        // Longer than the timeout in the namespace: it stays.
+        ws.expect_silence(timeout + Duration::from_millis(200)).await;
+        match leave {
+            None => ws.send("41").await,
+            Some(event) => {
+                ws.send(event).await;
+                assert_eq!(ws.text().await, "41", "{event}");
+            }
+        }
+        let left = tokio::time::Instant::now();
+        ws.expect_closed().await;
+        assert!(left.elapsed() >= timeout - Duration::from_millis(50), "{leave:?}: closed after {:?}", left.elapsed());
+    }
+    // A refused CONNECT after leaving does not restart the timeout.
+    let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    ws.text().await;
+    ws.send("41").await;
+    assert_eq!(ws.join("/", r#"{"token":"refuse"}"#).await, r#"44{"message":"Not authorized","data":{"code":7}}"#);
+    ws.expect_closed().await;
+    // Back in a namespace within the timeout: it stays.
+    let (mut ws, _) = SioWs::connect_nsp(s.addr, PATH, "/", "").await;
+    ws.text().await;
+    ws.send("41").await;
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    ws.join("/custom", "").await;
+    ws.text().await;
+    ws.expect_silence(Duration::from_millis(800)).await;
+    // Polling, disconnected from another task while a GET waits.
+    let poll = SioPoll::connect(s.addr, PATH).await;
+    assert_eq!(poll.post(&["40"]).await, 200);
+    poll.packets(2).await;
+    assert_eq!(poll.post(&[r#"42["leave-later"]"#]).await, 200);
+    assert_eq!(poll.packets(1).await, ["41"]);
+    let left = tokio::time::Instant::now();
+    let (status, packets) = poll.poll().await;
+    assert_eq!((status, packets), (200, vec!["1".to_owned()]));
+    assert!(left.elapsed() >= timeout - Duration::from_millis(50), "closed after {:?}", left.elapsed());
+    assert_eq!(poll.poll().await.0, 400);
+    assert_healthy(&s).await;
 }
 
 #[tokio::test]
@@ -295,4 +354,19 @@ async fn an_app_disabled_disconnects_and_a_shutdown_only_closes() {
     let stopping = tokio::spawn(s.stop());
     assert_eq!(ws.recv().await, Got::Closed);
     stopping.await.unwrap();
+}
+
+/// A connect handler sees the handshake's own query parameters (Hestia's `query.token`), not
+/// Engine.IO's.
+#[tokio::test]
+async fn connect_handlers_see_the_handshake_query() {
+    let ns = Namespace::new().on_connect(|socket, _| {
+        let seen: Vec<_> = socket.handshake().query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        socket.emit("query", &Args::json(&seen).unwrap()).unwrap();
+        Ok(())
+    });
+    let s = spawn_socketio(PATH, SocketIo::new().namespace("/", ns)).await;
+    let mut ws = SioWs::connect_with_query(s.addr, PATH, "&token=a%20b&t=Nx1").await;
+    sid(&ws.join("/", "").await, "40");
+    assert_eq!(ws.text().await, r#"42["query",["token=a b"]]"#);
 }

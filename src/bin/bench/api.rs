@@ -4,13 +4,13 @@
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request, header};
 use hyper_util::rt::TokioIo;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 
 use switchboard::auth::pusher::sign_query;
@@ -102,7 +102,7 @@ pub struct Requests {
 impl Requests {
     pub fn new(publishing: &Publishing, creds: &Creds, channel: &str) -> Self {
         let path = match publishing.via {
-            Publish::Node => format!("/emit?room={}", crate::sio::query_value(channel)),
+            Publish::Node => format!("/emit?room={}", query_value(channel)),
             _ => "/api/message/emit".to_owned(),
         };
         Self {
@@ -209,6 +209,35 @@ impl std::fmt::Display for NotSent {
 
 impl std::error::Error for NotSent {}
 
+/// Asks Switchboard's `POST /api/channel/auth` for a token to `channel`: (token, event name). One
+/// token serves every subscriber of the run: tokens are reusable until they expire (SPEC §5), and
+/// a token per socket would measure the token store during the ramp, not the transport.
+pub async fn fetch_token(api: &mut Api, creds: &Creds, channel: &str) -> anyhow::Result<(String, String)> {
+    let body = json!({"app_id": creds.app_id, "app_key": creds.secret, "channel_name": channel}).to_string();
+    let (status, reply) = api.post("/api/channel/auth", Bytes::from(body)).await.context("POST /api/channel/auth")?;
+    if status != 200 {
+        bail!("POST /api/channel/auth: {status}: {}", String::from_utf8_lossy(&reply));
+    }
+    let v: Value = serde_json::from_slice(&reply).context("POST /api/channel/auth: not JSON")?;
+    let (Some(token), Some(name)) = (v["token"].as_str(), v["message_listen_name"].as_str()) else {
+        bail!("POST /api/channel/auth: no token or message_listen_name in {v}");
+    };
+    Ok((token.to_owned(), name.to_owned()))
+}
+
+/// Percent-encodes a query value (session ids are URL-safe in both servers; this keeps it so).
+pub fn query_value(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +266,11 @@ mod tests {
         let mut r = requests(Publish::Node, "message");
         let body = r.body("~SB1.2~");
         assert_eq!((json_of(&body), r.uri_fixed(&body)), (json!("~SB1.2~"), "/emit?room=orders%40x".to_owned()));
+    }
+
+    #[test]
+    fn query_values_are_escaped() {
+        assert_eq!(query_value("aZ09-_.~"), "aZ09-_.~");
+        assert_eq!(query_value("a+b/c=&"), "a%2Bb%2Fc%3D%26");
     }
 }

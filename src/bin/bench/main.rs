@@ -27,6 +27,7 @@ mod sio;
 mod stats;
 mod subs;
 mod sys;
+mod tally;
 mod ws;
 
 use std::cell::RefCell;
@@ -41,7 +42,8 @@ use serde_json::{Value, json};
 use crate::api::{Api, Creds, Publish, Publishing};
 use crate::scenarios::{FanoutOpts, MaxOpts};
 use crate::sio::{Flavour, Target, Transport};
-use crate::subs::{Ctx, Kind, Protocol};
+use crate::subs::{Ctx, Protocol};
+use crate::tally::Kind;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -287,7 +289,7 @@ async fn run(args: Args) -> anyhow::Result<(Value, ExitCode)> {
         addr,
         authority,
         ws_path: format!("/app/{}?protocol=7&client=bench&version=1", args.key),
-        notif_path: format!("/ws?api_key={}", sio::query_value(&args.key)),
+        notif_path: format!("/ws?api_key={}", api::query_value(&args.key)),
         protocol: args.protocol,
         sio,
         publishing,
@@ -373,7 +375,7 @@ async fn sio_target(args: &Args, addr: std::net::SocketAddr, authority: &str, cr
         Flavour::Node => Target::node(path, args.transport, &args.channel),
         Flavour::Switchboard => {
             let mut api = Api::connect(addr, authority).await?;
-            let (token, listen_name) = sio::fetch_token(&mut api, creds, &args.channel).await?;
+            let (token, listen_name) = api::fetch_token(&mut api, creds, &args.channel).await?;
             Target::switchboard(path, args.transport, &args.channel, &token, &listen_name)
         }
     })

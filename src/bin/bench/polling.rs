@@ -12,9 +12,10 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::api::query_value;
 use crate::sio::{self, Handshake, Target};
 use crate::stats::now_us;
-use crate::subs::{Seen, Shared, shorten};
+use crate::tally::{Seen, Shared, shorten};
 use crate::ws::find;
 
 const MAX_HEAD: usize = 16 * 1024;
@@ -232,7 +233,7 @@ impl PollSession {
         let mut h = Handshake::new(target);
         let mut out = Vec::new();
         let mut joined = feed(&mut h, get.bytes(body), &mut out)?;
-        let sid = sio::query_value(h.sid.as_deref().context("no open packet in the handshake response")?);
+        let sid = query_value(h.sid.as_deref().context("no open packet in the handshake response")?);
         let path = format!("{}&sid={sid}", target.base);
         let post_head =
             format!("POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: text/plain;charset=UTF-8\r\n");

@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 
 use crate::api::{Api, NotSent, Requests};
 use crate::stats::{Histogram, now_us};
-use crate::subs::{self, Ctx, Ramp, Shared};
+use crate::subs::{self, Ctx, Ramp};
 use crate::sys::{self, CpuUsage, CpuWindow, r1, r3};
+use crate::tally::Shared;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pooled publish connections idle longer than this are dropped, not reused: servers close idle

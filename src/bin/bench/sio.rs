@@ -7,11 +7,9 @@
 //! for Switchboard) and its stamp found by a substring search, in the buffer it was read into.
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use serde_json::{Value, json};
 
-use crate::api::{Api, Creds};
-use crate::subs::Seen;
+use crate::tally::{Seen, parse_stamp, shorten};
 
 /// Engine.IO v4 separates the packets of one polling payload with this byte.
 pub const SEPARATOR: u8 = 0x1e;
@@ -114,37 +112,19 @@ impl Target {
     #[inline]
     pub fn classify(&self, packet: &[u8]) -> Seen {
         if let Some(rest) = packet.strip_prefix(self.prefix.as_slice()) {
-            return match crate::subs::parse_stamp(rest) {
+            return match parse_stamp(rest) {
                 Some((seq, sent)) => Seen::Delivery(seq, sent),
-                None => Seen::Note(format!("unstamped delivery {}", crate::subs::shorten(packet))),
+                None => Seen::Note(format!("unstamped delivery {}", shorten(packet))),
             };
         }
         match packet {
             b"2" => Seen::Reply(PONG),
             b"1" => Seen::End("Engine.IO close from the server".to_owned()),
-            [b'4', b'1', ..] => Seen::End(format!("Socket.IO DISCONNECT {}", crate::subs::shorten(packet))),
-            p if p.starts_with(ERROR_EVENT) || p.starts_with(b"44") => {
-                Seen::Note(format!("Socket.IO {}", crate::subs::shorten(p)))
-            }
+            [b'4', b'1', ..] => Seen::End(format!("Socket.IO DISCONNECT {}", shorten(packet))),
+            p if p.starts_with(ERROR_EVENT) || p.starts_with(b"44") => Seen::Note(format!("Socket.IO {}", shorten(p))),
             _ => Seen::Nothing,
         }
     }
-}
-
-/// Asks Switchboard's `POST /api/channel/auth` for a token to `channel`: (token, event name). One
-/// token serves every subscriber of the run: tokens are reusable until they expire (SPEC §5), and
-/// a token per socket would measure the token store during the ramp, not the transport.
-pub async fn fetch_token(api: &mut Api, creds: &Creds, channel: &str) -> anyhow::Result<(String, String)> {
-    let body = json!({"app_id": creds.app_id, "app_key": creds.secret, "channel_name": channel}).to_string();
-    let (status, reply) = api.post("/api/channel/auth", Bytes::from(body)).await.context("POST /api/channel/auth")?;
-    if status != 200 {
-        bail!("POST /api/channel/auth: {status}: {}", String::from_utf8_lossy(&reply));
-    }
-    let v: Value = serde_json::from_slice(&reply).context("POST /api/channel/auth: not JSON")?;
-    let (Some(token), Some(name)) = (v["token"].as_str(), v["message_listen_name"].as_str()) else {
-        bail!("POST /api/channel/auth: no token or message_listen_name in {v}");
-    };
-    Ok((token.to_owned(), name.to_owned()))
 }
 
 /// A subscriber's way from the Engine.IO open packet to a joined channel, fed one packet at a
@@ -163,7 +143,7 @@ impl<'t> Handshake<'t> {
 
     /// Takes one packet; pushes what must be sent in answer to `out`. `Ok(true)` once joined.
     pub fn on_packet(&mut self, packet: &[u8], out: &mut Vec<Vec<u8>>) -> anyhow::Result<bool> {
-        let shown = || crate::subs::shorten(packet);
+        let shown = || shorten(packet);
         match packet {
             [b'0', open @ ..] => {
                 let v: Value = serde_json::from_slice(open).with_context(|| format!("open packet {}", shown()))?;
@@ -191,19 +171,6 @@ impl<'t> Handshake<'t> {
 /// The packets of one polling payload.
 pub fn packets(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
     payload.split(|b| *b == SEPARATOR).filter(|p| !p.is_empty())
-}
-
-/// Percent-encodes a query value (session ids are URL-safe in both servers; this keeps it so).
-pub fn query_value(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -277,11 +244,5 @@ mod tests {
         let all: Vec<&[u8]> = packets(body).collect();
         assert_eq!(all, vec![&b"2"[..], &br#"42["message","~SB1.2~"]"#[..], &b"6"[..]]);
         assert_eq!(packets(b"").count(), 0);
-    }
-
-    #[test]
-    fn query_values_are_escaped() {
-        assert_eq!(query_value("aZ09-_.~"), "aZ09-_.~");
-        assert_eq!(query_value("a+b/c=&"), "a%2Bb%2Fc%3D%26");
     }
 }

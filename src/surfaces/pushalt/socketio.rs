@@ -57,10 +57,21 @@ struct Joins {
     app: Option<Arc<App>>,
     /// Its first channel: where its `message` events are relayed.
     first: Option<ChannelName>,
+}
+
+/// One connection's Push-Alt limits, kept with the connection: a client that leaves the
+/// namespace and connects again gets a new socket, not new room for token checks and relays.
+#[derive(Default)]
+struct PushAltConn(Mutex<Limits>);
+
+#[derive(Default)]
+struct Limits {
+    /// Token checks under way.
     pending: usize,
     /// `join_channel`s per second ([`JOINS_PER_SECOND`]), made at the first.
     joins: Option<TokenBucket>,
-    /// Relays per second, refilled at the app's `client_events_per_second`.
+    /// Relays per second, refilled at the app's `client_events_per_second`; made at the first
+    /// join, at that app's rate.
     relays: Option<TokenBucket>,
 }
 
@@ -82,13 +93,15 @@ pub fn setup(deps: Deps) -> SocketIo {
 /// `join_channel {token, channel_name}`: checks the token (a store lookup, on a task of its
 /// own), then joins its channel or answers `error` and disconnects.
 fn join_channel(deps: &Deps, socket: &Socket, message: Message) {
-    let Some(state) = socket.data::<PushAltSocket>() else { return };
+    let (Some(state), Some(limits)) = (socket.data::<PushAltSocket>(), socket.connection_data::<PushAltConn>()) else {
+        return;
+    };
     let Some((token, named)) = token_of(&message.args) else {
         refuse(socket, INVALID_TOKEN);
         return;
     };
     {
-        let mut joins = state.0.lock();
+        let mut joins = limits.0.lock();
         if joins.pending >= MAX_PENDING_JOINS {
             drop(joins);
             let _ = socket.emit("error", &message_args("Too many joins at once: wait for joined"));
@@ -108,9 +121,9 @@ fn join_channel(deps: &Deps, socket: &Socket, message: Message) {
             checked = deps.tokens.check(&deps.apps, &token) => checked,
             () = deps.shutdown.cancelled() => return,
         };
-        state.0.lock().pending -= 1;
+        limits.0.lock().pending -= 1;
         match checked {
-            Ok(grant) => joined(&socket, &state, grant, named.as_deref()),
+            Ok(grant) => joined(&socket, &state, &limits, grant, named.as_deref()),
             Err(e) => {
                 let reason = match &e {
                     TokenError::Store(err) => {
@@ -137,7 +150,7 @@ fn token_of(args: &Args) -> Option<(String, Option<String>)> {
 }
 
 /// A valid grant: the app's origin list, the one-workspace rule, then the core's subscribe.
-fn joined(socket: &Socket, state: &PushAltSocket, grant: Grant, named: Option<&str>) {
+fn joined(socket: &Socket, state: &PushAltSocket, conn: &PushAltConn, grant: Grant, named: Option<&str>) {
     let Grant { app, channel, .. } = grant;
     let origin = socket.handshake().origin.as_deref();
     if !app.origin_allowed(origin) {
@@ -169,7 +182,7 @@ fn joined(socket: &Socket, state: &PushAltSocket, grant: Grant, named: Option<&s
                 }
                 Err(MoveError::Joined | MoveError::Closed) => return,
             }
-            joins.relays = Some(TokenBucket::full(limits.client_events_per_second));
+            conn.0.lock().relays.get_or_insert_with(|| TokenBucket::full(limits.client_events_per_second));
             joins.app = Some(app.clone());
         }
     }
@@ -197,21 +210,22 @@ fn joined(socket: &Socket, state: &PushAltSocket, grant: Grant, named: Option<&s
 /// The `message` relay: the socket's first channel, every Socket.IO socket in it (the sender
 /// too), through the core. Over the size or rate limit: `error`, the socket stays.
 fn relay(deps: &Deps, socket: &Socket, message: Message) {
-    let Some(state) = socket.data::<PushAltSocket>() else { return };
+    let (Some(state), Some(conn)) = (socket.data::<PushAltSocket>(), socket.connection_data::<PushAltConn>()) else {
+        return;
+    };
     let (app, channel) = {
-        let mut joins = state.0.lock();
+        let joins = state.0.lock();
         let (Some(app), Some(channel)) = (joins.app.clone(), joins.first.clone()) else {
             return; // joined nothing: relays nothing
         };
+        drop(joins);
         let limits = app.limits();
         if message.args.text().len() > limits.max_message_bytes {
-            drop(joins);
             let text = format!("Message too large: at most {} bytes", limits.max_message_bytes);
             let _ = socket.emit("error", &message_args(&text));
             return;
         }
-        if !joins.relays.as_mut().is_some_and(|b| b.take(limits.client_events_per_second)) {
-            drop(joins);
+        if !conn.0.lock().relays.as_mut().is_some_and(|b| b.take(limits.client_events_per_second)) {
             let text = format!("Too many messages: at most {} a second", limits.client_events_per_second);
             let _ = socket.emit("error", &message_args(&text));
             return;

@@ -405,7 +405,7 @@ pub(crate) fn get(inner: &Arc<Inner>, polled: Arc<Polled>) -> Response {
 
 /// Takes what a poll answers with into `body`: the queued packets, the last words and the
 /// farewell of an ended session, the noop of an upgrade. Whether the poll is to be answered now.
-fn gather(inner: &Inner, polled: &Polled, body: &mut Vec<u8>) -> bool {
+fn gather(inner: &Arc<Inner>, polled: &Polled, body: &mut Vec<u8>) -> bool {
     let mut batch = Vec::new();
     let closing = polled.conn.drain(&mut batch);
     for frame in batch {
@@ -417,6 +417,9 @@ fn gather(inner: &Inner, polled: &Polled, body: &mut Vec<u8>) -> bool {
     if let Some(reason) = closing {
         end_for_core(inner, polled, &mut state, reason);
     }
+    // What another task sent may have moved the upper layer's deadline earlier (a socket
+    // disconnected from its last namespace starts the connect timeout).
+    schedule(inner, polled, &mut state);
     if let Some(words) = state.last_words.take() {
         packet::append_polling(body, &words);
     }

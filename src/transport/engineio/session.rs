@@ -7,7 +7,6 @@ use tokio::time::Instant;
 use super::heartbeat::{Beat, Heartbeat};
 use super::packet::{self, Packet};
 use super::{CloseReason, Flow, Message, Options, Replies, Session};
-use crate::transport::ws;
 
 pub(crate) struct Live {
     pub upper: Box<dyn Session>,
@@ -26,13 +25,10 @@ impl Live {
     pub fn on_packet(&mut self, packet: Packet<'_>, now: Instant, out: &mut Replies) -> Result<(), CloseReason> {
         let flow = match packet {
             Packet::Close => return Err(CloseReason::ClientClose),
-            Packet::Ping(data) => {
-                let mut pong = Vec::with_capacity(data.len() + 1);
-                pong.push(b'3');
-                pong.extend_from_slice(data.as_bytes());
-                out.frame(ws::text_frame(&pong));
-                Flow::Continue
-            }
+            // In v4 the server pings; a client's ping is an error ("invalid heartbeat
+            // direction" in Node's server), which ends the session rather than have a POST of
+            // pings turn into as many pongs. An upgrade's `2probe` never comes here.
+            Packet::Ping(_) => return Err(CloseReason::ParseError),
             Packet::Pong(_) => {
                 self.heartbeat.pong(now);
                 Flow::Continue

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::codec::{self, MAX_ATTACHMENTS};
+use super::codec;
+use super::limits::MAX_ATTACHMENTS;
 
 /// Arguments of a Socket.IO event or ack.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

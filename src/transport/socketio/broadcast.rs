@@ -2,6 +2,7 @@
 //! for all the sockets of one namespace, whatever Engine.IO transport each uses. How an event
 //! is named is the namespace's choice ([`Naming`]), made in this one place.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -45,11 +46,24 @@ pub fn encoder(nsp: Arc<str>, naming: Option<Naming>) -> Encoder {
         let only = event.name.strip_prefix(events::SOCKETIO_ONLY);
         match (&naming, only) {
             (_, Some(name)) => encode_event(&mut packet, &nsp, name, &event.data),
-            (Some(naming), None) => encode_event(&mut packet, &nsp, &naming(app, event), &event.data),
+            (Some(naming), None) => encode_event(&mut packet, &nsp, &named(naming, app, event), &event.data),
             (None, None) => encode_event(&mut packet, &nsp, &event.name, &event.data),
         }
         message_frame(&packet)
     })
+}
+
+/// The program's name for `event`. The fan-out runs on whichever task published (a request's,
+/// or a broker's receiving loop, which a panic would end for good): a naming that panics is a
+/// bug of the program, logged, and the event keeps its own name.
+fn named(naming: &Naming, app: &str, event: &Event) -> String {
+    match catch_unwind(AssertUnwindSafe(|| naming(app, event))) {
+        Ok(name) => name,
+        Err(_) => {
+            tracing::error!(app, event = %event.name, "a Socket.IO channel naming panicked; the event keeps its name");
+            event.name.to_string()
+        }
+    }
 }
 
 fn data_len(data: &Data) -> usize {
@@ -75,6 +89,13 @@ mod tests {
 
     fn packet(frame: &Bytes) -> String {
         String::from_utf8(crate::transport::ws::frame_payload(frame).unwrap().1.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn a_naming_that_panics_leaves_the_event_its_own_name() {
+        let naming: Naming = Arc::new(|_: &str, _: &Event| panic!("naming bug"));
+        let named = encoder("/chat".into(), Some(naming));
+        assert_eq!(packet(&named("7", &event("message", Data::Text("hi".into())))), r#"42/chat,["message","hi"]"#);
     }
 
     #[test]

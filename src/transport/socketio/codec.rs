@@ -5,17 +5,13 @@
 //! Decoding is strict where the reference parser is and bounded where it is not: the attachment
 //! count is read digit by digit and refused past [`MAX_ATTACHMENTS`] before anything is
 //! allocated, ack ids stay within JavaScript's safe integers, namespaces within
-//! [`MAX_NAMESPACE_LEN`], payloads within [`payload::MAX_DEPTH`].
+//! [`MAX_NAMESPACE_LEN`], payloads within [`MAX_DEPTH`](super::MAX_DEPTH).
 
 use std::borrow::Cow;
 
+pub use super::limits::{DecodeError, MAX_ATTACHMENTS, MAX_NAMESPACE_LEN};
 use super::payload;
 
-/// Most binary attachments one packet may announce. The client library sends one per `Buffer`
-/// argument; a handful is plenty, and each is held until the packet is complete.
-pub const MAX_ATTACHMENTS: usize = 16;
-/// Longest namespace name, in bytes (the leading `/` included).
-pub const MAX_NAMESPACE_LEN: usize = 128;
 /// Largest ack id: the client counts them in a JavaScript number (2^53 − 1).
 pub const MAX_ACK_ID: AckId = (1 << 53) - 1;
 /// The main namespace, which a packet without one addresses.
@@ -54,36 +50,6 @@ impl PacketType {
     fn is_binary(self) -> bool {
         matches!(self, Self::BinaryEvent | Self::BinaryAck)
     }
-}
-
-/// Why a client's packet was refused. The connection that sent it is closed, as the reference
-/// server does on a parse error; these say why in the log.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("empty packet")]
-    Empty,
-    #[error("unknown packet type")]
-    UnknownType,
-    #[error("clients do not send this packet type")]
-    NotFromClient,
-    #[error("malformed attachment count")]
-    BadAttachmentCount,
-    #[error("more than {MAX_ATTACHMENTS} attachments")]
-    TooManyAttachments,
-    #[error("namespace longer than {MAX_NAMESPACE_LEN} bytes")]
-    NamespaceTooLong,
-    #[error("missing or invalid ack id")]
-    BadAckId,
-    #[error("payload is not valid JSON")]
-    BadJson,
-    #[error("payload nested deeper than {} levels", payload::MAX_DEPTH)]
-    TooDeep,
-    #[error("payload has the wrong shape for its packet type")]
-    InvalidPayload,
-    #[error("event name missing, not a string or reserved")]
-    BadEventName,
-    #[error("placeholders do not match the announced attachments")]
-    AttachmentMismatch,
 }
 
 /// A decoded client packet, borrowing the text it came from.

@@ -1,45 +1,15 @@
 //! Socket.IO as the upper protocol of an Engine.IO endpoint: each Engine.IO session is a core
 //! connection of the app the setup admits it to, and runs a [`Session`].
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::codec;
+use super::handshake::HandshakeInfo;
 use super::server::Server;
 use super::session::Session;
-use crate::core::{ChannelRules, ConnHandle, Disconnect, Transport};
+use crate::core::{ConnHandle, Disconnect, Transport};
 use crate::transport::engineio::{self, CloseReason, EioError, Flow, Handshake, Message, Replies};
-
-/// The core app an Engine.IO session joins, with the limits that apply to it.
-#[derive(Debug, Clone)]
-pub struct Admitted {
-    pub app: Arc<str>,
-    pub rules: ChannelRules,
-    /// The app's connection quota (0: none).
-    pub max_connections: u64,
-}
-
-/// What a connect handler may want from the Engine.IO handshake.
-#[derive(Debug, Clone, Default)]
-pub struct HandshakeInfo {
-    /// The handshake's query pairs, decoded (e.g. a `token` some clients send there).
-    pub query: Vec<(String, String)>,
-    /// The client's address, when known.
-    pub client: Option<IpAddr>,
-    /// The handshake's `Origin` header (`None`: none was sent), for a surface whose apps
-    /// each allow their own origins.
-    pub origin: Option<String>,
-}
-
-impl HandshakeInfo {
-    /// The first value of the query parameter `name`.
-    pub fn query(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
 
 impl engineio::Protocol for Server {
     fn origin_allowed(&self, origin: Option<&str>) -> bool {
@@ -52,9 +22,7 @@ impl engineio::Protocol for Server {
             .realtime
             .connect(&admitted.app, Transport::SocketIo, admitted.max_connections)
             .map_err(|_| EioError::Forbidden)?;
-        let origin =
-            handshake.headers.get(axum::http::header::ORIGIN).map(|o| o.to_str().unwrap_or_default().to_owned());
-        let info = HandshakeInfo { query: handshake.query.to_vec(), client: handshake.client, origin };
+        let info = HandshakeInfo::new(handshake);
         let server = self.self_arc().ok_or(EioError::BadRequest)?;
         Ok(Box::new(Session::new(server, conn, admitted.rules, info)))
     }

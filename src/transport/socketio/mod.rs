@@ -13,6 +13,8 @@ mod args;
 pub mod broadcast;
 pub mod codec;
 mod endpoint;
+mod handshake;
+mod limits;
 mod namespace;
 mod payload;
 mod server;
@@ -21,11 +23,14 @@ mod socket;
 
 pub use args::{Args, ArgsError};
 pub use broadcast::Naming;
-pub use endpoint::{Admitted, HandshakeInfo};
-pub use namespace::{ConnectRefusal, DisconnectReason, Message, Namespace};
-pub use payload::MAX_DEPTH;
+pub use handshake::{ENGINE_PARAMS, HandshakeInfo};
+pub use limits::MAX_DEPTH;
+pub use namespace::{ConnectRefusal, Message, Namespace};
 pub use server::{
-    Admit, DEFAULT_APP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_RULES, OriginCheck, Server, SetupError, SocketIo,
+    Admit, Admitted, DEFAULT_APP, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_RULES, OriginCheck,
+    Server, SetupError, SocketIo,
 };
-pub use session::{Close, DEFAULT_CONNECT_TIMEOUT, Flow, Session};
-pub use socket::{AckCallback, AckError, AckResult, AckSender, EmitError, JoinError, MAX_PENDING_ACKS, Socket};
+pub use session::{Close, Flow, Session};
+pub use socket::{
+    AckCallback, AckError, AckResult, AckSender, DisconnectReason, EmitError, JoinError, MAX_PENDING_ACKS, Socket,
+};

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::args::Args;
 use super::broadcast::Naming;
-use super::socket::{AckSender, Socket};
+use super::socket::{AckSender, DisconnectFn, DisconnectReason, Socket};
 
 /// A refused CONNECT, sent as CONNECT_ERROR with `{"message": …, "data": …}` (the reference
 /// server's shape for an `Error` with `data`).
@@ -56,31 +56,8 @@ pub struct Message {
     pub ack: Option<AckSender>,
 }
 
-/// Why a socket left its namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DisconnectReason {
-    /// The client sent DISCONNECT.
-    ClientNamespaceDisconnect,
-    /// The server called [`Socket::disconnect`].
-    ServerNamespaceDisconnect,
-    /// The connection ended (closed, timed out, refused a packet, server shutdown).
-    TransportClose,
-}
-
-impl DisconnectReason {
-    /// The reference server's names for these reasons.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClientNamespaceDisconnect => "client namespace disconnect",
-            Self::ServerNamespaceDisconnect => "server namespace disconnect",
-            Self::TransportClose => "transport close",
-        }
-    }
-}
-
 type ConnectFn = dyn Fn(&Socket, &str) -> Result<(), ConnectRefusal> + Send + Sync;
 type EventFn = dyn Fn(&Socket, Message) + Send + Sync;
-type DisconnectFn = dyn Fn(&Socket, DisconnectReason) + Send + Sync;
 
 /// One namespace's handlers.
 #[derive(Clone, Default)]

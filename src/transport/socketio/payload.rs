@@ -9,12 +9,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::codec::{DecodeError, MAX_ATTACHMENTS};
-
-/// Deepest nesting of arrays and objects a payload may have (the event's own array counts).
-/// Real payloads stay far below; serde_json's own limit (128) would refuse a deeper one too, but
-/// later and without saying why.
-pub const MAX_DEPTH: usize = 32;
+use super::limits::{DecodeError, MAX_ATTACHMENTS, MAX_DEPTH};
 
 /// Event names the Socket.IO client library keeps for itself; a client never sends them.
 const RESERVED_EVENTS: [&str; 6] =

@@ -8,11 +8,10 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::broadcast;
-use super::codec::{MAIN_NAMESPACE, MAX_NAMESPACE_LEN};
-use super::endpoint::Admitted;
+use super::codec::MAIN_NAMESPACE;
+use super::limits::MAX_NAMESPACE_LEN;
 use super::namespace::Namespace;
-use super::session::DEFAULT_CONNECT_TIMEOUT;
-use super::socket::Registered;
+use super::socket::NsShared;
 use crate::core::{ChannelRules, Dialect, Realtime, Transport};
 use crate::transport::engineio::{EioError, Handshake};
 
@@ -27,8 +26,20 @@ pub const DEFAULT_APP: &str = "socket.io";
 /// Channel limits when the setup names none (SPEC §10's defaults).
 pub const DEFAULT_RULES: ChannelRules = ChannelRules { max_members: 100, max_channels: 100, subscription_count: false };
 
+/// The connect timeout the reference server uses (45 s) is longer than SPEC §10 allows.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Attachment bytes one packet may carry by default (Engine.IO's default `maxPayload`).
 pub const DEFAULT_MAX_ATTACHMENT_BYTES: usize = 1_000_000;
+
+/// The core app an Engine.IO session joins, with the limits that apply to it.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub app: Arc<str>,
+    pub rules: ChannelRules,
+    /// The app's connection quota (0: none).
+    pub max_connections: u64,
+}
 
 /// Namespaces and options, as a program or a surface sets them up.
 #[derive(Clone)]
@@ -171,7 +182,9 @@ impl SocketIo {
                         .ok_or(SetupError::TooManyNamings)?,
                 ),
             };
-            namespaces.insert(name.clone(), Arc::new(Registered { name, handlers, dialect }));
+            let on_disconnect = handlers.disconnect_handler().cloned();
+            let shared = Arc::new(NsShared { name: name.clone(), dialect, on_disconnect });
+            namespaces.insert(name, Registered { handlers, shared });
         }
         Ok(Arc::new_cyclic(|me| Server {
             me: me.clone(),
@@ -185,13 +198,19 @@ impl SocketIo {
     }
 }
 
+/// A namespace as the server registered it: the program's handlers, and what its sockets share.
+pub(crate) struct Registered {
+    pub handlers: Namespace,
+    pub shared: Arc<NsShared>,
+}
+
 /// A [`SocketIo`] setup bound to the core, shared by every connection of its endpoint.
 pub struct Server {
     /// Itself, for the sessions it opens (they keep it alive).
     me: Weak<Server>,
     admit: Admit,
     origins: Option<OriginCheck>,
-    namespaces: HashMap<Arc<str>, Arc<Registered>>,
+    namespaces: HashMap<Arc<str>, Registered>,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_attachment_bytes: usize,
     pub(crate) realtime: Realtime,
@@ -206,7 +225,7 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    pub(crate) fn namespace(&self, name: &str) -> Option<&Arc<Registered>> {
+    pub(crate) fn namespace(&self, name: &str) -> Option<&Registered> {
         self.namespaces.get(name)
     }
 

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::args::Args;
-use super::codec::{self, Body, DecodeError, Packet};
-use super::endpoint::HandshakeInfo;
-use super::namespace::{ConnectRefusal, DisconnectReason, Message};
+use super::codec::{self, Body, Packet};
+use super::handshake::HandshakeInfo;
+use super::limits::DecodeError;
+use super::namespace::{ConnectRefusal, Message};
 use super::server::Server;
-use super::socket::{Accepted, AckSender, Shared, Socket};
+use super::socket::{Accepted, AckSender, DisconnectReason, Shared, Socket};
 use crate::core::{ChannelRules, ConnHandle};
 use crate::transport::engineio::message_frame;
 
@@ -59,8 +60,6 @@ pub struct Session {
     sockets: Vec<Socket>,
     /// Boxed: most connections never send binary, and this is part of every one of them.
     pending: Option<Box<Pending>>,
-    /// Until a namespace is joined: then no more timeout.
-    connect_deadline: Option<Instant>,
     /// When what connect handlers emitted goes out.
     release_at: Option<Instant>,
 }
@@ -76,9 +75,8 @@ impl Session {
     pub fn new(server: Arc<Server>, conn: ConnHandle, rules: ChannelRules, handshake: HandshakeInfo) -> Self {
         // Pusher-protocol extras mean nothing to Socket.IO clients.
         conn.skip_extras();
-        let connect_deadline = Some(Instant::now() + server.connect_timeout);
         let shared = Shared::new(conn, server.realtime.clone(), rules, handshake);
-        Self { server, shared, sockets: Vec::new(), pending: None, connect_deadline, release_at: None }
+        Self { server, shared, sockets: Vec::new(), pending: None, release_at: None }
     }
 
     /// The core connection this session runs on.
@@ -95,17 +93,17 @@ impl Session {
         self.sockets.iter().filter(|s| s.is_connected()).map(Socket::namespace)
     }
 
-    /// When [`Session::on_timer`] should run: the connect timeout, until a namespace is joined,
-    /// and the release of what connect handlers emitted.
+    /// When [`Session::on_timer`] should run: the connect timeout while the connection is in
+    /// no namespace, and the release of what connect handlers emitted.
     pub fn deadline(&self) -> Option<Instant> {
-        match (self.connect_deadline, self.release_at) {
+        match (self.connect_deadline(), self.release_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
-    /// A deadline passed: connect handlers' packets go out; a connection still in no namespace
-    /// at the connect timeout is closed.
+    /// A deadline passed: connect handlers' packets go out; a connection in no namespace for
+    /// the connect timeout is closed.
     pub fn on_timer(&mut self, now: Instant) -> Flow {
         if self.release_at.is_some_and(|at| at <= now) {
             self.release_at = None;
@@ -113,14 +111,21 @@ impl Session {
                 socket.release();
             }
         }
-        match self.connect_deadline {
-            Some(at) if now >= at => {
-                self.connect_deadline = None;
-                self.prune();
-                if self.sockets.is_empty() { Err(Close::ConnectTimeout) } else { Ok(()) }
-            }
+        match self.connect_deadline() {
+            Some(at) if now >= at => Err(Close::ConnectTimeout),
             _ => Ok(()),
         }
+    }
+
+    /// When a connection in no namespace is closed: `connectTimeout` after it opened, or after
+    /// its last namespace was left (a client's DISCONNECT, the server's, from any task), so a
+    /// connection that holds no namespace does not hold its app's quota for as long as it
+    /// answers pings. `None` while a namespace is joined.
+    fn connect_deadline(&self) -> Option<Instant> {
+        if self.sockets.iter().any(|s| !s.is_closed()) {
+            return None;
+        }
+        Some(self.shared.idle_since() + self.server.connect_timeout)
     }
 
     /// An Engine.IO message with text (the Socket.IO packet).
@@ -185,8 +190,11 @@ impl Session {
             }
             (Body::Event { name, args, ack, .. }, Some(at)) => {
                 let socket = &self.sockets[at];
-                let Some(handler) = socket.handlers().event_handler(&name).cloned() else {
-                    tracing::debug!(event = %name, "socket.io event without a handler");
+                let handler = self.server.namespace(socket.namespace()).and_then(|ns| ns.handlers.event_handler(&name));
+                let Some(handler) = handler.cloned() else {
+                    // The client's text: shortened and escaped before it reaches a log line.
+                    let shown: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+                    tracing::debug!(event = %shown, "socket.io event without a handler");
                     return Ok(());
                 };
                 let message = Message {
@@ -209,7 +217,7 @@ impl Session {
             self.refuse(nsp, &ConnectRefusal::new("Invalid namespace"));
             return Ok(());
         };
-        let socket = Socket::new(ns.clone(), self.shared.clone());
+        let socket = Socket::new(ns.shared.clone(), self.shared.clone());
         let verdict = match ns.handlers.connect_handler() {
             Some(handler) => {
                 let handler = handler.clone();
@@ -224,17 +232,15 @@ impl Session {
             None => Ok(()),
         };
         match verdict {
-            Ok(()) => {
-                self.connect_deadline = None;
-                match socket.accept() {
-                    Accepted::Connected => self.sockets.push(socket),
-                    Accepted::Pending => {
-                        self.sockets.push(socket);
-                        self.release_at.get_or_insert_with(|| Instant::now() + AFTER_CONNECT);
-                    }
-                    Accepted::Failed => {}
+            Ok(()) => match socket.accept() {
+                Accepted::Connected => self.sockets.push(socket),
+                Accepted::Pending => {
+                    self.sockets.push(socket);
+                    self.release_at.get_or_insert_with(|| Instant::now() + AFTER_CONNECT);
                 }
-            }
+                // The outbox refused the answer (the connection is closing).
+                Accepted::Failed => socket.refuse(),
+            },
             Err(refusal) => {
                 socket.refuse();
                 self.refuse(nsp, &refusal);
@@ -260,9 +266,6 @@ fn panicked() -> Close {
     Close::HandlerPanicked
 }
 
-/// The connect timeout the reference server uses (45 s) is longer than SPEC §10 allows.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -270,7 +273,7 @@ mod tests {
     use super::*;
     use crate::broker::MemoryBroker;
     use crate::core::{ChannelName, Data, Event, OutboxLimits, Realtime, Transport};
-    use crate::transport::socketio::{Namespace, SocketIo};
+    use crate::transport::socketio::{DEFAULT_CONNECT_TIMEOUT, Namespace, SocketIo};
 
     const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 2, subscription_count: false };
 
@@ -401,6 +404,63 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_or_panicking_connect_leaves_what_its_handler_joined() {
+        let rt = realtime();
+        let orders = ChannelName::parse("orders").unwrap();
+        let joined = orders.clone();
+        let ns = Namespace::new().on_connect(move |socket, auth| {
+            socket.join(&joined).unwrap();
+            match auth {
+                r#"{"panic":true}"# => panic!("connect bug"),
+                r#"{"ok":true}"# => Ok(()),
+                _ => Err(ConnectRefusal::new("Not authorized")),
+            }
+        });
+        let io = SocketIo::new().namespace("/", ns);
+        let mut s = session(io.clone(), &rt);
+        s.on_text("0").unwrap();
+        assert_eq!(sent(&mut s), [r#"44{"message":"Not authorized"}"#]);
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 0);
+        let event = Event {
+            channel: Some(orders.clone()),
+            name: "m".into(),
+            data: Data::Text("x".into()),
+            user_id: None,
+            except: None,
+        };
+        rt.publish(&"app".into(), event).unwrap();
+        assert!(sent(&mut s).is_empty(), "no channel event for a namespace it is not in");
+        // Refused, it may still connect and join.
+        s.on_text(r#"0{"ok":true}"#).unwrap();
+        sent(&mut s);
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
+        let mut p = session(io, &rt);
+        assert_eq!(p.on_text(r#"0{"panic":true}"#), Err(Close::HandlerPanicked));
+        assert_eq!(rt.channel_stats("app", &orders).subscription_count, 1);
+    }
+
+    #[test]
+    fn a_join_racing_the_socket_s_close_leaves_nothing_behind() {
+        let rt = realtime();
+        let orders = ChannelName::parse("orders").unwrap();
+        for _ in 0..2000 {
+            let mut s = session(SocketIo::new().namespace("/", Namespace::new()), &rt);
+            s.on_text("0").unwrap();
+            let (socket, channel) = (s.sockets[0].clone(), orders.clone());
+            let go = Arc::new(std::sync::Barrier::new(2));
+            let ready = go.clone();
+            let joining = std::thread::spawn(move || {
+                ready.wait();
+                let _ = socket.join(&channel);
+            });
+            go.wait();
+            s.on_text("1").unwrap();
+            joining.join().unwrap();
+            assert!(s.conn().channels().is_empty(), "a channel joined by a socket that left");
+        }
+    }
+
+    #[test]
     fn events_acks_and_binary_attachments() {
         let rt = realtime();
         let mut s = session(conformance(), &rt);
@@ -509,6 +569,12 @@ mod tests {
         s.on_timer(release).unwrap();
         assert_eq!(s.deadline(), None);
         assert_eq!(sent(&mut s), [r#"42["auth",{}]"#]);
+        // Out of its last namespace, it is a fresh connection again.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        s.on_text("1").unwrap();
+        let at = s.deadline().unwrap();
+        assert_eq!(at, Instant::now() + DEFAULT_CONNECT_TIMEOUT);
+        assert_eq!(s.on_timer(at), Err(Close::ConnectTimeout));
     }
 
     #[test]

@@ -8,11 +8,11 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::time::Instant;
 
 use super::args::Args;
 use super::codec::{self, AckId, MAX_ACK_ID};
-use super::endpoint::HandshakeInfo;
-use super::namespace::{DisconnectReason, Namespace};
+use super::handshake::HandshakeInfo;
 use crate::core::{ChannelName, ChannelRules, ConnHandle, Dialect, Joined, MoveError, Realtime, SubscribeError};
 use crate::transport::engineio::{binary_frame, message_frame};
 
@@ -58,6 +58,31 @@ pub enum AckError {
     Disconnected,
 }
 
+/// Why a socket left its namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisconnectReason {
+    /// The client sent DISCONNECT.
+    ClientNamespaceDisconnect,
+    /// The server called [`Socket::disconnect`].
+    ServerNamespaceDisconnect,
+    /// The connection ended (closed, timed out, refused a packet, server shutdown).
+    TransportClose,
+}
+
+impl DisconnectReason {
+    /// The reference server's names for these reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientNamespaceDisconnect => "client namespace disconnect",
+            Self::ServerNamespaceDisconnect => "server namespace disconnect",
+            Self::TransportClose => "transport close",
+        }
+    }
+}
+
+/// The handler a namespace runs when one of its sockets leaves it.
+pub(crate) type DisconnectFn = dyn Fn(&Socket, DisconnectReason) + Send + Sync;
+
 /// What the sockets of one Engine.IO connection share.
 pub(crate) struct Shared {
     pub conn: ConnHandle,
@@ -68,11 +93,36 @@ pub(crate) struct Shared {
     /// The namespace whose socket joined channels: a connection's channel events are encoded
     /// in one dialect, so one namespace per connection holds channels.
     channel_owner: Mutex<Option<Arc<str>>>,
+    /// When the connection opened or a socket last left its namespace: the connect timeout
+    /// runs from there while no namespace is joined.
+    idle_since: Mutex<Instant>,
+    /// [`Socket::connection_data`].
+    data: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Shared {
     pub fn new(conn: ConnHandle, realtime: Realtime, rules: ChannelRules, handshake: HandshakeInfo) -> Arc<Self> {
-        Arc::new(Self { conn, realtime, rules: Mutex::new(rules), handshake, channel_owner: Mutex::new(None) })
+        Arc::new(Self {
+            conn,
+            realtime,
+            rules: Mutex::new(rules),
+            handshake,
+            channel_owner: Mutex::new(None),
+            idle_since: Mutex::new(Instant::now()),
+            data: OnceLock::new(),
+        })
+    }
+
+    /// See the field of that name.
+    pub fn idle_since(&self) -> Instant {
+        *self.idle_since.lock()
+    }
+
+    /// A socket of this connection left its namespace, maybe from another task: the
+    /// connection's task is woken to see its connect timeout again.
+    fn left(&self) {
+        *self.idle_since.lock() = Instant::now();
+        self.conn.nudge();
     }
 
     /// The channel limits of the connection's app.
@@ -81,12 +131,13 @@ impl Shared {
     }
 }
 
-/// A namespace as the server registered it.
-pub(crate) struct Registered {
+/// What the sockets of one namespace share, as the server registered it. The program's other
+/// handlers stay with the server: a socket itself only calls the one for leaving.
+pub(crate) struct NsShared {
     pub name: Arc<str>,
-    pub handlers: Namespace,
     /// How its channel events are encoded; `None`: it joins no channels.
     pub dialect: Option<Dialect>,
+    pub on_disconnect: Option<Arc<DisconnectFn>>,
 }
 
 enum State {
@@ -122,7 +173,7 @@ struct Acks {
 
 struct Inner {
     id: Box<str>,
-    ns: Arc<Registered>,
+    ns: Arc<NsShared>,
     shared: Arc<Shared>,
     state: Mutex<State>,
     acks: Mutex<Acks>,
@@ -140,7 +191,7 @@ impl fmt::Debug for Socket {
 }
 
 impl Socket {
-    pub(crate) fn new(ns: Arc<Registered>, shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(ns: Arc<NsShared>, shared: Arc<Shared>) -> Self {
         let id = hex::encode(rand::random::<[u8; 12]>()).into_boxed_str();
         Self(Arc::new(Inner {
             id,
@@ -187,6 +238,15 @@ impl Socket {
         self.0.data.get().cloned().and_then(|d| d.downcast::<T>().ok())
     }
 
+    /// A value kept with the connection rather than the socket: shared by every socket of the
+    /// connection, and by the sockets that replace them when the client leaves a namespace and
+    /// connects again (limits that reconnecting must not reset). Made with `T::default()` on
+    /// first use; `None` if the connection already keeps a value of another type.
+    pub fn connection_data<T: Any + Send + Sync + Default>(&self) -> Option<Arc<T>> {
+        let data = self.0.shared.data.get_or_init(|| Arc::new(T::default()));
+        data.clone().downcast::<T>().ok()
+    }
+
     /// Sends the event `name` with `args`.
     pub fn emit(&self, name: &str, args: &Args) -> Result<(), EmitError> {
         let mut packet = Vec::with_capacity(16 + name.len() + args.text().len());
@@ -228,7 +288,10 @@ impl Socket {
         let Some(dialect) = self.0.ns.dialect else {
             return Err(JoinError::NotEnabled);
         };
-        if !matches!(*self.0.state.lock(), State::Connected | State::Pending { leaving: false, .. }) {
+        // Held to the end: a close on another task (the client's DISCONNECT while a surface's
+        // check finished) either comes first, or comes after and leaves this channel too.
+        let state = self.0.state.lock();
+        if !matches!(*state, State::Connected | State::Pending { leaving: false, .. }) {
             return Err(JoinError::Disconnected);
         }
         let shared = &self.0.shared;
@@ -243,7 +306,9 @@ impl Socket {
                 }
             }
         }
-        Ok(shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules())?)
+        let joined = shared.realtime.subscribe(&shared.conn, channel, None, &shared.rules());
+        drop(state);
+        Ok(joined?)
     }
 
     /// Moves the connection to the core app `app` under its `rules`, counted against its
@@ -279,10 +344,6 @@ impl Socket {
         codec::write_disconnect(&mut packet, self.namespace());
         let _ = self.send(&packet, &[]);
         self.close(DisconnectReason::ServerNamespaceDisconnect);
-    }
-
-    pub(crate) fn handlers(&self) -> &Namespace {
-        &self.0.ns.handlers
     }
 
     fn owns_channels(&self) -> bool {
@@ -343,14 +404,30 @@ impl Socket {
             frames.push(message_frame(&packet));
         }
         *state = if leaving { State::Closed } else { State::Connected };
+        if leaving {
+            self.0.shared.left();
+        }
         if !frames.is_empty() {
             self.0.shared.conn.try_send_all(frames);
         }
     }
 
-    /// Marks a socket that was never accepted as closed (what it queued is dropped).
+    /// Marks a socket that was never accepted as closed (what it queued is dropped), and
+    /// leaves the channels its connect handler joined.
     pub(crate) fn refuse(&self) {
         *self.0.state.lock() = State::Closed;
+        self.leave_channels();
+    }
+
+    /// Leaves the core channels this socket holds for its connection.
+    fn leave_channels(&self) {
+        if self.owns_channels() {
+            let shared = &self.0.shared;
+            for channel in shared.conn.channels() {
+                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
+            }
+            *shared.channel_owner.lock() = None;
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -376,18 +453,13 @@ impl Socket {
         if !matches!(was, State::Connected | State::Pending { accepted: true, leaving: false, .. }) {
             return;
         }
-        if self.owns_channels() {
-            let shared = &self.0.shared;
-            for channel in shared.conn.channels() {
-                shared.realtime.unsubscribe(&shared.conn, &channel, &shared.rules());
-            }
-            *shared.channel_owner.lock() = None;
-        }
+        self.0.shared.left();
+        self.leave_channels();
         let pending = std::mem::take(&mut self.0.acks.lock().pending);
         for (_, callback) in pending {
             callback(Err(AckError::Disconnected));
         }
-        if let Some(handler) = self.0.ns.handlers.disconnect_handler() {
+        if let Some(handler) = &self.0.ns.on_disconnect {
             handler(self, reason);
         }
     }

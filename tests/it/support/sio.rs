@@ -41,7 +41,12 @@ pub struct SioWs {
 impl SioWs {
     /// Opens `ws://addr{path}?EIO=4&transport=websocket` and reads the handshake.
     pub async fn connect(addr: SocketAddr, path: &str) -> Self {
-        let url = format!("ws://{addr}{path}?EIO=4&transport=websocket");
+        Self::connect_with_query(addr, path, "").await
+    }
+
+    /// [`SioWs::connect`] with more query parameters (`&token=…`).
+    pub async fn connect_with_query(addr: SocketAddr, path: &str, extra: &str) -> Self {
+        let url = format!("ws://{addr}{path}?EIO=4&transport=websocket{extra}");
         let (inner, _) = connect_async(url).await.unwrap();
         let mut ws = Self { inner, handshake: Value::Null };
         let Got::Text(open) = ws.recv().await else { panic!("no handshake") };
