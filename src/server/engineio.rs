@@ -7,13 +7,10 @@ use std::any::Any;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::response::Response;
+use axum::extract::Request;
 
 use super::capacity::{self, Capacity};
-use super::forwarded::ClientAddr;
 use super::peers::PeerCounts;
-use super::state::AppState;
 use crate::config::SocketIoConfig;
 use crate::core::Realtime;
 use crate::transport::engineio::{Admission, Endpoint, Options, Protocol, Refused};
@@ -105,16 +102,4 @@ pub fn is_long_poll(req: &Request) -> bool {
             }
             sid && polling
         })
-}
-
-/// `/ws/` and `/ws?EIO=…`.
-pub async fn pushalt(State(state): State<AppState>, req: Request) -> Response {
-    let client = ClientAddr::of(&req);
-    state.engineio.pushalt.serve(Some(client), req).await
-}
-
-/// `/socket.io/`.
-pub async fn hestia(State(state): State<AppState>, req: Request) -> Response {
-    let client = ClientAddr::of(&req);
-    state.engineio.hestia.serve(Some(client), req).await
 }

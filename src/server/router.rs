@@ -43,8 +43,8 @@ fn builtin(state: AppState) -> Router {
         .merge(dashboard::routes())
         .merge(pushalt::routes(state.clone()))
         .route("/ws", any(ws_entry))
-        .route(engineio::WS_SLASH, any(engineio::pushalt))
-        .route(engineio::SOCKET_IO, any(engineio::hestia))
+        .route(engineio::WS_SLASH, any(engineio_pushalt))
+        .route(engineio::SOCKET_IO, any(engineio_hestia))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -56,12 +56,24 @@ fn builtin(state: AppState) -> Router {
 /// `/ws`: Engine.IO (Push-Alt's Socket.IO) with `EIO=` in the query, else Notif's WebSocket.
 async fn ws_entry(State(state): State<AppState>, req: Request) -> Response {
     if engineio::is_engineio_ws(&req) {
-        return engineio::pushalt(State(state), req).await;
+        return engineio_pushalt(State(state), req).await;
     }
     if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
         return method_not_allowed().await;
     }
     notif::ws::upgrade.call(req, state).await
+}
+
+/// `/ws/` and `/ws?EIO=…`.
+async fn engineio_pushalt(State(state): State<AppState>, req: Request) -> Response {
+    let client = ClientAddr::of(&req);
+    state.engineio.pushalt.serve(Some(client), req).await
+}
+
+/// `/socket.io/`.
+async fn engineio_hestia(State(state): State<AppState>, req: Request) -> Response {
+    let client = ClientAddr::of(&req);
+    state.engineio.hestia.serve(Some(client), req).await
 }
 
 /// `/metrics` alone, for its own listener (`metrics.listen`).
