@@ -1,7 +1,6 @@
 //! One Engine.IO endpoint: the request entry point (handshake, polling GET/POST, WebSocket and
 //! upgrade), checked in the reference server's order, with its errors.
 
-use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
@@ -10,72 +9,21 @@ use axum::extract::{ConnectInfo, FromRequestParts, Request};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::polling::{self, Table};
+use super::polling;
 use super::session::Live;
+use super::state::{Admission, Inner};
+use super::table::{Table, new_sid};
 use super::{EioError, Handshake, Options, Protocol, TransportKind, packet, websocket};
 use crate::transport::ws::WsUpgrade;
 
 /// Query pairs read at most (a handshake has three or four).
 const MAX_QUERY_PAIRS: usize = 32;
-/// Random bytes in a session id (20 characters of URL-safe base64).
-const SID_BYTES: usize = 15;
-pub(crate) const SID_LEN: usize = 20;
-
-/// Counts a polling session against the server's limits (connection capacity, per-address
-/// connections): a long-polling session holds no TCP connection of its own, so it takes a slot
-/// like one. The guard is held for the session's life (until it ends or upgrades).
-pub trait Admission: Send + Sync + 'static {
-    /// A guard, or why the handshake is refused.
-    fn admit_polling(&self, client: Option<IpAddr>) -> Result<Box<dyn Any + Send + Sync>, Refused>;
-}
-
-/// Why [`Admission`] refused a polling session; answered in Engine.IO's error shape with
-/// `Retry-After`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The server holds all the connections it can: 503.
-    AtCapacity,
-    /// The client's address holds all the connections it may: 429.
-    PerAddress,
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        let (status, body) = match self {
-            Self::AtCapacity => (StatusCode::SERVICE_UNAVAILABLE, r#"{"code":3,"message":"Server at capacity"}"#),
-            Self::PerAddress => {
-                (StatusCode::TOO_MANY_REQUESTS, r#"{"code":3,"message":"Too many connections from this address"}"#)
-            }
-        };
-        let mut response = (status, body).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        response
-    }
-}
-
 /// One Engine.IO endpoint; cheap to clone.
 #[derive(Clone)]
 pub struct Endpoint(pub(crate) Arc<Inner>);
-
-pub(crate) struct Inner {
-    pub options: Options,
-    pub protocol: Arc<dyn Protocol>,
-    pub table: Table,
-    pub shutdown: CancellationToken,
-    pub admission: OnceLock<Arc<dyn Admission>>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        self.table.stop_timers();
-    }
-}
 
 impl Endpoint {
     /// An endpoint serving `protocol` with `options`; it ends its sessions when `shutdown` is
@@ -214,41 +162,9 @@ impl Endpoint {
     }
 }
 
-/// A fresh session id: 120 random bits, URL-safe.
-fn new_sid() -> String {
-    URL_SAFE_NO_PAD.encode(rand::random::<[u8; SID_BYTES]>())
-}
-
-/// A 200 with a polling body (`text/plain; charset=UTF-8`, as Node).
-pub(crate) fn payload_response(body: Vec<u8>) -> Response {
-    let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
-    response
-}
-
-/// The answer to a POST (`ok`, `text/html`, as Node).
-pub(crate) fn ok_response() -> Response {
-    let mut response = (StatusCode::OK, "ok").into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
-    response
-}
-
-/// 503 for a handshake past the polling table's cap.
-pub(crate) fn at_capacity() -> Response {
-    Refused::AtCapacity.into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sids_are_url_safe_and_fixed_length() {
-        let a = new_sid();
-        assert_eq!(a.len(), SID_LEN);
-        assert!(a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_ne!(a, new_sid());
-    }
 
     #[test]
     fn errors_have_the_reference_shape() {

@@ -38,6 +38,8 @@ mod heartbeat;
 pub mod packet;
 mod polling;
 mod session;
+mod state;
+mod table;
 mod websocket;
 
 pub mod echo;
@@ -51,8 +53,9 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 pub use crate::core::{ConnHandle, Disconnect};
-pub use endpoint::{Admission, Endpoint, Refused};
+pub use endpoint::Endpoint;
 pub use packet::{binary_frame, message_frame};
+pub use state::{Admission, Refused};
 
 /// Engine.IO settings of one endpoint.
 #[derive(Debug, Clone)]

@@ -5,12 +5,9 @@
 //! latest); a POST feeds the session. One timer task per
 //! endpoint runs every session's heartbeat from a heap of deadlines.
 
-use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::convert::Infallible;
-use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use axum::body::Body;
@@ -21,126 +18,14 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio::time::{Instant, sleep_until};
 
-use super::endpoint::{Inner, SID_LEN, at_capacity, ok_response, payload_response};
 use super::packet::{self, Packet};
 use super::session::Live;
-use super::{CloseReason, ConnHandle, EioError, Handshake, Replies};
+use super::state::{Inner, Refused};
+use super::table::{Phase, PollState, Polled, Timers};
+use super::{CloseReason, EioError, Handshake, Replies};
 
-const SHARDS: usize = 16;
 /// Sessions ticked between two yields of the timer task.
 const YIELD_EVERY: usize = 256;
-
-/// The sid table.
-pub(crate) struct Table {
-    shards: Vec<Mutex<HashMap<Arc<str>, Arc<Polled>>>>,
-    hasher: RandomState,
-    len: AtomicUsize,
-    max: usize,
-    timers: Arc<Timers>,
-}
-
-/// Where a polling session is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Polling,
-    /// A WebSocket is probing; polling goes on until it sends `5`.
-    Upgrading,
-    /// The WebSocket took over; polling requests get 400.
-    Upgraded,
-    Ended,
-}
-
-/// One polling session.
-pub(crate) struct Polled {
-    pub sid: Arc<str>,
-    pub conn: ConnHandle,
-    pub state: Mutex<PollState>,
-    /// Wakes the pending GET for what is not in the outbox (an end, a noop).
-    pub kick: Notify,
-}
-
-pub(crate) struct PollState {
-    /// `None` once the session ended or moved to its WebSocket.
-    pub live: Option<Live>,
-    pub phase: Phase,
-    getting: bool,
-    posting: bool,
-    /// A probe arrived: the next (or pending) GET gets `6` so the client stops polling.
-    pub noop_due: bool,
-    /// The last packet for the pending GET once the session ended (`1`, or `6`).
-    farewell: Option<&'static str>,
-    /// The upper layer's last message when the core closed the connection.
-    last_words: Option<bytes::Bytes>,
-    /// The deadline the timer heap holds for this session.
-    scheduled: Option<Instant>,
-    /// The server's admission slot, held while polling.
-    pub slot: Option<Box<dyn Any + Send + Sync>>,
-}
-
-impl Table {
-    pub fn new(max: usize) -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
-            hasher: RandomState::new(),
-            len: AtomicUsize::new(0),
-            max,
-            timers: Arc::default(),
-        }
-    }
-
-    fn shard(&self, sid: &str) -> &Mutex<HashMap<Arc<str>, Arc<Polled>>> {
-        &self.shards[self.hasher.hash_one(sid) as usize % SHARDS]
-    }
-
-    pub fn len(&self) -> usize {
-        self.len.load(Ordering::Acquire)
-    }
-
-    /// The session `sid` names; a sid of the wrong length is not looked up.
-    pub fn get(&self, sid: &str) -> Option<Arc<Polled>> {
-        if sid.len() != SID_LEN {
-            return None;
-        }
-        self.shard(sid).lock().get(sid).cloned()
-    }
-
-    fn insert(&self, polled: Arc<Polled>) -> bool {
-        if self.len.fetch_add(1, Ordering::AcqRel) >= self.max {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-            return false;
-        }
-        self.shard(&polled.sid).lock().insert(polled.sid.clone(), polled);
-        true
-    }
-
-    pub fn remove(&self, sid: &str) {
-        if self.shard(sid).lock().remove(sid).is_some() {
-            self.len.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    fn all(&self) -> Vec<Arc<Polled>> {
-        self.shards.iter().flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>()).collect()
-    }
-
-    pub fn stop_timers(&self) {
-        self.timers.stopped.store(true, Ordering::Release);
-        self.timers.notify.notify_one();
-    }
-}
-
-/// Deadlines of polling sessions, earliest first. An entry whose session has since been
-/// scheduled otherwise is stale and skipped; a session only adds one when its deadline moves
-/// earlier, so the heap holds a few entries per session at most.
-type Deadlines = BinaryHeap<Reverse<(Instant, Arc<str>)>>;
-
-#[derive(Default)]
-struct Timers {
-    heap: Mutex<Deadlines>,
-    notify: Notify,
-    started: AtomicBool,
-    stopped: AtomicBool,
-}
 
 /// Puts `polled`'s next deadline in the heap if it is earlier than the one there.
 fn schedule(inner: &Arc<Inner>, polled: &Polled, state: &mut PollState) {
@@ -515,4 +400,23 @@ pub(crate) async fn post(inner: &Arc<Inner>, polled: Arc<Polled>, headers: &Head
         None => schedule(inner, &polled, &mut state),
     }
     ok_response()
+}
+
+/// A 200 with a polling body (`text/plain; charset=UTF-8`, as Node).
+fn payload_response(body: Vec<u8>) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=UTF-8"));
+    response
+}
+
+/// The answer to a POST (`ok`, `text/html`, as Node).
+fn ok_response() -> Response {
+    let mut response = (StatusCode::OK, "ok").into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+/// 503 for a handshake past the polling table's cap.
+fn at_capacity() -> Response {
+    Refused::AtCapacity.into_response()
 }

@@ -10,10 +10,10 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use tokio::time::{Instant, timeout_at};
 
-use super::endpoint::Inner;
 use super::packet::{self, Packet};
-use super::polling::{Phase, Polled};
 use super::session::Live;
+use super::state::Inner;
+use super::table::{Phase, Polled};
 use super::{CloseReason, ConnHandle, Disconnect, EioError, Replies};
 use crate::transport::ws::{self, Closing, Flow, Probe, Socket, WsUpgrade};
 
