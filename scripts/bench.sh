@@ -15,6 +15,8 @@
 #                               # (Pusher, Notif and Socket.IO on one channel) against Pusher alone
 #   scripts/bench.sh --node     # the same Socket.IO scenarios against the official Node server
 #                               # (bench/node-socketio, `npm ci` there when node_modules is missing)
+#   scripts/bench.sh --idle     # idle memory only, alternated twice, each on a fresh server: Pusher
+#                               # and Socket.IO WebSocket at 10,000, Socket.IO polling at 1,000
 #
 # Each idle scenario of --socketio and --node gets a fresh server: RSS per connection is read
 # against a heap no earlier scenario grew.
@@ -33,6 +35,7 @@ FLOOR=0
 LATENCY=0
 SOCKETIO=0
 NODE=0
+IDLE=0
 for arg in "$@"; do
     case $arg in
         --quick) QUICK=1 ;;
@@ -40,11 +43,12 @@ for arg in "$@"; do
         --floor) FLOOR=1 LATENCY=1 ;;
         --socketio) SOCKETIO=1 ;;
         --node) NODE=1 ;;
-        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor, --socketio, --node)" >&2; exit 2 ;;
+        --idle) IDLE=1 ;;
+        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor, --socketio, --node, --idle)" >&2; exit 2 ;;
     esac
 done
-if [[ $((SOCKETIO + NODE + LATENCY)) -gt 1 ]]; then
-    echo "bench.sh: --socketio, --node and --latency/--floor are separate suites; pick one" >&2
+if [[ $((SOCKETIO + NODE + LATENCY + IDLE)) -gt 1 ]]; then
+    echo "bench.sh: --socketio, --node, --idle and --latency/--floor are separate suites; pick one" >&2
     exit 2
 fi
 NODE_APP=$ROOT/bench/node-socketio
@@ -181,6 +185,18 @@ socketio_suite() {
 
 if [[ $NODE == 1 ]]; then
     socketio_suite node
+elif [[ $IDLE == 1 ]]; then
+    sio=(--protocol socketio --flavour switchboard)
+    for i in 1 2; do
+        [[ $i == 1 ]] || { stop_server; start_server; }
+        run "idle-10000-$i" idle --connections 10000 --settle 5
+        stop_server
+        start_server
+        run "sio-idle-ws-10000-$i" idle --connections 10000 --settle 5 "${sio[@]}" --transport websocket
+        stop_server
+        start_server
+        run "sio-idle-polling-1000-$i" idle --connections 1000 --settle 5 "${sio[@]}" --transport polling
+    done
 elif [[ $SOCKETIO == 1 ]]; then
     socketio_suite switchboard
     # The mixed fan-out against Pusher alone at the same rate and event name, alternated: CPU per
