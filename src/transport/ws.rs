@@ -385,26 +385,31 @@ impl Socket {
     pub async fn write_direct(&mut self, frame: &[u8]) -> bool {
         let mut bytes = self.take_control().map(Vec::from).unwrap_or_default();
         bytes.extend_from_slice(frame);
-        let stream = self.stream.clone();
-        let sent = timeout(CLOSE_GRACE, async {
-            let mut at = 0;
-            while at < bytes.len() {
-                match stream.try_write(&bytes[at..]) {
-                    Ok(0) => return false,
-                    Ok(n) => at += n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        if stream.writable().await.is_err() {
-                            return false;
-                        }
-                    }
-                    Err(_) => return false,
-                }
-            }
-            true
-        })
-        .await;
-        sent == Ok(true)
+        write_all(&self.stream, &bytes).await
     }
+}
+
+/// Writes all of `bytes` straight to the socket, waiting for it as needed, for at most
+/// [`CLOSE_GRACE`]. False if the socket failed or stayed full.
+async fn write_all(stream: &TcpStream, bytes: &[u8]) -> bool {
+    let sent = timeout(CLOSE_GRACE, async {
+        let mut at = 0;
+        while at < bytes.len() {
+            match stream.try_write(&bytes[at..]) {
+                Ok(0) => return false,
+                Ok(n) => at += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if stream.writable().await.is_err() {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
+    })
+    .await;
+    sent == Ok(true)
 }
 
 /// Writes what the connection has queued, waiting for the socket as needed, for at most
@@ -552,25 +557,7 @@ pub async fn refuse(mut socket: Socket, closing: Closing) {
     if let Some(close) = socket.close_frame(closing.code, closing.reason) {
         bytes.extend_from_slice(&close);
     }
-    let stream = socket.stream.clone();
-    let sent = timeout(CLOSE_GRACE, async {
-        let mut at = 0;
-        while at < bytes.len() {
-            match stream.try_write(&bytes[at..]) {
-                Ok(0) => return false,
-                Ok(n) => at += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if stream.writable().await.is_err() {
-                        return false;
-                    }
-                }
-                Err(_) => return false,
-            }
-        }
-        true
-    })
-    .await;
-    if sent == Ok(true) {
+    if write_all(&socket.stream, &bytes).await {
         socket.await_close().await;
     }
 }
