@@ -168,9 +168,14 @@ fn subscriber(floor: &Floor, mut conn: Conn, head: &str) -> anyhow::Result<()> {
         }
     };
     let ok = json!({"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": "{}"});
-    (&*conn.stream).write_all(&text_frame(ok.to_string().as_bytes()))?;
     let sub = Arc::new(Subscriber { stream: conn.stream.clone(), gone: AtomicBool::new(false) });
-    floor.subscribers.lock().push(sub.clone());
+    {
+        // Listed before the client learns it is subscribed (an event published on that news
+        // reaches it), and under the list's lock so that no event is written before the answer.
+        let mut subscribers = floor.subscribers.lock();
+        (&*conn.stream).write_all(&text_frame(ok.to_string().as_bytes()))?;
+        subscribers.push(sub.clone());
+    }
     // Reads on until the client leaves, then marks the subscriber for removal.
     while matches!(conn.frame(), Ok(Some((op, _))) if op != 0x8) {}
     sub.gone.store(true, Ordering::Relaxed);
@@ -211,6 +216,8 @@ mod tests {
     use super::*;
 
     fn read_until(stream: &mut TcpStream, buf: &mut Vec<u8>, needle: &[u8]) {
+        // A frame that never comes fails the test instead of hanging it.
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("read timeout");
         let mut chunk = [0u8; 4096];
         while !buf.windows(needle.len()).any(|w| w == needle) {
             let n = stream.read(&mut chunk).expect("read");
