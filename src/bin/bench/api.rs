@@ -181,10 +181,24 @@ impl Api {
     }
 
     async fn send(&mut self, method: Method, uri: &str, body: Bytes) -> anyhow::Result<(u16, Bytes)> {
+        self.request(method, uri, body, None).await
+    }
+
+    /// Any method, with a JSON body when there is one and a bearer token when given.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        body: Bytes,
+        bearer: Option<&str>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         self.sender.ready().await.map_err(|e| anyhow::Error::new(NotSent(e.to_string())))?;
         let mut request = Request::builder().method(method.clone()).uri(uri).header(header::HOST, &self.authority);
-        if method == Method::POST {
+        if !body.is_empty() || method == Method::POST {
             request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        if let Some(token) = bearer {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let request = request.body(Full::new(body)).context("building the request")?;
         let response = self.sender.send_request(request).await.map_err(|e| {

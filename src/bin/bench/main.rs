@@ -13,11 +13,13 @@
 //! bench --protocol socketio --transport polling --flavour node … fanout --subscribers 1000 --rate 5
 //! bench --protocol mixed … fanout --subscribers 1000   # a third each: Pusher, Notif, Socket.IO
 //! bench … hostile --flood argon         # login-names | argon | bodies | amplification
+//! bench … chat dm --users 1000 --rate 2000   # also: chat group | chat history | chat idle
 //! bench floor-server --listen 127.0.0.1:0     # the yardstick server for the latency scenarios
 //! ```
 //! See BENCHMARKS.md for what each scenario measures.
 
 mod api;
+mod chat;
 mod floor;
 mod hostile;
 mod polling;
@@ -174,6 +176,8 @@ enum Scenario {
     /// One hostile flood (issue 14) with `/health` probed and the server's RSS sampled
     /// throughout; reports RSS retained after it and the slowest `/health` answer.
     Hostile(hostile::Opts),
+    /// Hestia's chat (issue 16): DMs, a group, history pages, idle chat sockets.
+    Chat(chat::Opts),
     /// Not a scenario: serve as the floor server (one blocking `write` per delivery, nothing
     /// else) that the latency scenarios can be run against for comparison. See BENCHMARKS.md.
     FloorServer {
@@ -190,6 +194,7 @@ impl Scenario {
             Scenario::FanoutMax { .. } => "fanout-max",
             Scenario::Http { .. } => "http",
             Scenario::Hostile(_) => "hostile",
+            Scenario::Chat(_) => "chat",
             Scenario::FloorServer { .. } => "floor-server",
         }
     }
@@ -203,6 +208,7 @@ impl Scenario {
             }
             Scenario::Http { concurrency, .. } => *concurrency,
             Scenario::Hostile(opts) => opts.connections_held(),
+            Scenario::Chat(opts) => opts.mode.connections() + opts.setup_concurrency,
             Scenario::FloorServer { .. } => 65_536,
         }
     }
@@ -225,6 +231,7 @@ impl Scenario {
             Scenario::FanoutMax { .. } => ramp + 200,
             Scenario::Http { duration, warmup, .. } => duration + warmup + 30,
             Scenario::Hostile(opts) => opts.default_timeout(),
+            Scenario::Chat(opts) => opts.mode.default_timeout(),
             Scenario::FloorServer { .. } => 0,
         }
     }
@@ -419,6 +426,7 @@ async fn run_scenario(ctx: &Rc<Ctx>, scenario: &Scenario, limit: Duration) -> an
             scenarios::http(ctx, concurrency, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
         Scenario::Hostile(ref opts) => hostile::run(ctx, opts).await,
+        Scenario::Chat(ref opts) => chat::run(ctx, opts).await,
         Scenario::FloorServer { .. } => bail!("floor-server is a server, not a scenario"),
     }
 }
