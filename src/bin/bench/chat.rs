@@ -355,6 +355,8 @@ impl RunState {
     fn new() -> Rc<Self> {
         let run = Self::default();
         run.seq.set(1);
+        // Until the measured part starts, everything is warm-up.
+        run.tally.measure_from.set(u64::MAX);
         Rc::new(run)
     }
 
