@@ -17,6 +17,9 @@
 #                               # (bench/node-socketio, `npm ci` there when node_modules is missing)
 #   scripts/bench.sh --idle     # idle memory only, alternated twice, each on a fresh server: Pusher
 #                               # and Socket.IO WebSocket at 10,000, Socket.IO polling at 1,000
+#   scripts/bench.sh --chat     # Hestia's chat (issue 16): idle chat sockets, DMs between friends at
+#                               # 2,000 and 5,000/s, a group of 1,000, history pages on 1,000,000 DMs;
+#                               # on SQLite, or on BENCH_DATABASE_URL (a database it may empty)
 #
 # Each idle scenario of --socketio and --node gets a fresh server: RSS per connection is read
 # against a heap no earlier scenario grew.
@@ -36,6 +39,7 @@ LATENCY=0
 SOCKETIO=0
 NODE=0
 IDLE=0
+CHAT=0
 for arg in "$@"; do
     case $arg in
         --quick) QUICK=1 ;;
@@ -44,11 +48,12 @@ for arg in "$@"; do
         --socketio) SOCKETIO=1 ;;
         --node) NODE=1 ;;
         --idle) IDLE=1 ;;
-        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor, --socketio, --node, --idle)" >&2; exit 2 ;;
+        --chat) CHAT=1 ;;
+        *) echo "bench.sh: unknown option $arg (--quick, --latency, --floor, --socketio, --node, --idle, --chat)" >&2; exit 2 ;;
     esac
 done
-if [[ $((SOCKETIO + NODE + LATENCY + IDLE)) -gt 1 ]]; then
-    echo "bench.sh: --socketio, --node, --idle and --latency/--floor are separate suites; pick one" >&2
+if [[ $((SOCKETIO + NODE + LATENCY + IDLE + CHAT)) -gt 1 ]]; then
+    echo "bench.sh: --socketio, --node, --idle, --chat and --latency/--floor are separate suites; pick one" >&2
     exit 2
 fi
 NODE_APP=$ROOT/bench/node-socketio
@@ -102,6 +107,19 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+# Empties the PostgreSQL or MySQL database of BENCH_DATABASE_URL (the chat suite's own).
+reset_database() {
+    case $1 in
+        postgres*) psql "$1" -qc 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' >&2 ;;
+        mysql* | mariadb*)
+            local db=${1##*/}
+            db=${db%%\?*}
+            mariadb -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS \`$db\`; CREATE DATABASE \`$db\`;" >&2
+            ;;
+        *) echo "bench.sh: BENCH_DATABASE_URL must be postgres:// or mysql://" >&2; exit 2 ;;
+    esac
+}
+
 # Starts the server of the suite (a fresh data directory each time) and sets SERVER_PID and URL.
 # Port 0: the server picks a free port and logs it.
 start_server() {
@@ -114,6 +132,17 @@ start_server() {
         taskset -c "$SERVER_CORE" "$BENCH_BIN" floor-server --listen 127.0.0.1:0 2>>"$SERVER_LOG" &
     elif [[ $NODE == 1 ]]; then
         PORT=0 taskset -c "$SERVER_CORE" node "$NODE_APP/server.mjs" >>"$SERVER_LOG" 2>&1 &
+    elif [[ $CHAT == 1 ]]; then
+        # Thousands of registrations from one address, and one account seeding a million DMs:
+        # the auth and message limits are raised (the limits themselves are not what is measured).
+        if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
+            reset_database "$BENCH_DATABASE_URL"
+        fi
+        DATABASE_URL=${BENCH_DATABASE_URL:-} SWITCHBOARD_AUTH_REQUESTS_PER_IP=1000000 \
+            SWITCHBOARD_CHAT_MESSAGES_PER_SECOND=1000000 SWITCHBOARD_CHAT_MESSAGE_BURST=1000000 \
+            SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
+            taskset -c "$SERVER_CORE" "$SERVER_BIN" serve --port 0 --bind 127.0.0.1 --data-dir "$DATA_DIR" \
+            2>>"$SERVER_LOG" &
     else
         SWITCHBOARD_APP_ID=$APP_ID SWITCHBOARD_APP_KEY=$APP_KEY SWITCHBOARD_APP_SECRET=$APP_SECRET \
             SWITCHBOARD_LOG_FORMAT=text LOG_LEVEL=info \
@@ -185,6 +214,15 @@ socketio_suite() {
 
 if [[ $NODE == 1 ]]; then
     socketio_suite node
+elif [[ $CHAT == 1 ]]; then
+    # Idle first on a fresh server; each later scenario registers its own users.
+    run chat-idle-10000 chat idle --users 1000 --sockets-per-user 10 --settle 5
+    stop_server
+    start_server
+    run chat-dm-2000 chat dm --users 1000 --rate 2000 --duration 10
+    run chat-dm-5000 chat dm --users 1000 --rate 5000 --duration 10
+    run chat-group-1000 chat group --members 1000 --rate 10 --duration 10
+    run chat-history-1000000 chat history --messages 1000000 --queries 1000 --limit 100
 elif [[ $IDLE == 1 ]]; then
     sio=(--protocol socketio --flavour switchboard)
     for i in 1 2; do
