@@ -49,6 +49,7 @@ impl Chat {
             .await
             .map_err(name_conflict)?;
         let group = Group::from(record);
+        self.join_group_room(me, group.id);
         self.publish(rooms::user(me), "groupCreated", &group);
         Ok(group)
     }
@@ -138,6 +139,7 @@ impl Chat {
             e => e.into(),
         })?;
         let member = Member { user_id: user, username, role, joined_at };
+        self.join_group_room(user, group_id);
         self.publish(rooms::group(group_id), "memberAdded", &member);
         Ok(member)
     }
@@ -154,6 +156,7 @@ impl Chat {
             e => e.into(),
         })?;
         self.publish(rooms::group(group_id), "memberRemoved", &json!({ "userId": user, "groupId": group_id }));
+        self.leave_group_room(user, group_id);
         Ok(())
     }
 

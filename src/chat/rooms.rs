@@ -40,6 +40,27 @@ impl Chat {
         }
     }
 
+    /// Puts every socket of `user` (on every node) into `group`'s room: after it was added.
+    pub(super) fn join_group_room(&self, user_id: i64, group_id: i64) {
+        if let Err(e) = self.0.realtime.attach(&self.0.app, &user(user_id), &group(group_id)) {
+            tracing::warn!(error = %e, "chat: the broker is down; room joined on this node only");
+        }
+    }
+
+    /// Takes every socket of `user` out of `group`'s room: after it was removed (and told).
+    pub(super) fn leave_group_room(&self, user_id: i64, group_id: i64) {
+        if let Err(e) = self.0.realtime.detach(&self.0.app, &user(user_id), &group(group_id)) {
+            tracing::warn!(error = %e, "chat: the broker is down; room left on this node only");
+        }
+    }
+
+    /// Closes every socket of `user` (on every node): its account is gone.
+    pub(super) fn close_user_sockets(&self, user_id: i64) {
+        if let Err(e) = self.0.realtime.close_subscribers(&self.0.app, &user(user_id)) {
+            tracing::warn!(error = %e, "chat: the broker is down; sockets closed on this node only");
+        }
+    }
+
     /// Whether user `id` has a live socket (on this node: counts are node-local until
     /// cluster-wide counts exist).
     pub fn is_online(&self, id: i64) -> bool {

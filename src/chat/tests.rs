@@ -291,3 +291,31 @@ async fn deleting_an_account_removes_its_data_and_hands_on_its_groups() {
     // The name is free again.
     account(&store, "alice").await;
 }
+
+#[tokio::test]
+async fn membership_changes_move_the_users_sockets_and_deletion_closes_them() {
+    use crate::core::{ChannelRules, Transport};
+    const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 100, subscription_count: false };
+    let (chat, store, _d) = chat().await;
+    let (a, b) = (account(&store, "alice").await, account(&store, "bob").await);
+    let rt = chat.0.realtime.clone();
+    let app: Arc<str> = APP.into();
+    let socket_a = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+    let socket_b = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+    rt.subscribe(&socket_a, &rooms::user(a), None, &RULES).unwrap();
+    rt.subscribe(&socket_b, &rooms::user(b), None, &RULES).unwrap();
+    assert!(chat.is_online(b));
+
+    let g = chat.create_group(a, group("G")).await.unwrap();
+    assert!(socket_a.is_subscribed(&rooms::group(g.id)), "the creator's sockets are in the room");
+    assert!(!socket_b.is_subscribed(&rooms::group(g.id)));
+    chat.add_member(a, g.id, b, None).await.unwrap();
+    assert!(socket_b.is_subscribed(&rooms::group(g.id)), "an added member's sockets join");
+    chat.remove_member(a, g.id, b).await.unwrap();
+    assert!(!socket_b.is_subscribed(&rooms::group(g.id)), "a removed member's sockets leave");
+    assert!(socket_b.is_subscribed(&rooms::user(b)));
+
+    chat.delete_user(b).await.unwrap();
+    assert!(socket_b.closing().is_some(), "a deleted account's sockets are closed");
+    assert!(socket_a.closing().is_none());
+}

@@ -110,6 +110,7 @@ impl Chat {
     /// stored uploads it had, for the caller to remove.
     pub async fn delete_user(&self, me: i64) -> Result<Vec<String>, ChatError> {
         let pictures = self.store().delete_chat_account(me).await.map_err(not_found)?;
+        self.close_user_sockets(me);
         Ok(pictures.into_iter().filter(|p| p.starts_with(UPLOADS_PREFIX)).collect())
     }
 
