@@ -39,7 +39,7 @@ use crate::origins::GlobalOrigins;
 use crate::ratelimit::LogThrottle;
 use crate::sessions::Sessions;
 use crate::store::Store;
-use crate::surfaces::{notif, pushalt, pusher};
+use crate::surfaces::{hestia, notif, pushalt, pusher};
 use crate::transport::ws;
 
 pub use builder::ServerBuilder;
@@ -139,7 +139,7 @@ impl Server {
         // Both speak WebSocket: a fanned-out event is framed once, ready for every socket.
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
-        let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let accounts = Arc::new(Accounts::new(store.clone(), &jwt_secret, config.auth.clone()));
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
@@ -155,6 +155,7 @@ impl Server {
                 realtime: realtime.clone(),
                 shutdown: shutdown.token(),
             },
+            hestia::socketio::Deps { accounts: accounts.clone(), chat: chat.clone(), shutdown: shutdown.token() },
             socketio,
             default_app,
         )

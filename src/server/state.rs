@@ -34,7 +34,8 @@ pub struct Shared {
     pub api_limits: RateLimiter,
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
-    pub accounts: Accounts,
+    /// Shared with the chat socket's handlers.
+    pub accounts: Arc<Accounts>,
     /// Refresh tokens of the Push-Alt admin API.
     pub sessions: Sessions,
     /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).

@@ -15,6 +15,8 @@ mod docs;
 mod embed;
 mod engineio;
 mod exposure;
+mod hestia_durability;
+mod hestia_socket;
 mod hostile;
 mod http_framing;
 mod isolation;
