@@ -44,7 +44,9 @@ fn builtin(state: AppState) -> Router {
         .merge(pusher::routes())
         .merge(notif::routes())
         .merge(ops::routes(metrics_here))
-        .merge(accounts::routes())
+        // The accounts routes are Hestia's too: CORS `*` as on the chat routes (SPEC §6).
+        .merge(hestia::cors::with_cors(accounts::routes()))
+        .merge(hestia::routes())
         .merge(dashboard::routes())
         .merge(pushalt::routes(state.clone()))
         .route("/ws", any(ws_entry))

@@ -53,6 +53,7 @@ async fn dms_acknowledged_before_a_sigkill_survive_the_restart() {
     let history = socket.ask("getDMHistory", json!({"otherId": recipient.id})).await;
     let stored: Vec<String> =
         history.as_array().unwrap().iter().map(|m| m["content"].as_str().unwrap().to_owned()).collect();
+    eprintln!("acknowledged {} of {BURST}, stored {}", acknowledged.len(), stored.len());
     let sent: Vec<String> = (0..stored.len()).map(|i| format!("m{i}")).collect();
     assert_eq!(stored, sent, "the history is what was sent, in order, each once, up to some point");
     assert!(

@@ -35,7 +35,9 @@ async fn statuses_follow_the_first_connect_and_the_last_disconnect() {
     let user = register(&http, "status").await;
     assert_eq!(status_of(&http, &user).await, "offline");
     let first = ChatSocket::of(server.addr, &user).await;
-    let second = ChatSocket::connect_with(server.addr, "", &format!("&token={}", user.token)).await;
+    let mut second = ChatSocket::connect_with(server.addr, "", &format!("&token={}", user.token)).await;
+    // A round trip: the socket's events are handled once it has joined its user's room.
+    assert!(second.ask("getDMHistory", json!({"otherId": user.id})).await["error"].is_string());
     drop(first);
     // Still one socket: a status change would be lost in the reads below if it came.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -147,6 +147,8 @@ describe('Hestia chat over socket.io-client', () => {
     const first = await connect(bob);
     await statusBecomes(bob, 'active');
     const second = await connect(bob, { viaQuery: true, transports: ['polling'] });
+    // A round trip: the socket's events are handled once it has joined its user's room.
+    assert.equal(typeof (await ask(second, 'getDMHistory', { otherId: bob.id })).error, 'string');
     closeSocket(first);
     // Still one socket: stays active.
     await new Promise((r) => setTimeout(r, 100));

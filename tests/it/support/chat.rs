@@ -139,17 +139,13 @@ impl ChatSocket {
 
     /// The next event: (name, first argument).
     pub async fn event(&mut self) -> (String, Value) {
-        loop {
-            match self.ws.recv().await {
-                Got::Text(text) => {
-                    if let Some(rest) = text.strip_prefix("42") {
-                        let args: Value = serde_json::from_str(rest).unwrap();
-                        return (args[0].as_str().unwrap().to_owned(), args[1].clone());
-                    }
-                    panic!("expected an event, got {text}");
-                }
-                other => panic!("expected an event, got {other:?}"),
+        match self.ws.recv().await {
+            Got::Text(text) => {
+                let rest = text.strip_prefix("42").unwrap_or_else(|| panic!("expected an event, got {text}"));
+                let args: Value = serde_json::from_str(rest).unwrap();
+                (args[0].as_str().unwrap().to_owned(), args[1].clone())
             }
+            other => panic!("expected an event, got {other:?}"),
         }
     }
 
