@@ -141,6 +141,8 @@ impl Server {
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
+            .map_err(|e| config.invalid("chat.encryption_key", e))?;
         let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
             .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
@@ -174,6 +176,7 @@ impl Server {
             api_limits: Default::default(),
             ip_limits: Default::default(),
             accounts,
+            chat,
             origins,
             engineio,
             uploads,
@@ -441,6 +444,7 @@ async fn sweep(state: AppState) {
                 state.api_limits.sweep();
                 state.ip_limits.sweep();
                 state.accounts.sweep();
+                state.chat.sweep();
                 state.uploads.sweep();
             }
         }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod chat;
 pub mod cors;
 mod dialect;
 pub mod settings;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
+    (5, "chat", include_str!("../../migrations/0005_chat.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
