@@ -80,6 +80,13 @@ async fn dms_go_to_friends_only_and_page_through_history() {
     assert!(matches!(chat.send_dm(a, c, "hi").await, Err(ChatError::Forbidden("You can only DM friends"))));
     assert!(matches!(chat.send_dm(a, a, "hi").await, Err(ChatError::Forbidden(_))), "not to oneself");
     assert!(matches!(chat.send_dm(a, 12345, "hi").await, Err(ChatError::NotFound("Recipient not found"))));
+    let gone = account(&store, "gone").await;
+    friends(&chat, a, gone).await;
+    chat.delete_user(gone).await.unwrap();
+    assert!(
+        matches!(chat.send_dm(a, gone, "hi").await, Err(ChatError::NotFound("Recipient not found"))),
+        "a deleted user"
+    );
     assert!(matches!(chat.send_dm(a, b, "   ").await, Err(ChatError::Invalid("Content is required"))));
 
     let mut ids = Vec::new();
