@@ -188,6 +188,15 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     ("SWITCHBOARD_SOCKETIO_MAX_POLLING_SESSIONS", "socketio.max_polling_sessions", |c, v| {
         parse_into(&mut c.socketio.max_polling_sessions, v)
     }),
+    ("SWITCHBOARD_UPLOADS_AVATAR_MAX_BYTES", "uploads.avatar_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.avatar_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_BANNER_MAX_BYTES", "uploads.banner_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.banner_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_PER_MINUTE", "uploads.per_account_per_minute", |c, v| {
+        parse_into(&mut c.uploads.per_account_per_minute, v)
+    }),
 ];
 
 /// Push-Alt's `DB_TYPE=libsql` (its default): one line, exit 2 (SPEC §2).

@@ -41,6 +41,7 @@ use crate::sessions::Sessions;
 use crate::store::Store;
 use crate::surfaces::{hestia, notif, pushalt, pusher};
 use crate::transport::ws;
+use crate::uploads::Uploads;
 
 pub use builder::ServerBuilder;
 pub use capacity::Capacity;
@@ -142,6 +143,8 @@ impl Server {
         let accounts = Arc::new(Accounts::new(store.clone(), &jwt_secret, config.auth.clone()));
         let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
+        let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
+            .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
@@ -177,6 +180,7 @@ impl Server {
             chat,
             origins,
             engineio,
+            uploads,
         });
         let publisher = Publisher(state.clone());
         let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
@@ -442,6 +446,7 @@ async fn sweep(state: AppState) {
                 state.ip_limits.sweep();
                 state.accounts.sweep();
                 state.chat.sweep();
+                state.uploads.sweep();
             }
         }
     }

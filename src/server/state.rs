@@ -17,6 +17,7 @@ use crate::origins::GlobalOrigins;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::Store;
+use crate::uploads::Uploads;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -47,6 +48,8 @@ pub struct Shared {
     pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
     pub engineio: super::engineio::EngineIo,
+    /// Profile pictures and banners under the data dir.
+    pub uploads: Uploads,
 }
 
 impl AppState {

@@ -118,6 +118,15 @@ async fn picture_urls_are_absolute() {
     let (_, me) = http.request(Method::GET, "/users/me", b"", &headers).await;
     assert_eq!(me["profilePictureUrl"], "http://chat.example/uploads/avatars/a.png");
 
+    // From a trusted proxy it is believed.
+    let proxied = spawn_with(|c| c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let http = proxied.http();
+    let carol = register(&http, "carol").await;
+    let upload = switchboard::chat::Picture::Upload("/uploads/avatars/c.png".into());
+    proxied.state.chat.set_picture(carol.id, switchboard::chat::PictureKind::Avatar, Some(upload)).await.unwrap();
+    let (_, b) = http.request(Method::GET, "/users/by-username/carol", b"", &headers[1..]).await;
+    assert_eq!(b["profilePictureUrl"], "https://chat.example/uploads/avatars/c.png");
+
     let configured = spawn_with(|c| c.chat.public_url = Some("https://chat.example.com".into())).await;
     let http = configured.http();
     let bob = register(&http, "bob").await;
@@ -534,4 +543,52 @@ async fn cors_on_chat_routes() {
     }
     let (s, h, _) = http.request_full(Method::GET, "/users/me", b"", &[("origin", "https://app.example")]).await;
     assert_eq!((s, h["access-control-allow-origin"].to_str().unwrap()), (401, "*"), "errors are readable too");
+}
+
+#[tokio::test]
+async fn auth_floods_get_429_with_retry_after() {
+    let server = spawn_with(|c| {
+        c.auth.requests_per_ip = 3;
+        c.auth.failed_logins_per_account = 2;
+    })
+    .await;
+    let http = server.http();
+    register(&http, "alice").await;
+    let wrong = json!({"username": "alice", "password": "wrong-password"}).to_string();
+    for _ in 0..2 {
+        assert_eq!(http.request(Method::POST, "/login", wrong.as_bytes(), &[]).await.0, 401);
+    }
+    // The fourth auth request from this address: over both limits.
+    let (s, headers, b) = http.request_full(Method::POST, "/auth/login", wrong.as_bytes(), &[]).await;
+    assert_eq!(s, 429, "{b}");
+    assert_eq!(b["error"], "Too many requests, please try again later.");
+    let secs = retry_after(&headers);
+    assert_eq!(b["retryAfter"].as_u64(), Some(secs));
+    assert!(secs > 60, "300 per 15 minutes refill one every few minutes at 3: {secs}");
+    let body = json!({"username": "bob", "password": "password-123"});
+    assert_eq!(
+        http.json(Method::POST, "/register", Some(body), None).await.0,
+        429,
+        "registrations share the allowance"
+    );
+    assert_eq!(http.get("/health").await.0, 200, "the server is fine");
+}
+
+#[tokio::test]
+async fn oversized_and_broken_bodies_are_refused() {
+    let server = spawn_server().await;
+    let http = server.http();
+    let alice = register(&http, "alice").await;
+    let auth = format!("Bearer {}", alice.token);
+    let big = json!({"bio": "x".repeat(100_000)}).to_string();
+    let (s, b) = http.request(Method::PATCH, "/users/bio", big.as_bytes(), &[("authorization", auth.as_str())]).await;
+    assert_eq!(s, 413, "{b}");
+    assert!(b["error"].is_string());
+    for body in ["[]", "\"nope\"", "{", "null"] {
+        let (s, b) =
+            http.request(Method::PATCH, "/users/bio", body.as_bytes(), &[("authorization", auth.as_str())]).await;
+        assert_eq!(s, 400, "{body}: {b}");
+        assert!(b["error"].is_string());
+    }
+    assert_eq!(call(&http, Method::GET, "/users/me", None, &alice).await.0, 200);
 }
