@@ -8,6 +8,7 @@
 
 mod data_dir;
 mod env;
+mod push;
 mod sources;
 
 use std::fmt;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use env::{ENV_VARS, Setter};
+pub use push::PushConfig;
 pub use sources::{Source, Sources};
 
 /// A bad setting: one line naming it, for the operator.
@@ -50,6 +52,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub socketio: SocketIoConfig,
+    pub push: PushConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
     pub sources: Sources,
@@ -574,6 +577,7 @@ impl Config {
             return Err(self.invalid("auth.jwt_secret", "must be at least 16 characters"));
         }
         self.validate_default_app()?;
+        self.validate_push()?;
         check_log_filter(&self.log.level).map_err(|why| self.invalid("log.level", why))?;
         Ok(())
     }

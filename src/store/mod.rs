@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod apps;
 pub mod cors;
 mod dialect;
+pub mod push;
 pub mod settings;
 pub mod tokens;
 
@@ -45,6 +46,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
+    (6, "push", include_str!("../../migrations/0006_push.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
