@@ -63,6 +63,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod channel_tokens;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod core;

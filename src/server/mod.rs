@@ -145,6 +145,8 @@ impl Server {
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
+            .map_err(|e| config.invalid("chat.encryption_key", e))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
         let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
@@ -175,6 +177,7 @@ impl Server {
             api_limits: Default::default(),
             ip_limits: Default::default(),
             accounts,
+            chat,
             origins,
             engineio,
             push,
@@ -442,6 +445,7 @@ async fn sweep(state: AppState) {
                 state.api_limits.sweep();
                 state.ip_limits.sweep();
                 state.accounts.sweep();
+                state.chat.sweep();
             }
         }
     }

@@ -10,6 +10,7 @@ use super::shutdown::Shutdown;
 use crate::accounts::Accounts;
 use crate::apps::AppCache;
 use crate::channel_tokens::ChannelTokens;
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::core::Realtime;
 use crate::origins::GlobalOrigins;
@@ -35,6 +36,8 @@ pub struct Shared {
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
     pub accounts: Accounts,
+    /// The Hestia chat service (REST and Socket.IO call it).
+    pub chat: Chat,
     /// Refresh tokens of the Push-Alt admin API.
     pub sessions: Sessions,
     /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).

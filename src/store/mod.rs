@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod apps;
+pub mod chat;
 pub mod cors;
 mod dialect;
 pub mod push;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "accounts", include_str!("../../migrations/0002_accounts.sql")),
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
+    (5, "chat", include_str!("../../migrations/0005_chat.sql")),
     (6, "push", include_str!("../../migrations/0006_push.sql")),
 ];
 

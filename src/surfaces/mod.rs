@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod dashboard;
+pub mod hestia;
 pub mod notif;
 pub mod ops;
 pub mod pushalt;
