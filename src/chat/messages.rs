@@ -47,8 +47,22 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
                     let _ = reply.send(Ok(id));
                 }
             }
+            // One message can sink its batch (its recipient or group deleted since it was
+            // checked): each is tried alone, so only that one fails.
+            Err(_) if records.len() > 1 => {
+                for (record, reply) in records.into_iter().zip(replies) {
+                    let stored = match store.insert_messages(std::slice::from_ref(&record)).await {
+                        Ok(ids) => ids.first().copied().ok_or(()),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "chat: a message could not be stored");
+                            Err(())
+                        }
+                    };
+                    let _ = reply.send(stored);
+                }
+            }
             Err(e) => {
-                tracing::error!(error = %e, messages = records.len(), "chat: storing messages failed");
+                tracing::warn!(error = %e, "chat: a message could not be stored");
                 for reply in replies {
                     let _ = reply.send(Err(()));
                 }
@@ -205,5 +219,44 @@ fn page_limit(page: Page) -> Result<u32, ChatError> {
         None => Ok(MAX_PAGE),
         Some(0) => Err(ChatError::Invalid("Invalid limit")),
         Some(n) => Ok(n.min(MAX_PAGE)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::accounts::NewAccount;
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_stored_fails_alone() {
+        let (store, _dir) = crate::store::temp_store().await;
+        let mut ids = Vec::new();
+        for name in ["alice", "bob"] {
+            let new = NewAccount {
+                username: Some(name.into()),
+                email: None,
+                name: name.into(),
+                password_hash: "x".into(),
+                is_admin: false,
+            };
+            ids.push(store.insert_account(new).await.unwrap().id);
+        }
+        let writer = Writer::spawn(store.clone(), 16, 16);
+        let dm = |to: i64| NewMessageRecord {
+            sender_id: ids[0],
+            conversation: Conversation::Direct { recipient: to },
+            content: "hi".into(),
+            nonce: None,
+            created_at: 1,
+        };
+        // Queued together (the writer has not run yet on this thread), so they share a batch
+        // that fails for the one to nobody.
+        let (good, bad, good_too) =
+            tokio::join!(writer.store(dm(ids[1])), writer.store(dm(424242)), writer.store(dm(ids[1])));
+        assert!(matches!(bad, Err(ChatError::NotStored)));
+        let (good, good_too) = (good.unwrap(), good_too.unwrap());
+        assert!(good < good_too);
+        let stored = store.direct_history(ids[0], ids[1], None, 10).await.unwrap();
+        assert_eq!(stored.iter().map(|m| m.id).collect::<Vec<_>>(), [good, good_too]);
     }
 }

@@ -211,6 +211,15 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     ("SWITCHBOARD_PUSH_ALLOW_LOOPBACK_HTTP", "push.allow_loopback_http", |c, v| {
         parse_into(&mut c.push.allow_loopback_http, v)
     }),
+    ("SWITCHBOARD_UPLOADS_AVATAR_MAX_BYTES", "uploads.avatar_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.avatar_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_BANNER_MAX_BYTES", "uploads.banner_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.banner_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_PER_MINUTE", "uploads.per_account_per_minute", |c, v| {
+        parse_into(&mut c.uploads.per_account_per_minute, v)
+    }),
 ];
 
 /// Push-Alt's `DB_TYPE=libsql` (its default): one line, exit 2 (SPEC §2).

@@ -10,6 +10,7 @@ mod data_dir;
 mod env;
 mod push;
 mod sources;
+mod uploads;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use env::{ENV_VARS, Setter};
 pub use push::PushConfig;
 pub use sources::{Source, Sources};
+pub use uploads::UploadsConfig;
 
 /// A bad setting: one line naming it, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +56,7 @@ pub struct Config {
     pub socketio: SocketIoConfig,
     pub chat: ChatConfig,
     pub push: PushConfig,
+    pub uploads: UploadsConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
     pub sources: Sources,
@@ -609,6 +612,14 @@ impl Config {
         }
         if sio.max_polling_sessions == 0 {
             return Err(self.invalid("socketio.max_polling_sessions", "must be at least 1"));
+        }
+        for (key, bytes) in [
+            ("uploads.avatar_max_bytes", self.uploads.avatar_max_bytes),
+            ("uploads.banner_max_bytes", self.uploads.banner_max_bytes),
+        ] {
+            if bytes < 1024 {
+                return Err(self.invalid(key, "must be at least 1024"));
+            }
         }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("metrics.token", "must be at least 16 characters"));

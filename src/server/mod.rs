@@ -42,6 +42,7 @@ use crate::sessions::Sessions;
 use crate::store::Store;
 use crate::surfaces::{notif, pushalt, pusher};
 use crate::transport::ws;
+use crate::uploads::Uploads;
 
 pub use builder::ServerBuilder;
 pub use capacity::Capacity;
@@ -147,6 +148,8 @@ impl Server {
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
         let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
+        let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
+            .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
         let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
@@ -181,6 +184,7 @@ impl Server {
             origins,
             engineio,
             push,
+            uploads,
         });
         let publisher = Publisher(state.clone());
         let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
@@ -446,6 +450,7 @@ async fn sweep(state: AppState) {
                 state.ip_limits.sweep();
                 state.accounts.sweep();
                 state.chat.sweep();
+                state.uploads.sweep();
             }
         }
     }

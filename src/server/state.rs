@@ -17,6 +17,7 @@ use crate::origins::GlobalOrigins;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::Store;
+use crate::uploads::Uploads;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -48,6 +49,8 @@ pub struct Shared {
     pub engineio: super::engineio::EngineIo,
     /// FCM and Web Push for chat users without a live socket.
     pub push: crate::push::Push,
+    /// Profile pictures and banners under the data dir.
+    pub uploads: Uploads,
 }
 
 impl AppState {

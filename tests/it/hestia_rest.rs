@@ -118,6 +118,15 @@ async fn picture_urls_are_absolute() {
     let (_, me) = http.request(Method::GET, "/users/me", b"", &headers).await;
     assert_eq!(me["profilePictureUrl"], "http://chat.example/uploads/avatars/a.png");
 
+    // From a trusted proxy it is believed.
+    let proxied = spawn_with(|c| c.server.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let http = proxied.http();
+    let carol = register(&http, "carol").await;
+    let upload = switchboard::chat::Picture::Upload("/uploads/avatars/c.png".into());
+    proxied.state.chat.set_picture(carol.id, switchboard::chat::PictureKind::Avatar, Some(upload)).await.unwrap();
+    let (_, b) = http.request(Method::GET, "/users/by-username/carol", b"", &headers[1..]).await;
+    assert_eq!(b["profilePictureUrl"], "https://chat.example/uploads/avatars/c.png");
+
     let configured = spawn_with(|c| c.chat.public_url = Some("https://chat.example.com".into())).await;
     let http = configured.http();
     let bob = register(&http, "bob").await;
