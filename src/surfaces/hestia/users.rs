@@ -29,11 +29,9 @@ pub async fn me(State(state): State<AppState>, Authed(me): Authed, base: PublicB
 
 /// 204: the account and its chat data are gone, its tokens stop working, its name is free.
 pub async fn delete_me(State(state): State<AppState>, Authed(me): Authed) -> Result<Response, ApiError> {
-    let uploads = state.chat.delete_user(me).await?;
-    // Uploaded pictures are files of the uploads service; nothing else names them any more.
-    if !uploads.is_empty() {
-        tracing::debug!(files = uploads.len(), "hestia: pictures of a deleted account");
-    }
+    let pictures = state.chat.delete_user(me).await?;
+    // Its uploaded pictures' files go too; nothing names them any more.
+    state.uploads.remove_all(&pictures).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
