@@ -29,9 +29,9 @@ pub async fn me(State(state): State<AppState>, Authed(me): Authed, base: PublicB
 
 /// 204: the account and its chat data are gone, its tokens stop working, its name is free.
 pub async fn delete_me(State(state): State<AppState>, Authed(me): Authed) -> Result<Response, ApiError> {
-    let pictures = state.chat.delete_user(me).await?;
-    // Its uploaded pictures' files go too; nothing names them any more.
-    state.uploads.remove_all(&pictures).await;
+    let uploads = state.chat.delete_user(me).await?;
+    // Its uploaded pictures: nothing names them any more.
+    state.uploads.remove_all(&uploads).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
