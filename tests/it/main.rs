@@ -30,6 +30,8 @@ mod notif_refusals;
 mod notif_ws;
 mod ops;
 mod per_address;
+mod push_service;
+mod push_store;
 mod pushalt_admin;
 mod pushalt_bodies;
 mod pushalt_channel;
