@@ -19,6 +19,7 @@ mod hestia_durability;
 mod hestia_rest;
 mod hestia_socket;
 mod hestia_store;
+mod hestia_uploads;
 mod hostile;
 mod http_framing;
 mod isolation;

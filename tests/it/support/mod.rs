@@ -3,6 +3,7 @@
 pub mod binary;
 pub mod chat;
 pub mod http;
+pub mod images;
 pub mod push;
 pub mod sio;
 pub mod ws;
