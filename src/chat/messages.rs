@@ -41,8 +41,10 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let (records, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.record, j.reply)).unzip();
+        let started = std::time::Instant::now();
         match store.insert_messages(&records).await {
             Ok(ids) => {
+                crate::metrics::chat_batch_written(ids.len(), started.elapsed());
                 for (reply, id) in replies.into_iter().zip(ids) {
                     let _ = reply.send(Ok(id));
                 }
@@ -52,7 +54,10 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
             Err(_) if records.len() > 1 => {
                 for (record, reply) in records.into_iter().zip(replies) {
                     let stored = match store.insert_messages(std::slice::from_ref(&record)).await {
-                        Ok(ids) => ids.first().copied().ok_or(()),
+                        Ok(ids) => {
+                            crate::metrics::chat_batch_written(ids.len(), started.elapsed());
+                            ids.first().copied().ok_or(())
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "chat: a message could not be stored");
                             Err(())

@@ -39,7 +39,7 @@ pub async fn exercise(store: &Store) {
         .map(|i| {
             let chat = chat.clone();
             let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
-            tokio::spawn(async move { chat.send_dm(from, to, &format!("dm {i} ✓")).await.unwrap() })
+            tokio::spawn(async move { chat.send_dm(from, to, &format!("dm {i} ✓ 😀")).await.unwrap() })
         })
         .collect();
     let mut sent = Vec::new();
