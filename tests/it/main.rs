@@ -18,6 +18,7 @@ mod exposure;
 mod hestia_push;
 mod hestia_rest;
 mod hestia_store;
+mod hestia_uploads;
 mod hostile;
 mod http_framing;
 mod isolation;
