@@ -26,6 +26,7 @@ pub use model::{
     Group, GroupChanges, GroupDetail, GroupListItem, Member, Message, NewGroup, Picture, PictureKind, Role, User,
     UserRef, Via,
 };
+pub use users::UPLOADS_PREFIX;
 
 use crate::config::ChatConfig;
 use crate::core::Realtime;

@@ -17,6 +17,7 @@ mod engineio;
 mod exposure;
 mod hestia_rest;
 mod hestia_store;
+mod hestia_uploads;
 mod hostile;
 mod http_framing;
 mod isolation;

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod error;
 mod friends;
 mod groups;
+mod uploads;
 mod users;
 
 use axum::Router;
@@ -48,7 +49,8 @@ pub fn routes() -> Router<AppState> {
         .route("/groups", post(groups::create).get(groups::list))
         .route("/groups/{id}", get(groups::detail).put(groups::update))
         .route("/groups/{id}/members/{user_id}", post(groups::add_member).delete(groups::remove_member))
-        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history));
+        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history))
+        .merge(uploads::routes());
     cors::with_cors(routes)
 }
 
