@@ -51,7 +51,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
             }
             // One message can sink its batch (its recipient or group deleted since it was
             // checked): each is tried alone, so only that one fails.
-            Err(_) if records.len() > 1 => {
+            Err(e) if records.len() > 1 && e.is_refused_write() => {
                 for (record, reply) in records.into_iter().zip(replies) {
                     let stored = match store.insert_messages(std::slice::from_ref(&record)).await {
                         Ok(ids) => {
@@ -67,7 +67,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "chat: a message could not be stored");
+                tracing::error!(error = %e, messages = replies.len(), "chat: storing messages failed");
                 for reply in replies {
                     let _ = reply.send(Err(()));
                 }
