@@ -51,7 +51,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
             }
             // One message can sink its batch (its recipient or group deleted since it was
             // checked): each is tried alone, so only that one fails.
-            Err(_) if records.len() > 1 => {
+            Err(e) if records.len() > 1 && e.is_refused_write() => {
                 for (record, reply) in records.into_iter().zip(replies) {
                     let stored = match store.insert_messages(std::slice::from_ref(&record)).await {
                         Ok(ids) => {
@@ -67,7 +67,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "chat: a message could not be stored");
+                tracing::error!(error = %e, messages = replies.len(), "chat: storing messages failed");
                 for reply in replies {
                     let _ = reply.send(Err(()));
                 }
@@ -193,9 +193,9 @@ impl Chat {
         })
     }
 
-    /// What happens once a message has committed: it is published to the rooms that get it.
-    /// (Push notifications for offline recipients hook in here, after the publish, so they
-    /// never delay it.)
+    /// What happens once a message has committed: it is published to the rooms that get it,
+    /// then push notifications are queued for offline recipients (after the publish, so they
+    /// never delay it).
     fn after_commit(&self, message: &Message, via: Via) {
         match (message.recipient_id, message.group_id) {
             (Some(recipient), _) => {
@@ -215,6 +215,7 @@ impl Chat {
             }
             (None, None) => {}
         }
+        self.push_offline(message);
     }
 }
 

@@ -16,6 +16,7 @@ mod embed;
 mod engineio;
 mod exposure;
 mod hestia_durability;
+mod hestia_push;
 mod hestia_rest;
 mod hestia_socket;
 mod hestia_store;
