@@ -193,9 +193,9 @@ impl Chat {
         })
     }
 
-    /// What happens once a message has committed: it is published to the rooms that get it.
-    /// (Push notifications for offline recipients hook in here, after the publish, so they
-    /// never delay it.)
+    /// What happens once a message has committed: it is published to the rooms that get it,
+    /// then push notifications are queued for offline recipients (after the publish, so they
+    /// never delay it).
     fn after_commit(&self, message: &Message, via: Via) {
         match (message.recipient_id, message.group_id) {
             (Some(recipient), _) => {
@@ -215,6 +215,7 @@ impl Chat {
             }
             (None, None) => {}
         }
+        self.push_offline(message);
     }
 }
 

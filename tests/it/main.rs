@@ -15,6 +15,7 @@ mod docs;
 mod embed;
 mod engineio;
 mod exposure;
+mod hestia_push;
 mod hestia_rest;
 mod hestia_store;
 mod hestia_uploads;

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod error;
 mod friends;
 mod groups;
+mod push;
 mod uploads;
 mod users;
 
@@ -40,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/users/username", patch(users::set_username))
         .route("/users/status", patch(users::set_status))
         .route("/users/public-key", patch(users::set_public_key))
+        .route("/users/fcm-token", patch(push::fcm_token))
+        .route("/users/web-push", patch(push::web_push))
+        .route("/users/web-push/vapid-public-key", get(push::vapid_public_key))
         .route("/friends", get(friends::list))
         .route("/friends/requests", get(friends::requests))
         .route("/friends/request/{id}", post(friends::request))
