@@ -8,7 +8,9 @@
 
 mod data_dir;
 mod env;
+mod push;
 mod sources;
+mod uploads;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -19,7 +21,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use env::{ENV_VARS, Setter};
+pub use push::PushConfig;
 pub use sources::{Source, Sources};
+pub use uploads::UploadsConfig;
 
 /// A bad setting: one line naming it, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub socketio: SocketIoConfig,
     pub chat: ChatConfig,
+    pub push: PushConfig,
+    pub uploads: UploadsConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
     pub sources: Sources,
@@ -607,6 +613,14 @@ impl Config {
         if sio.max_polling_sessions == 0 {
             return Err(self.invalid("socketio.max_polling_sessions", "must be at least 1"));
         }
+        for (key, bytes) in [
+            ("uploads.avatar_max_bytes", self.uploads.avatar_max_bytes),
+            ("uploads.banner_max_bytes", self.uploads.banner_max_bytes),
+        ] {
+            if bytes < 1024 {
+                return Err(self.invalid(key, "must be at least 1024"));
+            }
+        }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("metrics.token", "must be at least 16 characters"));
         }
@@ -624,6 +638,7 @@ impl Config {
         }
         self.validate_chat()?;
         self.validate_default_app()?;
+        self.validate_push()?;
         check_log_filter(&self.log.level).map_err(|why| self.invalid("log.level", why))?;
         Ok(())
     }

@@ -36,11 +36,13 @@ use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::origins::GlobalOrigins;
+use crate::push::Push;
 use crate::ratelimit::LogThrottle;
 use crate::sessions::Sessions;
 use crate::store::Store;
-use crate::surfaces::{notif, pushalt, pusher};
+use crate::surfaces::{hestia, notif, pushalt, pusher};
 use crate::transport::ws;
+use crate::uploads::Uploads;
 
 pub use builder::ServerBuilder;
 pub use capacity::Capacity;
@@ -122,6 +124,10 @@ impl Server {
                 .map_err(|e| config.invalid("server.data_dir", format!("cannot keep the JWT secret there: {e}")))?;
         let cors_origins =
             GlobalOrigins::parse(&config.server.cors_origins).map_err(|e| config.invalid("server.cors_origins", e))?;
+        // Reads the service account and the VAPID key: a bad one stops the start here.
+        let shutdown = Shutdown::default();
+        let push = Push::start(store.clone(), &config.push, &config.server.data_dir, shutdown.token())
+            .map_err(|(key, why)| config.invalid(key, why))?;
         let created = apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?;
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
@@ -139,11 +145,12 @@ impl Server {
         // Both speak WebSocket: a fanned-out event is framed once, ready for every socket.
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
-        let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
-        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
+        let accounts = Arc::new(Accounts::new(store.clone(), &jwt_secret, config.auth.clone()));
+        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone(), Some(push.clone()))
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
+        let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
+            .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
-        let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
         let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
         let engineio = socket_setups::build(
@@ -157,6 +164,7 @@ impl Server {
                 realtime: realtime.clone(),
                 shutdown: shutdown.token(),
             },
+            hestia::socketio::Deps { accounts: accounts.clone(), chat: chat.clone(), shutdown: shutdown.token() },
             socketio,
             default_app,
         )
@@ -176,6 +184,8 @@ impl Server {
             chat,
             origins,
             engineio,
+            push,
+            uploads,
         });
         let publisher = Publisher(state.clone());
         let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
@@ -441,6 +451,7 @@ async fn sweep(state: AppState) {
                 state.ip_limits.sweep();
                 state.accounts.sweep();
                 state.chat.sweep();
+                state.uploads.sweep();
             }
         }
     }

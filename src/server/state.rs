@@ -17,6 +17,7 @@ use crate::origins::GlobalOrigins;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::Store;
+use crate::uploads::Uploads;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -35,7 +36,8 @@ pub struct Shared {
     pub api_limits: RateLimiter,
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
-    pub accounts: Accounts,
+    /// Shared with the chat socket's handlers.
+    pub accounts: Arc<Accounts>,
     /// The Hestia chat service (REST and Socket.IO call it).
     pub chat: Chat,
     /// Refresh tokens of the Push-Alt admin API.
@@ -46,6 +48,10 @@ pub struct Shared {
     pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
     pub engineio: super::engineio::EngineIo,
+    /// FCM and Web Push for chat users without a live socket.
+    pub push: crate::push::Push,
+    /// Profile pictures and banners under the data dir.
+    pub uploads: Uploads,
 }
 
 impl AppState {

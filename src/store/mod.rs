@@ -7,6 +7,7 @@ pub mod apps;
 pub mod chat;
 pub mod cors;
 mod dialect;
+pub mod push;
 pub mod settings;
 pub mod tokens;
 
@@ -40,6 +41,14 @@ pub enum Error {
     BackupUnsupported,
 }
 
+impl Error {
+    /// Whether the database refused what was written (a constraint, a value), rather than
+    /// being unreachable: the same write without the offending row may succeed.
+    pub fn is_refused_write(&self) -> bool {
+        matches!(self, Self::Conflict(_) | Self::Database(sqlx::Error::Database(_)))
+    }
+}
+
 /// The migrations, embedded so the binary carries its schema.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "apps", include_str!("../../migrations/0001_apps.sql")),
@@ -47,6 +56,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
+    (6, "push", include_str!("../../migrations/0006_push.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.

@@ -312,6 +312,10 @@ async fn groups_routes() {
         );
         ids.push(m["id"].as_i64().unwrap());
     }
+    let (_, metrics) = http.get("/metrics").await;
+    for name in ["switchboard_chat_messages_stored_total", "switchboard_chat_write_batch_messages"] {
+        assert!(metrics.as_str().unwrap().contains(name), "{name} in /metrics");
+    }
     let (s, h) = call(&http, Method::GET, &format!("/groups/{id}/messages"), None, &bob).await;
     assert_eq!(s, 200);
     assert_eq!(h.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect::<Vec<_>>(), ids);
@@ -465,9 +469,22 @@ async fn deleting_an_account() {
         .await;
     call(&http, Method::POST, &format!("/groups/{gid}/messages"), Some(json!({"content": "bye"})), &alice).await;
     call(&http, Method::POST, &format!("/friends/request/{}", carol.id), None, &alice).await;
+    let name = format!("{}.png", "ab".repeat(16));
+    let file = server.dir.path().join("uploads/avatars").join(&name);
+    std::fs::write(&file, b"a picture").unwrap();
+    let upload = switchboard::chat::Picture::Upload(format!("/uploads/avatars/{name}"));
+    server.state.chat.set_picture(alice.id, switchboard::chat::PictureKind::Avatar, Some(upload)).await.unwrap();
+
+    let domain = json!({"domain_name": "alice.example.com"});
+    let (s, app) = call(&http, Method::POST, "/dashboard/domains", Some(domain), &alice).await;
+    assert_eq!(s, 200, "{app}");
 
     let (s, b) = call(&http, Method::DELETE, "/users/me", None, &alice).await;
     assert_eq!(s, 204, "{b}");
+    assert!(!file.exists(), "its uploaded picture is removed");
+    let apps = server.state.store.list_apps().await.unwrap();
+    let kept = apps.iter().find(|a| a.key == app["key"]).expect("its app is kept");
+    assert_eq!(kept.owner_id, None, "and has no owner");
     assert_eq!(
         call(&http, Method::GET, "/users/me", None, &alice).await,
         (403, json!({"error": "Invalid or expired token"}))

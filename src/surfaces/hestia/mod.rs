@@ -9,6 +9,9 @@ pub mod cors;
 pub mod error;
 mod friends;
 mod groups;
+mod push;
+pub mod socketio;
+mod uploads;
 mod users;
 
 use axum::Router;
@@ -39,6 +42,9 @@ pub fn routes() -> Router<AppState> {
         .route("/users/username", patch(users::set_username))
         .route("/users/status", patch(users::set_status))
         .route("/users/public-key", patch(users::set_public_key))
+        .route("/users/fcm-token", patch(push::fcm_token))
+        .route("/users/web-push", patch(push::web_push))
+        .route("/users/web-push/vapid-public-key", get(push::vapid_public_key))
         .route("/friends", get(friends::list))
         .route("/friends/requests", get(friends::requests))
         .route("/friends/request/{id}", post(friends::request))
@@ -48,7 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/groups", post(groups::create).get(groups::list))
         .route("/groups/{id}", get(groups::detail).put(groups::update))
         .route("/groups/{id}/members/{user_id}", post(groups::add_member).delete(groups::remove_member))
-        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history));
+        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history))
+        .merge(uploads::routes());
     cors::with_cors(routes)
 }
 

@@ -1,7 +1,10 @@
 //! Test support: `spawn_server`, a Pusher WebSocket client, a signed HTTP client.
 
 pub mod binary;
+pub mod chat;
 pub mod http;
+pub mod images;
+pub mod push;
 pub mod sio;
 pub mod ws;
 
