@@ -81,8 +81,11 @@ pub enum Mode {
         queries: usize,
         #[arg(long, default_value_t = 100)]
         limit: u32,
-        /// DMs in flight while seeding.
-        #[arg(long, default_value_t = 256)]
+        /// Sockets of the sender that seed the conversation.
+        #[arg(long, default_value_t = 8)]
+        seeders: usize,
+        /// DMs in flight per seeding socket.
+        #[arg(long, default_value_t = 8)]
         window: u64,
     },
     /// Idle authenticated chat sockets.
@@ -101,7 +104,7 @@ impl Mode {
         match self {
             Mode::Dm { users, .. } => *users,
             Mode::Group { members, .. } => *members,
-            Mode::History { .. } => 2,
+            Mode::History { seeders, .. } => seeders + 1,
             Mode::Idle { users, sockets_per_user, .. } => users * sockets_per_user,
         }
     }
@@ -126,7 +129,9 @@ pub async fn run(ctx: &Rc<Ctx>, opts: &Opts) -> anyhow::Result<Value> {
         Mode::Group { members, rate, duration, warmup } => {
             group(&setup, members, rate, Duration::from_secs(duration), Duration::from_secs(warmup)).await
         }
-        Mode::History { messages, queries, limit, window } => history(&setup, messages, queries, limit, window).await,
+        Mode::History { messages, queries, limit, seeders, window } => {
+            history(&setup, messages, queries, limit, seeders, window).await
+        }
         Mode::Idle { users, sockets_per_user, settle } => {
             idle(&setup, users, sockets_per_user, Duration::from_secs(settle)).await
         }
@@ -623,30 +628,32 @@ async fn group(
 
 // ------------------------------------------------------------------------------------- history
 
-async fn history(setup: &Setup, messages: u64, queries: usize, limit: u32, window: u64) -> anyhow::Result<Value> {
+async fn history(
+    setup: &Setup,
+    messages: u64,
+    queries: usize,
+    limit: u32,
+    seeders: usize,
+    window: u64,
+) -> anyhow::Result<Value> {
     let users = setup.users(2).await?;
     let pair = (users[0].clone(), users[1].clone());
     setup.befriend(std::slice::from_ref(&pair)).await?;
-    let mut ws = setup.socket(&pair.0).await?;
-    let tally = Tally::default();
+    // A socket's events are handled in order, each DM once committed: the seeding spreads over
+    // several sockets of the sender so that the writer can batch them.
+    let seeders = setup.sockets(&vec![&pair.0; seeders.max(1)]).await?;
+    let n = seeders.len() as u64;
     let started = now_us();
-    let mut sent = 0u64;
-    while tally.acked.get() < messages {
-        while sent < messages && sent - tally.acked.get() < window.max(1) {
-            let packet = format!("42{}", json!(["sendDM", {"toId": pair.1.id, "content": format!("seed {sent}")}]));
-            ws.send(OP_TEXT, packet.as_bytes()).await?;
-            sent += 1;
-        }
-        if tally.errors.get() > 0 {
-            bail!("seeding refused (is the message rate limit raised?): {:?}", tally.first_error.borrow());
-        }
-        if tokio::time::timeout(Duration::from_secs(10), ws.fill()).await.context("seeding stalled for 10 s")?? == 0 {
-            bail!("the server closed the socket while seeding");
-        }
-        if !drain(&mut ws, Role::Sender(NEW_DM), &tally).await? {
-            bail!("the server disconnected the socket while seeding");
-        }
+    let seeded = join_all(seeders.into_iter().enumerate().map(|(i, ws)| {
+        let share = messages / n + u64::from((i as u64) < messages % n);
+        seed(ws, i, pair.1.id, share, window.max(1))
+    }))
+    .await;
+    let mut sockets = Vec::new();
+    for s in seeded {
+        sockets.push(s?);
     }
+    let mut ws = sockets.swap_remove(0);
     let seed_secs = (now_us() - started) as f64 / 1e6;
     let newest = ack(&mut ws, 1, "getDMHistory", json!({"otherId": pair.1.id, "limit": 1})).await?;
     let top = newest[0]["id"].as_i64().with_context(|| format!("getDMHistory answered {newest}"))?;
@@ -673,6 +680,38 @@ async fn history(setup: &Setup, messages: u64, queries: usize, limit: u32, windo
         "latency_ms": latency.to_json_ms(),
         "server_cpu": usage.to_json(),
     }))
+}
+
+/// Sends `count` DMs to `to` over `ws`, at most `window` unacknowledged; the socket afterwards.
+/// Every socket of the sender gets every `newDM` of the pair: a seeder knows its own by the tag
+/// in their content.
+async fn seed(mut ws: WsConn, tag: usize, to: i64, count: u64, window: u64) -> anyhow::Result<WsConn> {
+    let mine = format!(r#""content":"seed {tag}."#).into_bytes();
+    let (mut sent, mut acked) = (0u64, 0u64);
+    while acked < count {
+        while sent < count && sent - acked < window {
+            let packet = format!("42{}", json!(["sendDM", {"toId": to, "content": format!("seed {tag}.{sent}")}]));
+            ws.send(OP_TEXT, packet.as_bytes()).await?;
+            sent += 1;
+        }
+        if tokio::time::timeout(Duration::from_secs(10), ws.fill()).await.context("seeding stalled for 10 s")?? == 0 {
+            bail!("the server closed the socket while seeding");
+        }
+        while let Some((op, loc)) = ws.poll_msg()? {
+            let packet = ws.bytes(loc);
+            match op {
+                OP_TEXT if packet == b"2" => ws.send(OP_TEXT, b"3").await?,
+                OP_TEXT if packet.starts_with(NEW_DM) && crate::ws::find(packet, &mine).is_some() => acked += 1,
+                OP_TEXT if packet.starts_with(ERROR_EVENT) => {
+                    bail!("seeding refused (is the message rate limit raised?): {}", shorten(packet))
+                }
+                OP_TEXT if packet.starts_with(b"41") => bail!("the server disconnected the socket while seeding"),
+                OP_CLOSE => bail!("the server closed the socket while seeding: {}", describe_close(packet)),
+                _ => {}
+            }
+        }
+    }
+    Ok(ws)
 }
 
 // ---------------------------------------------------------------------------------------- idle
