@@ -112,6 +112,15 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write ([`Dialect::begin_write`]): under concurrent writers on
+    /// SQLite it waits for the lock instead of failing.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect.begin_write() {
+            Some(statement) => self.pool.begin_with(statement).await,
+            None => self.pool.begin().await,
+        }
+    }
+
     /// Applies every migration not applied yet, in order.
     pub async fn migrate(&self) -> Result<(), Error> {
         // Looked up first: PostgreSQL answers `CREATE TABLE IF NOT EXISTS` on an existing table
