@@ -20,6 +20,7 @@ mod hestia_durability;
 mod hestia_push;
 mod hestia_rest;
 mod hestia_socket;
+mod hestia_socket_input;
 mod hestia_store;
 mod hestia_uploads;
 mod hostile;
