@@ -110,10 +110,8 @@ pub const SETUP_TOKEN_TTL_MS: i64 = 24 * 3600 * 1000;
 pub struct Accounts {
     store: Store,
     jwt: Jwt,
-    /// Registrations per client address.
-    register_per_ip: RateLimiter,
-    /// Login attempts per client address.
-    login_per_ip: RateLimiter,
+    /// Registrations and login attempts per client address (SPEC §6: one allowance for both).
+    auth_per_ip: RateLimiter,
     /// Failed logins per login name (a success resets it).
     login_per_name: RateLimiter,
     /// The cap on argon2 work.
@@ -127,8 +125,7 @@ impl Accounts {
         Self {
             store,
             jwt,
-            register_per_ip: RateLimiter::default(),
-            login_per_ip: RateLimiter::default(),
+            auth_per_ip: RateLimiter::default(),
             login_per_name: RateLimiter::default(),
             passwords: password::Gate::default(),
             config,
@@ -137,22 +134,18 @@ impl Accounts {
 
     /// Forgets rate-limit buckets that have refilled (the server calls this periodically).
     pub fn sweep(&self) {
-        self.register_per_ip.sweep();
-        self.login_per_ip.sweep();
+        self.auth_per_ip.sweep();
         self.login_per_name.sweep();
     }
 
     /// Buckets held by the login and registration limits (for tests and metrics).
     pub fn limiter_entries(&self) -> usize {
-        self.register_per_ip.len() + self.login_per_ip.len() + self.login_per_name.len()
+        self.auth_per_ip.len() + self.login_per_name.len()
     }
 
     /// Creates an account (never an admin) and a token for it.
     pub async fn register(&self, reg: Registration, ip: IpAddr) -> Result<(Account, String), AccountError> {
-        let per_minute = f64::from(self.config.register_per_minute);
-        self.register_per_ip
-            .check(&address_key(ip), per_minute / 60.0, per_minute)
-            .map_err(AccountError::RateLimited)?;
+        self.take_address_token(ip, "register")?;
         let account = self.create(reg, false).await?;
         let token = self.jwt.issue(account.id, account.username.as_deref())?;
         Ok((account, token))
@@ -185,19 +178,15 @@ impl Accounts {
         else {
             return Err(AccountError::Invalid("Username and password are required."));
         };
-        let per_ip = f64::from(self.config.login_per_minute);
-        self.login_per_ip.check(&address_key(ip), per_ip / 60.0, per_ip).map_err(|wait| {
-            audit::refused(Refusal::RateLimited, ip, "login", &"login attempts per address");
-            AccountError::RateLimited(wait)
-        })?;
+        self.take_address_token(ip, "login")?;
         if login.chars().count() > MAX_LOGIN_CHARS || password.chars().count() > *PASSWORD_CHARS.end() {
             audit::refused(Refusal::FailedLogin, ip, login, &"longer than any account's");
             return Err(AccountError::InvalidCredentials);
         }
         // Taken up front so that concurrent attempts cannot overrun it; a success gives it back.
         let name = login.to_lowercase();
-        let per_name = f64::from(self.config.login_per_account_per_minute);
-        self.login_per_name.check(name.as_str(), per_name / 60.0, per_name).map_err(|wait| {
+        let (per_name, window) = (f64::from(self.config.failed_logins_per_account), self.window_secs());
+        self.login_per_name.check(name.as_str(), per_name / window, per_name).map_err(|wait| {
             audit::refused(Refusal::RateLimited, ip, login, &"failed logins for this name");
             AccountError::RateLimited(wait)
         })?;
@@ -221,6 +210,19 @@ impl Accounts {
                 Err(AccountError::InvalidCredentials)
             }
         }
+    }
+
+    /// Takes one of the address's auth requests (`auth.requests_per_ip` per `auth.window_secs`).
+    fn take_address_token(&self, ip: IpAddr, what: &str) -> Result<(), AccountError> {
+        let per_ip = f64::from(self.config.requests_per_ip);
+        self.auth_per_ip.check(&address_key(ip), per_ip / self.window_secs(), per_ip).map_err(|wait| {
+            audit::refused(Refusal::RateLimited, ip, what, &"auth requests per address");
+            AccountError::RateLimited(wait)
+        })
+    }
+
+    fn window_secs(&self) -> f64 {
+        self.config.window_secs.max(1) as f64
     }
 
     /// The account a bearer token names. A token of a deleted or deactivated account is

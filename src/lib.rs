@@ -5,7 +5,7 @@
 //! - [`surfaces`]: one adapter per compatibility product (Pusher, ops, …): routes, codec, errors.
 //! - [`transport`]: the WebSocket connection loop the surfaces share.
 //! - services ([`apps`], [`accounts`], [`sessions`], [`channel_tokens`], [`origins`], [`auth`],
-//!   [`probe`]): rules several surfaces need.
+//!   [`probe`], [`uploads`]): rules several surfaces need.
 //! - [`core`]: the transport-neutral realtime engine (channels, presence, fan-out).
 //! - [`broker`], [`store`]: backends behind small seams; they import nothing above them.
 //! - [`config`], [`metrics`]: leaves any layer may use.
@@ -63,6 +63,7 @@ pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod channel_tokens;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod core;
@@ -75,6 +76,7 @@ pub mod sessions;
 pub mod store;
 pub mod surfaces;
 pub mod transport;
+pub mod uploads;
 
 /// The axum the program's [`ServerBuilder::routes`] are built with, so that its version is
 /// Switchboard's.

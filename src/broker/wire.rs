@@ -19,6 +19,12 @@ pub enum Message {
     Event { channel: Arc<str>, name: Arc<str>, data: Data, user_id: Option<Arc<str>>, except: Option<Arc<str>> },
     /// End every connection of a signed-in user.
     TerminateUser { user_id: Arc<str> },
+    /// Every connection subscribed to `from` also subscribes to `to` (a user joins a room).
+    Attach { from: Arc<str>, to: Arc<str> },
+    /// Every connection subscribed to `from` leaves `to` (a user leaves a room).
+    Detach { from: Arc<str>, to: Arc<str> },
+    /// Close every connection subscribed to `channel` (its account is gone).
+    CloseSubscribers { channel: Arc<str> },
 }
 
 /// An event's payload, in the form it was published in (SPEC §1).

@@ -136,10 +136,23 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
         Ok(())
     }),
     ("SWITCHBOARD_TOKEN_TTL_SECS", "auth.token_ttl_secs", |c, v| parse_into(&mut c.auth.token_ttl_secs, v)),
-    ("SWITCHBOARD_LOGIN_PER_MINUTE", "auth.login_per_minute", |c, v| parse_into(&mut c.auth.login_per_minute, v)),
-    ("SWITCHBOARD_REGISTER_PER_MINUTE", "auth.register_per_minute", |c, v| {
-        parse_into(&mut c.auth.register_per_minute, v)
+    ("SWITCHBOARD_AUTH_REQUESTS_PER_IP", "auth.requests_per_ip", |c, v| parse_into(&mut c.auth.requests_per_ip, v)),
+    ("SWITCHBOARD_FAILED_LOGINS_PER_ACCOUNT", "auth.failed_logins_per_account", |c, v| {
+        parse_into(&mut c.auth.failed_logins_per_account, v)
     }),
+    ("SWITCHBOARD_AUTH_WINDOW_SECS", "auth.window_secs", |c, v| parse_into(&mut c.auth.window_secs, v)),
+    ("SWITCHBOARD_PUBLIC_URL", "chat.public_url", |c, v| {
+        c.chat.public_url = Some(v.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty());
+        Ok(())
+    }),
+    ("ENCRYPTION_KEY", "chat.encryption_key", |c, v| {
+        c.chat.encryption_key = Some(Secret(v.trim().to_owned())).filter(|k| !k.0.is_empty());
+        Ok(())
+    }),
+    ("SWITCHBOARD_CHAT_MESSAGES_PER_SECOND", "chat.messages_per_second", |c, v| {
+        parse_into(&mut c.chat.messages_per_second, v)
+    }),
+    ("SWITCHBOARD_CHAT_MESSAGE_BURST", "chat.message_burst", |c, v| parse_into(&mut c.chat.message_burst, v)),
     ("SWITCHBOARD_REGISTRATION", "auth.registration", |c, v| {
         c.auth.registration = match v.trim() {
             "open" => Registration::Open,
@@ -174,6 +187,15 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     }),
     ("SWITCHBOARD_SOCKETIO_MAX_POLLING_SESSIONS", "socketio.max_polling_sessions", |c, v| {
         parse_into(&mut c.socketio.max_polling_sessions, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_AVATAR_MAX_BYTES", "uploads.avatar_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.avatar_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_BANNER_MAX_BYTES", "uploads.banner_max_bytes", |c, v| {
+        parse_into(&mut c.uploads.banner_max_bytes, v)
+    }),
+    ("SWITCHBOARD_UPLOADS_PER_MINUTE", "uploads.per_account_per_minute", |c, v| {
+        parse_into(&mut c.uploads.per_account_per_minute, v)
     }),
 ];
 

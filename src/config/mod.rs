@@ -9,6 +9,7 @@
 mod data_dir;
 mod env;
 mod sources;
+mod uploads;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use env::{ENV_VARS, Setter};
 pub use sources::{Source, Sources};
+pub use uploads::UploadsConfig;
 
 /// A bad setting: one line naming it, for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub socketio: SocketIoConfig,
+    pub chat: ChatConfig,
+    pub uploads: UploadsConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
     pub sources: Sources,
@@ -365,16 +369,55 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// Token lifetime in seconds. Default 604 800 (7 days, as Notif and Hestia).
     pub token_ttl_secs: u64,
-    /// Login attempts per IP address per minute. Default 30. Env `SWITCHBOARD_LOGIN_PER_MINUTE`.
-    pub login_per_minute: u32,
-    /// Failed logins per login name per minute; a success resets the name. Default 10.
-    pub login_per_account_per_minute: u32,
-    /// Registrations per IP address per minute. Default 10. Env `SWITCHBOARD_REGISTER_PER_MINUTE`.
-    pub register_per_minute: u32,
+    /// Auth requests (registrations and logins, on every surface) per IP address per
+    /// `window_secs`. Default 300 (SPEC §6). Env `SWITCHBOARD_AUTH_REQUESTS_PER_IP`.
+    pub requests_per_ip: u32,
+    /// Failed logins per login name per `window_secs`; a success resets the name. Default 10
+    /// (SPEC §6). Env `SWITCHBOARD_FAILED_LOGINS_PER_ACCOUNT`.
+    pub failed_logins_per_account: u32,
+    /// The window of both limits, in seconds: each bucket holds its whole allowance and refills
+    /// it evenly over the window. Default 900 (15 minutes). Env `SWITCHBOARD_AUTH_WINDOW_SECS`.
+    pub window_secs: u64,
     /// Whether anyone may create an account with `POST /auth/register` (`open`, the default) or
     /// only a signed-in admin (`closed`); `switchboard setup` works either way.
     /// Env `SWITCHBOARD_REGISTRATION`.
     pub registration: Registration,
+}
+
+/// The Hestia chat (SPEC §6).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChatConfig {
+    /// The server's public base URL (`https://chat.example.com`), which uploaded pictures'
+    /// URLs start with. Default none: taken from each request's `Host` (and
+    /// `X-Forwarded-Proto` from a trusted proxy). Env `SWITCHBOARD_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// AES-256-GCM key for message contents at rest: 64 hex characters. Default none (stored as
+    /// text). Env `ENCRYPTION_KEY`.
+    pub encryption_key: Option<Secret>,
+    /// Messages an account may send per second, sustained (a token bucket's refill). Default 20.
+    /// Env `SWITCHBOARD_CHAT_MESSAGES_PER_SECOND`.
+    pub messages_per_second: u32,
+    /// Messages an account may send at once (the bucket's size). Default 200.
+    /// Env `SWITCHBOARD_CHAT_MESSAGE_BURST`.
+    pub message_burst: u32,
+    /// Most messages one database transaction of the group-commit writer stores. Default 512.
+    pub write_batch: usize,
+    /// Messages waiting for the writer at most; senders past it wait. Default 16 384.
+    pub write_queue: usize,
+}
+
+impl Default for ChatConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            encryption_key: None,
+            messages_per_second: 20,
+            message_burst: 200,
+            write_batch: 512,
+            write_queue: 16 * 1024,
+        }
+    }
 }
 
 /// Who may register accounts.
@@ -403,9 +446,9 @@ impl Default for AuthConfig {
         Self {
             jwt_secret: None,
             token_ttl_secs: 7 * 24 * 3600,
-            login_per_minute: 30,
-            login_per_account_per_minute: 10,
-            register_per_minute: 10,
+            requests_per_ip: 300,
+            failed_logins_per_account: 10,
+            window_secs: 900,
             registration: Registration::Open,
         }
     }
@@ -567,14 +610,58 @@ impl Config {
         if sio.max_polling_sessions == 0 {
             return Err(self.invalid("socketio.max_polling_sessions", "must be at least 1"));
         }
+        for (key, bytes) in [
+            ("uploads.avatar_max_bytes", self.uploads.avatar_max_bytes),
+            ("uploads.banner_max_bytes", self.uploads.banner_max_bytes),
+        ] {
+            if bytes < 1024 {
+                return Err(self.invalid(key, "must be at least 1024"));
+            }
+        }
         if self.metrics.token.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("metrics.token", "must be at least 16 characters"));
+        }
+        for (key, n) in [
+            ("auth.requests_per_ip", u64::from(self.auth.requests_per_ip)),
+            ("auth.failed_logins_per_account", u64::from(self.auth.failed_logins_per_account)),
+            ("auth.window_secs", self.auth.window_secs),
+        ] {
+            if n == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
         }
         if self.auth.jwt_secret.as_ref().is_some_and(|s| s.0.len() < 16) {
             return Err(self.invalid("auth.jwt_secret", "must be at least 16 characters"));
         }
+        self.validate_chat()?;
         self.validate_default_app()?;
         check_log_filter(&self.log.level).map_err(|why| self.invalid("log.level", why))?;
+        Ok(())
+    }
+
+    fn validate_chat(&self) -> Result<(), ConfigError> {
+        let chat = &self.chat;
+        if let Some(key) = &chat.encryption_key
+            && (key.0.len() != 64 || !key.0.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(self.invalid("chat.encryption_key", "must be 64 hex characters (a 256-bit key)"));
+        }
+        if let Some(url) = &chat.public_url {
+            let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(['?', '#', ' '])) {
+                return Err(self.invalid("chat.public_url", "must be an http:// or https:// base URL"));
+            }
+        }
+        for (key, n) in [
+            ("chat.messages_per_second", chat.messages_per_second as usize),
+            ("chat.message_burst", chat.message_burst as usize),
+            ("chat.write_batch", chat.write_batch),
+            ("chat.write_queue", chat.write_queue),
+        ] {
+            if n == 0 {
+                return Err(self.invalid(key, "must be at least 1"));
+            }
+        }
         Ok(())
     }
 

@@ -252,11 +252,19 @@ impl Outbox {
 }
 
 /// What the core keeps about a connection's membership.
-#[derive(Default)]
 pub(crate) struct Membership {
     pub channels: Vec<ChannelName>,
     pub user: Option<Arc<str>>,
     pub watching: Vec<Arc<str>>,
+    /// The channel limit its last subscription was made under: a subscription the server
+    /// makes for it later ([`crate::core::Realtime::attach`]) respects it too.
+    pub max_channels: usize,
+}
+
+impl Default for Membership {
+    fn default() -> Self {
+        Self { channels: Vec::new(), user: None, watching: Vec::new(), max_channels: usize::MAX }
+    }
 }
 
 /// One live connection on any transport.

@@ -328,7 +328,8 @@ impl Realtime {
         let presence = channel.kind() == ChannelKind::Presence;
         let member = if presence { Some(member.ok_or(SubscribeError::MemberRequired)?) } else { None };
         {
-            let m = conn.membership.lock();
+            let mut m = conn.membership.lock();
+            m.max_channels = rules.max_channels;
             if !m.channels.contains(channel) && m.channels.len() >= rules.max_channels {
                 return Err(SubscribeError::ChannelLimit);
             }
@@ -449,6 +450,33 @@ impl Realtime {
         self.0
             .broker
             .publish(Envelope { app: app.clone(), message: wire::Message::TerminateUser { user_id: user_id.into() } })
+    }
+
+    /// Every connection, on every node, that is subscribed to `from` also subscribes to `to`
+    /// (a user's sockets join a room). A connection at its channel limit is left out, and
+    /// presence channels (which need a member) are never attached; no subscription counts
+    /// are raised. While the broker is down it still applies on this node, and the error says
+    /// it went no further.
+    pub fn attach(&self, app: &Arc<str>, from: &ChannelName, to: &ChannelName) -> Result<(), broker::Error> {
+        self.cluster_or_here(app, wire::Message::Attach { from: from.as_arc().clone(), to: to.as_arc().clone() })
+    }
+
+    /// The reverse of [`Realtime::attach`]: every connection subscribed to `from` leaves `to`.
+    pub fn detach(&self, app: &Arc<str>, from: &ChannelName, to: &ChannelName) -> Result<(), broker::Error> {
+        self.cluster_or_here(app, wire::Message::Detach { from: from.as_arc().clone(), to: to.as_arc().clone() })
+    }
+
+    /// Closes every connection, on every node, subscribed to `channel` (its account is gone),
+    /// as [`Disconnect::Terminated`]. Applies on this node while the broker is down.
+    pub fn close_subscribers(&self, app: &Arc<str>, channel: &ChannelName) -> Result<(), broker::Error> {
+        self.cluster_or_here(app, wire::Message::CloseSubscribers { channel: channel.as_arc().clone() })
+    }
+
+    /// Sends a membership change through the broker, or applies it here when the broker is down.
+    fn cluster_or_here(&self, app: &Arc<str>, message: wire::Message) -> Result<(), broker::Error> {
+        let envelope = Envelope { app: app.clone(), message };
+        let here = envelope.clone();
+        self.0.broker.publish(envelope).inspect_err(|_| self.0.deliver(here))
     }
 
     /// Closes every local connection of an app (disabled or deleted).
@@ -731,6 +759,25 @@ impl Inner {
                 let event = Event { channel: Some(channel), name, data, user_id, except };
                 self.deliver_local(&envelope.app, &event);
             }
+            wire::Message::Attach { from, to } => {
+                if let (Ok(from), Ok(to)) = (ChannelName::parse_for_publish(&from), ChannelName::parse_for_publish(&to))
+                {
+                    self.attach_here(&envelope.app, &from, &to);
+                }
+            }
+            wire::Message::Detach { from, to } => {
+                if let (Ok(from), Ok(to)) = (ChannelName::parse_for_publish(&from), ChannelName::parse_for_publish(&to))
+                {
+                    self.detach_here(&envelope.app, &from, &to);
+                }
+            }
+            wire::Message::CloseSubscribers { channel } => {
+                if let Ok(channel) = ChannelName::parse_for_publish(&channel) {
+                    for conn in self.subscribers(&envelope.app, &channel) {
+                        conn.close(Disconnect::Terminated);
+                    }
+                }
+            }
             wire::Message::TerminateUser { user_id } => {
                 let space = self.spaces.read().get(&envelope.app).cloned();
                 if let Some(space) = space {
@@ -741,6 +788,76 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// This node's connections subscribed to `channel`.
+    fn subscribers(&self, app: &str, channel: &ChannelName) -> Vec<ConnHandle> {
+        let Some(space) = self.spaces.read().get(app).cloned() else {
+            return Vec::new();
+        };
+        let shard = space.shard(channel).read();
+        shard.get(channel).map(|ch| ch.subscribers.values().map(|s| s.conn.clone()).collect()).unwrap_or_default()
+    }
+
+    /// [`Realtime::attach`] on this node. Each connection's membership lock is held while it
+    /// joins, so a disconnect under way either sees the new channel or is seen closed.
+    fn attach_here(&self, app: &Arc<str>, from: &ChannelName, to: &ChannelName) {
+        if to.kind() == ChannelKind::Presence {
+            return;
+        }
+        let conns = self.subscribers(app, from);
+        if conns.is_empty() {
+            return;
+        }
+        let space = self.space(app);
+        let mut joined = 0;
+        for conn in conns {
+            let mut m = conn.membership.lock();
+            if m.channels.contains(to)
+                || m.channels.len() >= m.max_channels
+                || conn.is_marked_closed()
+                || conn.closing().is_some()
+            {
+                continue;
+            }
+            let mut shard = space.shard(to).write();
+            let ch = shard.entry(to.clone()).or_default();
+            if ch.subscribers.is_empty() {
+                ch.occupied_since = now_ms();
+            }
+            ch.subscribers.insert(conn.socket_id, Subscriber { conn: conn.clone(), user: None });
+            drop(shard);
+            m.channels.push(to.clone());
+            joined += 1;
+        }
+        metrics::subscriptions_changed(joined);
+    }
+
+    /// [`Realtime::detach`] on this node.
+    fn detach_here(&self, app: &Arc<str>, from: &ChannelName, to: &ChannelName) {
+        if to.kind() == ChannelKind::Presence {
+            return;
+        }
+        let conns = self.subscribers(app, from);
+        if conns.is_empty() {
+            return;
+        }
+        let space = self.space(app);
+        let mut left = 0;
+        for conn in conns {
+            let mut m = conn.membership.lock();
+            let Some(pos) = m.channels.iter().position(|c| c == to) else { continue };
+            m.channels.swap_remove(pos);
+            let mut shard = space.shard(to).write();
+            if let Some(ch) = shard.get_mut(to) {
+                ch.subscribers.remove(&conn.socket_id);
+                if ch.subscribers.is_empty() && ch.cached.is_none() {
+                    shard.remove(to);
+                }
+            }
+            left -= 1;
+        }
+        metrics::subscriptions_changed(left);
     }
 
     /// Hands an event to this node's subscribers; returns how many got it.
@@ -801,4 +918,180 @@ pub fn json_data(value: serde_json::Value) -> Data {
 /// parses; anything else becomes null rather than an error on the hot path).
 fn raw_json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use parking_lot::Mutex;
+
+    use super::*;
+    use crate::broker::{MemoryBroker, Sink};
+
+    const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 10, subscription_count: false };
+
+    fn core(broker: Arc<dyn Broker>) -> Realtime {
+        let rt = Realtime::new(broker, OutboxLimits { max_bytes: 1 << 20, max_frames: 64 });
+        rt.register_encoder(Transport::SocketIo, |e| {
+            Bytes::from(format!("{}:{}", e.channel.as_ref().unwrap(), e.name))
+        });
+        rt
+    }
+
+    fn name(s: &str) -> ChannelName {
+        ChannelName::parse(s).unwrap()
+    }
+
+    fn event(channel: &str) -> Event {
+        Event {
+            channel: Some(name(channel)),
+            name: "hi".into(),
+            data: Data::Text("x".into()),
+            user_id: None,
+            except: None,
+        }
+    }
+
+    fn frames(conn: &ConnHandle) -> Vec<String> {
+        let mut batch = Vec::new();
+        conn.drain(&mut batch);
+        batch.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect()
+    }
+
+    /// A broker that is down: nothing goes through.
+    struct Down;
+
+    impl Broker for Down {
+        fn publish(&self, _: Envelope) -> Result<(), broker::Error> {
+            Err(broker::Error::Unavailable)
+        }
+        fn attach(&self, _: Arc<dyn Sink>) {}
+        fn healthy(&self) -> bool {
+            false
+        }
+        fn name(&self) -> &'static str {
+            "down"
+        }
+    }
+
+    /// Two nodes on one bus: every envelope reaches both cores, as a cluster backend would.
+    #[derive(Default)]
+    struct Bus(Mutex<Vec<Arc<dyn Sink>>>);
+
+    impl Broker for Bus {
+        fn publish(&self, envelope: Envelope) -> Result<(), broker::Error> {
+            let sinks = self.0.lock().clone();
+            for sink in sinks {
+                sink.deliver(envelope.clone());
+            }
+            Ok(())
+        }
+        fn attach(&self, sink: Arc<dyn Sink>) {
+            self.0.lock().push(sink);
+        }
+        fn healthy(&self) -> bool {
+            true
+        }
+        fn name(&self) -> &'static str {
+            "bus"
+        }
+    }
+
+    #[test]
+    fn attach_and_detach_move_every_subscriber_of_a_room() {
+        let rt = core(Arc::new(MemoryBroker::new()));
+        let app: Arc<str> = "hestia".into();
+        let (ua, ub, group) = (name("chat-user-1"), name("chat-user-2"), name("chat-group-9"));
+        let a1 = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        let a2 = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        let b = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        rt.subscribe(&a1, &ua, None, &RULES).unwrap();
+        rt.subscribe(&a2, &ua, None, &RULES).unwrap();
+        rt.subscribe(&b, &ub, None, &RULES).unwrap();
+
+        rt.attach(&app, &ua, &group).unwrap();
+        rt.attach(&app, &ua, &group).unwrap();
+        assert_eq!(rt.channel_stats("hestia", &group).subscription_count, 2, "attaching twice joins once");
+        assert!(a1.is_subscribed(&group) && a2.is_subscribed(&group) && !b.is_subscribed(&group));
+        rt.publish(&app, event("chat-group-9")).unwrap();
+        assert_eq!(frames(&a1), ["chat-group-9:hi"]);
+        assert_eq!(frames(&a2), ["chat-group-9:hi"]);
+        assert!(frames(&b).is_empty());
+
+        rt.detach(&app, &ua, &group).unwrap();
+        assert_eq!(rt.channel_stats("hestia", &group), ChannelStats::default());
+        assert!(!a1.is_subscribed(&group) && a1.is_subscribed(&ua));
+        rt.publish(&app, event("chat-group-9")).unwrap();
+        assert!(frames(&a1).is_empty());
+
+        // Attached channels are left on disconnect like any other.
+        rt.attach(&app, &ub, &group).unwrap();
+        rt.disconnect(&b, &RULES);
+        assert_eq!(rt.channel_stats("hestia", &group).subscription_count, 0);
+        assert_eq!(rt.channel_stats("hestia", &ub).subscription_count, 0);
+    }
+
+    #[test]
+    fn a_connection_at_its_channel_limit_is_not_attached() {
+        let rt = core(Arc::new(MemoryBroker::new()));
+        let app: Arc<str> = "hestia".into();
+        let one = ChannelRules { max_channels: 1, ..RULES };
+        let (user, group) = (name("chat-user-1"), name("chat-group-1"));
+        let full = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        let roomy = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        rt.subscribe(&full, &user, None, &one).unwrap();
+        rt.subscribe(&roomy, &user, None, &RULES).unwrap();
+        rt.attach(&app, &user, &group).unwrap();
+        assert!(!full.is_subscribed(&group));
+        assert!(roomy.is_subscribed(&group));
+        // Presence channels need a member: never attached.
+        rt.attach(&app, &user, &name("presence-room")).unwrap();
+        assert_eq!(roomy.channel_count(), 2);
+    }
+
+    #[test]
+    fn close_subscribers_closes_only_that_rooms_connections() {
+        let rt = core(Arc::new(MemoryBroker::new()));
+        let app: Arc<str> = "hestia".into();
+        let a = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        let b = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        rt.subscribe(&a, &name("chat-user-1"), None, &RULES).unwrap();
+        rt.subscribe(&b, &name("chat-user-2"), None, &RULES).unwrap();
+        rt.close_subscribers(&app, &name("chat-user-1")).unwrap();
+        rt.close_subscribers(&"other".into(), &name("chat-user-2")).unwrap();
+        assert_eq!(a.closing(), Some(Disconnect::Terminated));
+        assert_eq!(b.closing(), None, "another room, and the same room of another app, are untouched");
+    }
+
+    #[test]
+    fn room_changes_apply_here_while_the_broker_is_down() {
+        let rt = core(Arc::new(Down));
+        let app: Arc<str> = "hestia".into();
+        let (user, group) = (name("chat-user-1"), name("chat-group-1"));
+        let a = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        rt.subscribe(&a, &user, None, &RULES).unwrap();
+        assert_eq!(rt.attach(&app, &user, &group), Err(broker::Error::Unavailable));
+        assert!(a.is_subscribed(&group));
+        assert_eq!(rt.detach(&app, &user, &group), Err(broker::Error::Unavailable));
+        assert!(!a.is_subscribed(&group));
+        assert_eq!(rt.close_subscribers(&app, &user), Err(broker::Error::Unavailable));
+        assert_eq!(a.closing(), Some(Disconnect::Terminated));
+    }
+
+    #[test]
+    fn room_changes_reach_every_node_through_the_broker() {
+        let bus = Arc::new(Bus::default());
+        let (here, there) = (core(bus.clone()), core(bus));
+        let app: Arc<str> = "hestia".into();
+        let (user, group) = (name("chat-user-1"), name("chat-group-1"));
+        let a = there.connect(&app, Transport::SocketIo, 0).unwrap();
+        there.subscribe(&a, &user, None, &RULES).unwrap();
+        here.attach(&app, &user, &group).unwrap();
+        assert!(a.is_subscribed(&group), "a connection on another node joins");
+        here.publish(&app, event("chat-group-1")).unwrap();
+        assert_eq!(frames(&a), ["chat-group-1:hi"]);
+        here.detach(&app, &user, &group).unwrap();
+        assert!(!a.is_subscribed(&group));
+        here.close_subscribers(&app, &user).unwrap();
+        assert_eq!(a.closing(), Some(Disconnect::Terminated));
+    }
 }

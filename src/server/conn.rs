@@ -82,6 +82,9 @@ pub(super) async fn serve(http: http1::Builder, accepted: Accepted, ctx: Connect
                 extensions.insert(ConnectInfo(peer));
                 if let Some(client) = client {
                     extensions.insert(ClientAddr(client));
+                    if trusted.trusts(peer.ip()) {
+                        extensions.insert(super::forwarded::FromTrustedProxy);
+                    }
                 }
                 extensions.insert(held.clone());
                 if overflow {

@@ -33,7 +33,8 @@ impl TrustedProxies {
         self.nets.is_empty()
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
         self.nets.iter().any(|net| net.contains(&ip))
     }
@@ -116,6 +117,11 @@ fn parse_node(node: &str) -> Option<IpAddr> {
     }
     node.strip_prefix('[').and_then(|rest| rest.strip_suffix(']')).and_then(|ip| ip.parse().ok()).map(canonical)
 }
+
+/// In a request's extensions when it came from a trusted proxy, whose forwarding headers
+/// (`X-Forwarded-Proto` too) may then be believed.
+#[derive(Debug, Clone, Copy)]
+pub struct FromTrustedProxy;
 
 /// The client address as the server resolved it (an extractor; the server puts it into every
 /// request's extensions).

@@ -41,6 +41,7 @@ use crate::sessions::Sessions;
 use crate::store::Store;
 use crate::surfaces::{notif, pushalt, pusher};
 use crate::transport::ws;
+use crate::uploads::Uploads;
 
 pub use builder::ServerBuilder;
 pub use capacity::Capacity;
@@ -149,6 +150,10 @@ impl Server {
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
+            .map_err(|e| config.invalid("chat.encryption_key", e))?;
+        let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
+            .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
         let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
@@ -180,8 +185,10 @@ impl Server {
             api_limits: Default::default(),
             ip_limits: Default::default(),
             accounts,
+            chat,
             origins,
             engineio,
+            uploads,
         });
         let publisher = Publisher(state.clone());
         let program = routes.into_iter().map(|make| make(publisher.clone())).reduce(Router::merge);
@@ -446,6 +453,8 @@ async fn sweep(state: AppState) {
                 state.api_limits.sweep();
                 state.ip_limits.sweep();
                 state.accounts.sweep();
+                state.chat.sweep();
+                state.uploads.sweep();
             }
         }
     }

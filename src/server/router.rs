@@ -16,7 +16,9 @@ use axum::routing::any;
 use super::{AppState, ClientAddr, OverCapacity, engineio};
 use crate::metrics;
 use crate::surfaces::docs::{EngineIoError, EngineIoQuery, WsRefusal};
-use crate::surfaces::{ErrorBody, ErrorFormat, Refusal, accounts, dashboard, docs, notif, ops, pushalt, pusher};
+use crate::surfaces::{
+    ErrorBody, ErrorFormat, Refusal, accounts, dashboard, docs, hestia, notif, ops, pushalt, pusher,
+};
 
 /// The built-in routes, behind the embedding program's `program` routes when it has some: a
 /// path the program routes is the program's, every other one falls through to the table.
@@ -40,7 +42,9 @@ fn builtin(state: AppState) -> Router {
         .merge(pusher::routes())
         .merge(notif::routes())
         .merge(ops::routes(metrics_here))
-        .merge(accounts::routes())
+        // The accounts routes are Hestia's too: CORS `*` as on the chat routes (SPEC §6).
+        .merge(hestia::cors::with_cors(accounts::routes()))
+        .merge(hestia::routes())
         .merge(dashboard::routes())
         .merge(pushalt::routes(state.clone()))
         .merge(docs::routes())

@@ -10,12 +10,14 @@ use super::shutdown::Shutdown;
 use crate::accounts::Accounts;
 use crate::apps::AppCache;
 use crate::channel_tokens::ChannelTokens;
+use crate::chat::Chat;
 use crate::config::Config;
 use crate::core::Realtime;
 use crate::origins::GlobalOrigins;
 use crate::ratelimit::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::Store;
+use crate::uploads::Uploads;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
@@ -35,6 +37,8 @@ pub struct Shared {
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
     pub accounts: Accounts,
+    /// The Hestia chat service (REST and Socket.IO call it).
+    pub chat: Chat,
     /// Refresh tokens of the Push-Alt admin API.
     pub sessions: Sessions,
     /// Tokens to join one channel (Push-Alt's `/api/channel/auth` and `join_channel`).
@@ -43,6 +47,8 @@ pub struct Shared {
     pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
     pub engineio: super::engineio::EngineIo,
+    /// Profile pictures and banners under the data dir.
+    pub uploads: Uploads,
 }
 
 impl AppState {

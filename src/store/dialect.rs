@@ -58,6 +58,17 @@ impl Dialect {
         }
     }
 
+    /// How a transaction that will write begins. SQLite's plain `BEGIN` takes its write lock at
+    /// the first write: a transaction that read first then fails at once with "database is
+    /// locked" (busy_timeout does not apply) when another connection wrote in between;
+    /// `IMMEDIATE` takes the lock at the start, waiting up to busy_timeout for it.
+    pub fn begin_write_statement(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres | Self::MySql => "BEGIN",
+        }
+    }
+
     /// The URL sqlx understands (MariaDB speaks the MySQL protocol; SQLite files are created).
     pub fn driver_url(self, url: &str) -> String {
         match self {

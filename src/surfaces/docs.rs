@@ -14,7 +14,7 @@ use utoipa::openapi::{Components, Server};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::server::state::AppState;
-use crate::surfaces::{ErrorBody, accounts, dashboard, notif, ops, pushalt, pusher};
+use crate::surfaces::{ErrorBody, accounts, dashboard, hestia, notif, ops, pushalt, pusher};
 
 /// Engine.IO's error answer (as the Node reference server's).
 #[derive(Serialize, ToSchema)]
@@ -86,6 +86,7 @@ pub mod scheme {
         (name = "Accounts", description = "Registration, login and token status, shared by Notif, Hestia and the dashboard."),
         (name = "Dashboard", description = "The dashboard's JSON API: apps, and Notif's domains view of them."),
         (name = "Push-Alt", description = "Push-Alt's HTTP API (SPEC §5): `{\"success\",\"message\",\"data\"}` envelopes."),
+        (name = "Hestia", description = "Hestia's chat REST API (SPEC §6): users, friends, groups and their messages; errors `{\"error\"}`. Its socket is Socket.IO at `/socket.io/`."),
         (name = "Engine.IO", description = "Socket.IO's transport (Engine.IO v4): long-polling requests and WebSocket upgrades."),
         (name = "Operations", description = "Health and metrics (SPEC §8)."),
         (name = "Documentation", description = "This document and the page that renders it."),
@@ -102,6 +103,7 @@ fn parts() -> Vec<utoipa::openapi::OpenApi> {
         accounts::openapi(),
         dashboard::openapi(),
         pushalt::openapi(),
+        hestia::openapi(),
         ops::openapi(),
         crate::server::router_openapi(),
     ]

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod dashboard;
 pub mod docs;
+pub mod hestia;
 pub mod notif;
 pub mod ops;
 pub mod pushalt;

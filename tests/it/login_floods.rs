@@ -35,7 +35,11 @@ async fn names_and_passwords_past_their_lengths_store_nothing() {
 #[tokio::test]
 async fn failed_logins_make_buckets_that_the_sweep_forgets() {
     // 600 a minute: a bucket refills in a tenth of a second.
-    let server = spawn_with(|c| c.auth.login_per_account_per_minute = 600).await;
+    let server = spawn_with(|c| {
+        c.auth.failed_logins_per_account = 600;
+        c.auth.window_secs = 60;
+    })
+    .await;
     let http = server.http();
     for i in 0..50 {
         let body = json!({"username": format!("nobody-{i}"), "password": "wrong-password"});
@@ -50,7 +54,11 @@ async fn failed_logins_make_buckets_that_the_sweep_forgets() {
 
 #[tokio::test]
 async fn failed_logins_per_name_are_limited_and_a_success_resets_them() {
-    let server = spawn_with(|c| c.auth.login_per_account_per_minute = 3).await;
+    let server = spawn_with(|c| {
+        c.auth.failed_logins_per_account = 3;
+        c.auth.window_secs = 60;
+    })
+    .await;
     let http = server.http();
     let body = json!({"username": "limited", "password": "password-123"});
     assert_eq!(http.json(Method::POST, "/auth/register", Some(body.clone()), None).await.0, 201);

@@ -15,6 +15,8 @@ mod docs;
 mod embed;
 mod engineio;
 mod exposure;
+mod hestia_rest;
+mod hestia_store;
 mod hostile;
 mod http_framing;
 mod isolation;

@@ -196,7 +196,7 @@ async fn sessions_login_refresh_logout() {
 
 #[tokio::test]
 async fn logins_are_rate_limited_per_address() {
-    let server = spawn_with(|c| c.auth.login_per_minute = 2).await;
+    let server = spawn_with(|c| c.auth.requests_per_ip = 2).await;
     set_up(&server).await;
     let http = server.http();
     let body = json!({"email": ADMIN_EMAIL, "password": "wrong password"}).to_string();

@@ -283,3 +283,21 @@ async fn a_second_start_on_postgres_logs_no_notice() {
     }
     admin.execute(format!("DROP DATABASE {name}").as_str()).await.unwrap();
 }
+
+#[test]
+fn a_bad_encryption_key_stops_startup_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["abc", &"zz".repeat(32), &"0".repeat(63)] {
+        let out = refused({
+            let mut cmd = serve(dir.path(), &["--port", "0"]);
+            cmd.env("ENCRYPTION_KEY", bad);
+            cmd
+        });
+        assert!(out.error_line().starts_with("ENCRYPTION_KEY"), "{}", out.error_line());
+        assert!(out.error_line().ends_with("must be 64 hex characters (a 256-bit key)"), "{}", out.error_line());
+        assert!(!out.stderr.contains(bad), "the key is not shown: {}", out.stderr);
+    }
+    let mut cmd = serve(dir.path(), &["--port", "0"]);
+    cmd.env("ENCRYPTION_KEY", "Ab".repeat(32));
+    Running::start(&mut cmd).stop();
+}

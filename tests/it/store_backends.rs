@@ -44,6 +44,7 @@ async fn exercise(url: &str) {
     let c = apps::create(&store, CreateApp::default()).await.unwrap();
     assert!(c.number > b.number);
     pushalt_data(&store, &c.id).await;
+    crate::hestia_store::exercise(&store).await;
     store.close().await;
 }
 

@@ -123,9 +123,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     c.default_app.key = Some(APP_KEY.into());
     c.default_app.secret = Some(Secret(APP_SECRET.into()));
     // Tests register many accounts from one address; the limit tests lower these again.
-    c.auth.register_per_minute = 1000;
-    c.auth.login_per_minute = 1000;
-    c.auth.login_per_account_per_minute = 1000;
+    c.auth.requests_per_ip = 100_000;
+    c.auth.failed_logins_per_account = 100_000;
     c
 }
 
