@@ -5,7 +5,7 @@
 //! - [`surfaces`]: one adapter per compatibility product (Pusher, ops, …): routes, codec, errors.
 //! - [`transport`]: the WebSocket connection loop the surfaces share.
 //! - services ([`apps`], [`accounts`], [`sessions`], [`channel_tokens`], [`origins`], [`auth`],
-//!   [`probe`], [`uploads`]): rules several surfaces need.
+//!   [`probe`], [`push`], [`uploads`]): rules several surfaces need.
 //! - [`core`]: the transport-neutral realtime engine (channels, presence, fan-out).
 //! - [`broker`], [`store`]: backends behind small seams; they import nothing above them.
 //! - [`config`], [`metrics`]: leaves any layer may use.
@@ -70,6 +70,7 @@ pub mod core;
 pub mod metrics;
 pub mod origins;
 pub mod probe;
+pub mod push;
 pub mod ratelimit;
 pub mod server;
 pub mod sessions;

@@ -20,6 +20,8 @@ pub const DISCONNECTS: &str = "switchboard_disconnects_total";
 pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 pub const BROKER_UP: &str = "switchboard_broker_up";
 pub const DATABASE_UP: &str = "switchboard_database_up";
+pub const PUSH_SENT: &str = "switchboard_push_notifications_total";
+pub const PUSH_DROPPED: &str = "switchboard_push_dropped_total";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -61,6 +63,11 @@ fn describe() {
     describe_counter!(CONNECTIONS_REFUSED, "TCP connections refused at accept, by reason (capacity).");
     describe_gauge!(BROKER_UP, "1 when the broker accepts publishes.");
     describe_gauge!(DATABASE_UP, "1 when the database answered the last health check.");
+    describe_counter!(
+        PUSH_SENT,
+        "Push notifications per device, by service (fcm, web_push) and outcome (delivered, gone, failed)."
+    );
+    describe_counter!(PUSH_DROPPED, "Push notifications dropped because the push queue was full.");
 }
 
 /// `transport` is the transport's label (`pusher`, `notif`, …): metrics know no core types.
@@ -106,4 +113,12 @@ pub fn connection_refused(reason: &'static str) {
 pub fn health(broker_up: bool, database_up: bool) {
     gauge!(BROKER_UP).set(if broker_up { 1.0 } else { 0.0 });
     gauge!(DATABASE_UP).set(if database_up { 1.0 } else { 0.0 });
+}
+
+pub fn push_sent(service: &'static str, outcome: &'static str) {
+    counter!(PUSH_SENT, "service" => service, "outcome" => outcome).increment(1);
+}
+
+pub fn push_dropped() {
+    counter!(PUSH_DROPPED).increment(1);
 }

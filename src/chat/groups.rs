@@ -140,7 +140,10 @@ impl Chat {
         })?;
         let member = Member { user_id: user, username, role, joined_at };
         self.join_group_room(user, group_id);
-        self.publish(rooms::group(group_id), "memberAdded", &member);
+        // Hestia's payload plus `groupId`: a socket in several groups can tell which one.
+        let mut event = json!(member);
+        event["groupId"] = json!(group_id);
+        self.publish(rooms::group(group_id), "memberAdded", &event);
         Ok(member)
     }
 

@@ -326,3 +326,83 @@ async fn membership_changes_move_the_users_sockets_and_deletion_closes_them() {
     assert!(socket_b.closing().is_some(), "a deleted account's sockets are closed");
     assert!(socket_a.closing().is_none());
 }
+
+#[tokio::test]
+async fn events_reach_the_rooms_with_hestias_payloads() {
+    use crate::core::{ChannelRules, Transport};
+    const RULES: ChannelRules = ChannelRules { max_members: 10, max_channels: 100, subscription_count: false };
+    let (chat, store, _d) = chat().await;
+    let (a, b, c) = (account(&store, "alice").await, account(&store, "bob").await, account(&store, "carol").await);
+    let rt = chat.0.realtime.clone();
+    rt.register_encoder(Transport::SocketIo, |e| {
+        let data = match &e.data {
+            crate::core::Data::Json(text) | crate::core::Data::Text(text) => text.to_string(),
+        };
+        bytes::Bytes::from(format!("{}|{}|{data}", e.channel.as_ref().map(|c| c.as_str()).unwrap_or_default(), e.name))
+    });
+    let app: Arc<str> = APP.into();
+    let socket = |user: i64| {
+        let conn = rt.connect(&app, Transport::SocketIo, 0).unwrap();
+        rt.subscribe(&conn, &rooms::user(user), None, &RULES).unwrap();
+        conn
+    };
+    let (sa, sb, sc) = (socket(a), socket(b), socket(c));
+    let events = |conn: &crate::core::ConnHandle| -> Vec<(String, serde_json::Value)> {
+        let mut batch = Vec::new();
+        conn.drain(&mut batch);
+        batch
+            .iter()
+            .map(|f| {
+                let text = String::from_utf8_lossy(f).into_owned();
+                let mut parts = text.splitn(3, '|');
+                let (_room, name, data) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+                (name.to_owned(), serde_json::from_str(data).unwrap())
+            })
+            .collect()
+    };
+
+    friends(&chat, a, b).await;
+    let m = chat.send_dm(a, b, "hi").await.unwrap();
+    let dm = serde_json::json!({"id": m.id, "content": "hi", "createdAt": m.created_at, "userId": a, "username": "alice", "recipientId": b});
+    assert_eq!(events(&sa), vec![("newDM".to_owned(), dm.clone())]);
+    let mut note = dm.clone();
+    note["senderId"] = a.into();
+    note["senderUsername"] = "alice".into();
+    assert_eq!(events(&sb), vec![("newDM".to_owned(), dm), ("dmNotification".to_owned(), note)]);
+    assert!(events(&sc).is_empty());
+
+    let g = chat.create_group(a, group("G")).await.unwrap();
+    let created = events(&sa);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].0, "groupCreated");
+    assert_eq!((created[0].1["id"].as_i64(), &created[0].1["name"]), (Some(g.id), &serde_json::json!("G")));
+    chat.add_member(a, g.id, b, None).await.unwrap();
+    let added = events(&sb);
+    assert_eq!(added[0].0, "memberAdded", "the new member hears of it too");
+    assert_eq!((added[0].1["userId"].as_i64(), added[0].1["groupId"].as_i64()), (Some(b), Some(g.id)));
+    assert_eq!(events(&sa).len(), 1);
+
+    chat.send_group_message(b, g.id, "via socket", Via::Socket).await.unwrap();
+    chat.send_group_message(a, g.id, "via rest", Via::Rest).await.unwrap();
+    let names = |evs: Vec<(String, serde_json::Value)>| {
+        evs.into_iter().map(|(n, v)| (n, v["content"].clone())).collect::<Vec<_>>()
+    };
+    let want = vec![
+        ("newGroupMessage".to_owned(), serde_json::json!("via socket")),
+        ("newMessage".to_owned(), serde_json::json!("via rest")),
+    ];
+    assert_eq!(names(events(&sa)), want);
+    assert_eq!(names(events(&sb)), want);
+    assert!(events(&sc).is_empty(), "not a member");
+
+    chat.update_group(a, g.id, GroupChanges { name: Some("H".into()), ..Default::default() }).await.unwrap();
+    let updated = events(&sb);
+    assert_eq!(updated[0].0, "groupUpdated");
+    assert_eq!((&updated[0].1["name"], updated[0].1["updatedBy"].as_i64()), (&serde_json::json!("H"), Some(a)));
+    events(&sa);
+    chat.remove_member(a, g.id, b).await.unwrap();
+    let removed = events(&sb);
+    assert_eq!(removed, vec![("memberRemoved".to_owned(), serde_json::json!({"userId": b, "groupId": g.id}))]);
+    chat.send_group_message(a, g.id, "after", Via::Rest).await.unwrap();
+    assert!(events(&sb).is_empty(), "a removed member hears no more");
+}

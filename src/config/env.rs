@@ -188,6 +188,29 @@ pub const ENV_VARS: &[(&str, &str, Setter)] = &[
     ("SWITCHBOARD_SOCKETIO_MAX_POLLING_SESSIONS", "socketio.max_polling_sessions", |c, v| {
         parse_into(&mut c.socketio.max_polling_sessions, v)
     }),
+    ("SWITCHBOARD_PUSH_FCM_SERVICE_ACCOUNT", "push.fcm_service_account", |c, v| {
+        c.push.fcm_service_account = Some(Secret(v.to_owned()));
+        Ok(())
+    }),
+    ("SWITCHBOARD_PUSH_FCM_BASE_URL", "push.fcm_base_url", |c, v| {
+        c.push.fcm_base_url = v.trim().to_owned();
+        Ok(())
+    }),
+    ("SWITCHBOARD_PUSH_FCM_TOKEN_URL", "push.fcm_token_url", |c, v| {
+        c.push.fcm_token_url = Some(v.trim().to_owned());
+        Ok(())
+    }),
+    ("SWITCHBOARD_PUSH_VAPID_PRIVATE_KEY", "push.vapid_private_key", |c, v| {
+        c.push.vapid_private_key = Some(Secret(v.trim().to_owned()));
+        Ok(())
+    }),
+    ("SWITCHBOARD_PUSH_VAPID_SUBJECT", "push.vapid_subject", |c, v| {
+        c.push.vapid_subject = v.trim().to_owned();
+        Ok(())
+    }),
+    ("SWITCHBOARD_PUSH_ALLOW_LOOPBACK_HTTP", "push.allow_loopback_http", |c, v| {
+        parse_into(&mut c.push.allow_loopback_http, v)
+    }),
     ("SWITCHBOARD_UPLOADS_AVATAR_MAX_BYTES", "uploads.avatar_max_bytes", |c, v| {
         parse_into(&mut c.uploads.avatar_max_bytes, v)
     }),

@@ -8,6 +8,7 @@
 
 mod data_dir;
 mod env;
+mod push;
 mod sources;
 mod uploads;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use env::{ENV_VARS, Setter};
+pub use push::PushConfig;
 pub use sources::{Source, Sources};
 pub use uploads::UploadsConfig;
 
@@ -53,6 +55,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub socketio: SocketIoConfig,
     pub chat: ChatConfig,
+    pub push: PushConfig,
     pub uploads: UploadsConfig,
     /// Which layer set each setting, for error messages; not a setting itself.
     #[serde(skip)]
@@ -635,6 +638,7 @@ impl Config {
         }
         self.validate_chat()?;
         self.validate_default_app()?;
+        self.validate_push()?;
         check_log_filter(&self.log.level).map_err(|why| self.invalid("log.level", why))?;
         Ok(())
     }

@@ -123,7 +123,9 @@ fn diff_leaves(prefix: &str, before: &Value, after: &Value, out: &mut Vec<String
 /// URLs (which carry passwords) never are.
 pub(super) fn shows_value(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    !["secret", "token", "password", "url", "encryption"].iter().any(|word| name.contains(word))
+    !["secret", "token", "password", "url", "encryption", "private_key", "service_account"]
+        .iter()
+        .any(|word| name.contains(word))
 }
 
 /// The setting as the operator wrote it, for the start of an error line: `PORT="6001"`,

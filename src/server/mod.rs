@@ -36,6 +36,7 @@ use crate::channel_tokens::ChannelTokens;
 use crate::config::Config;
 use crate::core::{Disconnect, OutboxLimits, Realtime, Transport};
 use crate::origins::GlobalOrigins;
+use crate::push::Push;
 use crate::ratelimit::LogThrottle;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -132,6 +133,10 @@ impl Server {
                 .map_err(|e| config.invalid("server.data_dir", format!("cannot keep the JWT secret there: {e}")))?;
         let cors_origins =
             GlobalOrigins::parse(&config.server.cors_origins).map_err(|e| config.invalid("server.cors_origins", e))?;
+        // Reads the service account and the VAPID key: a bad one stops the start here.
+        let shutdown = Shutdown::default();
+        let push = Push::start(store.clone(), &config.push, &config.server.data_dir, shutdown.token())
+            .map_err(|(key, why)| config.invalid(key, why))?;
         let created = apps::ensure_default(&store, &config.default_app).await.context("creating the default app")?;
         let apps = AppCache::load(store.clone()).await.context("loading apps")?;
         notif::broadcast::warn_legacy_publishers(&apps);
@@ -155,7 +160,6 @@ impl Server {
         let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
             .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;
-        let shutdown = Shutdown::default();
         let default_app = default_app_id(&config, &apps, created.as_ref().map(|(app, _)| app));
         let channel_tokens = Arc::new(ChannelTokens::new(store.clone()));
         let engineio = socket_setups::build(
@@ -188,6 +192,7 @@ impl Server {
             chat,
             origins,
             engineio,
+            push,
             uploads,
         });
         let publisher = Publisher(state.clone());

@@ -47,6 +47,8 @@ pub struct Shared {
     pub origins: Arc<GlobalOrigins>,
     /// The Engine.IO endpoints (`/ws?EIO=`, `/ws/`, `/socket.io/`) and their polling sessions.
     pub engineio: super::engineio::EngineIo,
+    /// FCM and Web Push for chat users without a live socket.
+    pub push: crate::push::Push,
     /// Profile pictures and banners under the data dir.
     pub uploads: Uploads,
 }

@@ -7,6 +7,7 @@ pub mod apps;
 pub mod chat;
 pub mod cors;
 mod dialect;
+pub mod push;
 pub mod settings;
 pub mod tokens;
 
@@ -47,6 +48,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "pushalt", include_str!("../../migrations/0003_pushalt.sql")),
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
+    (6, "push", include_str!("../../migrations/0006_push.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.

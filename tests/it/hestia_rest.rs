@@ -465,9 +465,15 @@ async fn deleting_an_account() {
         .await;
     call(&http, Method::POST, &format!("/groups/{gid}/messages"), Some(json!({"content": "bye"})), &alice).await;
     call(&http, Method::POST, &format!("/friends/request/{}", carol.id), None, &alice).await;
+    let name = format!("{}.png", "ab".repeat(16));
+    let file = server.dir.path().join("uploads/avatars").join(&name);
+    std::fs::write(&file, b"a picture").unwrap();
+    let upload = switchboard::chat::Picture::Upload(format!("/uploads/avatars/{name}"));
+    server.state.chat.set_picture(alice.id, switchboard::chat::PictureKind::Avatar, Some(upload)).await.unwrap();
 
     let (s, b) = call(&http, Method::DELETE, "/users/me", None, &alice).await;
     assert_eq!(s, 204, "{b}");
+    assert!(!file.exists(), "its uploaded picture is removed");
     assert_eq!(
         call(&http, Method::GET, "/users/me", None, &alice).await,
         (403, json!({"error": "Invalid or expired token"}))

@@ -31,6 +31,8 @@ mod notif_ws;
 mod openapi;
 mod ops;
 mod per_address;
+mod push_service;
+mod push_store;
 mod pushalt_admin;
 mod pushalt_bodies;
 mod pushalt_channel;

@@ -200,7 +200,7 @@ async fn pushalt_data(store: &Store, app_id: &str) {
 }
 
 /// Creates a fresh database next to `admin_url`, runs `f` on its URL, drops it.
-async fn with_fresh_database(admin_url: &str, f: impl AsyncFnOnce(&str)) {
+pub(crate) async fn with_fresh_database(admin_url: &str, f: impl AsyncFnOnce(&str)) {
     sqlx::any::install_default_drivers();
     let name = format!("sb_test_{}_{}", std::process::id(), rand::random::<u32>());
     let admin =
@@ -218,7 +218,7 @@ async fn sqlite() {
 }
 
 /// The URL in `var`; `None` only when `backend` is deselected in `SWITCHBOARD_SKIP_DB_TESTS`.
-fn database_url(var: &str, backend: &str, example: &str) -> Option<String> {
+pub(crate) fn database_url(var: &str, backend: &str, example: &str) -> Option<String> {
     if let Ok(url) = std::env::var(var) {
         return Some(url);
     }

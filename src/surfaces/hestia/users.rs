@@ -78,10 +78,8 @@ pub async fn me(State(state): State<AppState>, Authed(me): Authed, base: PublicB
 )]
 pub async fn delete_me(State(state): State<AppState>, Authed(me): Authed) -> Result<Response, ApiError> {
     let uploads = state.chat.delete_user(me).await?;
-    // Uploaded pictures are files of the uploads service; nothing else names them any more.
-    if !uploads.is_empty() {
-        tracing::debug!(files = uploads.len(), "hestia: pictures of a deleted account");
-    }
+    // Its uploaded pictures: nothing names them any more.
+    state.uploads.remove_all(&uploads).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
