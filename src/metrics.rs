@@ -20,6 +20,9 @@ pub const DISCONNECTS: &str = "switchboard_disconnects_total";
 pub const CONNECTIONS_REFUSED: &str = "switchboard_connections_refused_total";
 pub const BROKER_UP: &str = "switchboard_broker_up";
 pub const DATABASE_UP: &str = "switchboard_database_up";
+pub const CHAT_MESSAGES_STORED: &str = "switchboard_chat_messages_stored_total";
+pub const CHAT_WRITE_BATCH: &str = "switchboard_chat_write_batch_messages";
+pub const CHAT_WRITE_SECONDS: &str = "switchboard_chat_write_seconds";
 pub const PUSH_SENT: &str = "switchboard_push_notifications_total";
 pub const PUSH_DROPPED: &str = "switchboard_push_dropped_total";
 
@@ -63,6 +66,9 @@ fn describe() {
     describe_counter!(CONNECTIONS_REFUSED, "TCP connections refused at accept, by reason (capacity).");
     describe_gauge!(BROKER_UP, "1 when the broker accepts publishes.");
     describe_gauge!(DATABASE_UP, "1 when the database answered the last health check.");
+    describe_counter!(CHAT_MESSAGES_STORED, "Chat messages committed (direct and group).");
+    describe_histogram!(CHAT_WRITE_BATCH, "Chat messages per transaction of the group-commit writer.");
+    describe_histogram!(CHAT_WRITE_SECONDS, "Time of one transaction of the chat message writer.");
     describe_counter!(
         PUSH_SENT,
         "Push notifications per device, by service (fcm, web_push) and outcome (delivered, gone, failed)."
@@ -108,6 +114,13 @@ pub fn disconnect(reason: &'static str) {
 
 pub fn connection_refused(reason: &'static str) {
     counter!(CONNECTIONS_REFUSED, "reason" => reason).increment(1);
+}
+
+/// One committed transaction of the chat message writer.
+pub fn chat_batch_written(messages: usize, took: Duration) {
+    counter!(CHAT_MESSAGES_STORED).increment(messages as u64);
+    histogram!(CHAT_WRITE_BATCH).record(messages as f64);
+    histogram!(CHAT_WRITE_SECONDS).record(took.as_secs_f64());
 }
 
 pub fn health(broker_up: bool, database_up: bool) {

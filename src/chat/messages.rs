@@ -41,18 +41,23 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let (records, replies): (Vec<_>, Vec<_>) = jobs.drain(..).map(|j| (j.record, j.reply)).unzip();
+        let started = std::time::Instant::now();
         match store.insert_messages(&records).await {
             Ok(ids) => {
+                crate::metrics::chat_batch_written(ids.len(), started.elapsed());
                 for (reply, id) in replies.into_iter().zip(ids) {
                     let _ = reply.send(Ok(id));
                 }
             }
             // One message can sink its batch (its recipient or group deleted since it was
             // checked): each is tried alone, so only that one fails.
-            Err(_) if records.len() > 1 => {
+            Err(e) if records.len() > 1 && e.is_refused_write() => {
                 for (record, reply) in records.into_iter().zip(replies) {
                     let stored = match store.insert_messages(std::slice::from_ref(&record)).await {
-                        Ok(ids) => ids.first().copied().ok_or(()),
+                        Ok(ids) => {
+                            crate::metrics::chat_batch_written(ids.len(), started.elapsed());
+                            ids.first().copied().ok_or(())
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "chat: a message could not be stored");
                             Err(())
@@ -62,7 +67,7 @@ async fn write_batches(store: Store, mut rx: mpsc::Receiver<Job>, max_batch: usi
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "chat: a message could not be stored");
+                tracing::error!(error = %e, messages = replies.len(), "chat: storing messages failed");
                 for reply in replies {
                     let _ = reply.send(Err(()));
                 }
@@ -188,9 +193,9 @@ impl Chat {
         })
     }
 
-    /// What happens once a message has committed: it is published to the rooms that get it.
-    /// (Push notifications for offline recipients hook in here, after the publish, so they
-    /// never delay it.)
+    /// What happens once a message has committed: it is published to the rooms that get it,
+    /// then push notifications are queued for offline recipients (after the publish, so they
+    /// never delay it).
     fn after_commit(&self, message: &Message, via: Via) {
         match (message.recipient_id, message.group_id) {
             (Some(recipient), _) => {
@@ -210,6 +215,7 @@ impl Chat {
             }
             (None, None) => {}
         }
+        self.push_offline(message);
     }
 }
 

@@ -14,6 +14,7 @@ mod friends;
 mod groups;
 mod messages;
 mod model;
+mod push;
 pub mod rooms;
 mod users;
 
@@ -26,6 +27,7 @@ pub use model::{
     Group, GroupChanges, GroupDetail, GroupListItem, Member, Message, NewGroup, Picture, PictureKind, Role, User,
     UserRef, Via,
 };
+pub use users::UPLOADS_PREFIX;
 
 use crate::config::ChatConfig;
 use crate::core::Realtime;
@@ -96,12 +98,20 @@ struct Inner {
     /// Messages per account (token bucket).
     message_limits: RateLimiter,
     config: ChatConfig,
+    /// Push notifications for offline recipients, when the server has a push service.
+    push: Option<push::PushHook>,
 }
 
 impl Chat {
     /// The service over `store` and `realtime`, with its message writer running (it ends when
-    /// the last handle is dropped). A bad `chat.encryption_key` is an error.
-    pub fn new(store: Store, realtime: Realtime, config: ChatConfig) -> Result<Self, KeyError> {
+    /// the last handle is dropped), notifying offline recipients through `push` when given. A
+    /// bad `chat.encryption_key` is an error.
+    pub fn new(
+        store: Store,
+        realtime: Realtime,
+        config: ChatConfig,
+        push: Option<crate::push::Push>,
+    ) -> Result<Self, KeyError> {
         let cipher = config.encryption_key.as_ref().map(|k| Cipher::from_hex(&k.0)).transpose()?;
         let writer = messages::Writer::spawn(store.clone(), config.write_batch, config.write_queue);
         Ok(Self(Arc::new(Inner {
@@ -112,6 +122,7 @@ impl Chat {
             writer,
             message_limits: RateLimiter::default(),
             config,
+            push: push.map(push::PushHook::new),
         })))
     }
 

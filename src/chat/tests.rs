@@ -14,7 +14,7 @@ const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1
 async fn chat_with(config: ChatConfig) -> (Chat, Store, tempfile::TempDir) {
     let (store, dir) = crate::store::temp_store().await;
     let realtime = Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1 << 20, max_frames: 64 });
-    (Chat::new(store.clone(), realtime, config).unwrap(), store, dir)
+    (Chat::new(store.clone(), realtime, config, None).unwrap(), store, dir)
 }
 
 async fn chat() -> (Chat, Store, tempfile::TempDir) {
@@ -214,7 +214,7 @@ async fn contents_are_encrypted_at_rest_with_a_key() {
 
     // Without the key the stored messages cannot be read, and that is an error, not garbage.
     let realtime = Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1 << 20, max_frames: 64 });
-    let keyless = Chat::new(store.clone(), realtime, ChatConfig::default()).unwrap();
+    let keyless = Chat::new(store.clone(), realtime, ChatConfig::default(), None).unwrap();
     assert!(matches!(keyless.dm_history(a, b, Page::default()).await, Err(ChatError::Decrypt)));
 }
 

@@ -19,10 +19,20 @@ pub const MAX_PLAINTEXT: usize = RECORD_SIZE as usize - 17;
 /// Why a subscription's keys are unusable.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    #[error("keys.p256dh must be an uncompressed P-256 public key in base64url")]
+    #[error("{}", self.message())]
     P256dh,
-    #[error("keys.auth must be 16 bytes in base64url")]
+    #[error("{}", self.message())]
     Auth,
+}
+
+impl KeyError {
+    /// The message, for a surface's error format.
+    pub fn message(&self) -> &'static str {
+        match self {
+            Self::P256dh => "keys.p256dh must be an uncompressed P-256 public key in base64url",
+            Self::Auth => "keys.auth must be 16 bytes in base64url",
+        }
+    }
 }
 
 /// A subscription's keys, decoded.

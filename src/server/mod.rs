@@ -155,7 +155,7 @@ impl Server {
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
         let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
-        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone())
+        let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone(), Some(push.clone()))
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
         let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
             .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;

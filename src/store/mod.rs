@@ -41,6 +41,14 @@ pub enum Error {
     BackupUnsupported,
 }
 
+impl Error {
+    /// Whether the database refused what was written (a constraint, a value), rather than
+    /// being unreachable: the same write without the offending row may succeed.
+    pub fn is_refused_write(&self) -> bool {
+        matches!(self, Self::Conflict(_) | Self::Database(sqlx::Error::Database(_)))
+    }
+}
+
 /// The migrations, embedded so the binary carries its schema.
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "apps", include_str!("../../migrations/0001_apps.sql")),

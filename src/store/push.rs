@@ -182,6 +182,27 @@ impl Store {
         })
     }
 
+    /// The accounts among `accounts` that take push notifications: those not in
+    /// `do_not_disturb` (SPEC §6).
+    pub async fn accounts_taking_push(&self, accounts: &[i64]) -> Result<Vec<i64>, Error> {
+        let mut out = Vec::new();
+        for chunk in distinct(accounts).chunks(CHUNK) {
+            let sql = format!(
+                "SELECT id FROM accounts WHERE id IN ({}) AND chat_status <> 'do_not_disturb' ORDER BY id",
+                placeholders(chunk.len())
+            );
+            let sql = self.dialect.sql(&sql).into_owned();
+            let mut query = sqlx::query(&sql);
+            for account in chunk {
+                query = query.bind(*account);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                out.push(row.try_get("id")?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets a token FCM called unregistered; whether it was there.
     pub async fn delete_fcm_token(&self, id: i64) -> Result<bool, Error> {
         let done = sqlx::query(&self.dialect.sql("DELETE FROM fcm_tokens WHERE id = $1"))

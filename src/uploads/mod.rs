@@ -20,28 +20,22 @@ use tokio::sync::Semaphore;
 
 pub use sniff::{ImageType, MAX_DIMENSION};
 
+pub use crate::chat::PictureKind;
+use crate::chat::UPLOADS_PREFIX;
+
 use crate::config::UploadsConfig;
 use crate::ratelimit::RateLimiter;
 
-/// Which picture of a profile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PictureKind {
-    Avatar,
-    Banner,
+/// The directory under `<data_dir>/uploads/` and the URL segment under `/uploads/` of `kind`.
+pub fn dir(kind: PictureKind) -> &'static str {
+    match kind {
+        PictureKind::Avatar => "avatars",
+        PictureKind::Banner => "banners",
+    }
 }
 
-impl PictureKind {
-    /// The directory under `<data_dir>/uploads/` and the URL segment under `/uploads/`.
-    pub fn dir(self) -> &'static str {
-        match self {
-            Self::Avatar => "avatars",
-            Self::Banner => "banners",
-        }
-    }
-
-    pub fn from_dir(dir: &str) -> Option<Self> {
-        [Self::Avatar, Self::Banner].into_iter().find(|k| k.dir() == dir)
-    }
+fn kind_of_dir(segment: &str) -> Option<PictureKind> {
+    [PictureKind::Avatar, PictureKind::Banner].into_iter().find(|k| dir(*k) == segment)
 }
 
 /// Why an upload was refused.
@@ -87,18 +81,15 @@ impl StoredPicture {
 
     /// Parses the public path the chat service stores (`/uploads/avatars/<name>`).
     pub fn from_path(path: &str) -> Option<Self> {
-        let (dir, name) = path.strip_prefix(PUBLIC_PREFIX)?.split_once('/')?;
-        Self::parse(PictureKind::from_dir(dir)?, name)
+        let (segment, name) = path.strip_prefix(UPLOADS_PREFIX)?.split_once('/')?;
+        Self::parse(kind_of_dir(segment)?, name)
     }
 
     /// The path it is served at, which is what the chat service stores.
     pub fn path(&self) -> String {
-        format!("{PUBLIC_PREFIX}{}/{}", self.kind.dir(), self.name)
+        format!("{UPLOADS_PREFIX}{}/{}", dir(self.kind), self.name)
     }
 }
-
-/// Where uploads are served: `/uploads/<kind>/<name>`.
-pub const PUBLIC_PREFIX: &str = "/uploads/";
 
 /// 128 random bits in hex.
 const NAME_HEX_LEN: usize = 32;
@@ -128,7 +119,7 @@ impl Uploads {
     pub fn open(data_dir: &Path, config: UploadsConfig) -> std::io::Result<Self> {
         let root = data_dir.join("uploads");
         for kind in [PictureKind::Avatar, PictureKind::Banner] {
-            std::fs::create_dir_all(root.join(kind.dir()))?;
+            std::fs::create_dir_all(root.join(dir(kind)))?;
         }
         let incoming = root.join("incoming");
         std::fs::create_dir_all(&incoming)?;
@@ -214,7 +205,7 @@ impl Uploads {
     }
 
     fn file_path(&self, picture: &StoredPicture) -> PathBuf {
-        self.0.root.join(picture.kind.dir()).join(&picture.name)
+        self.0.root.join(dir(picture.kind)).join(&picture.name)
     }
 }
 

@@ -312,6 +312,10 @@ async fn groups_routes() {
         );
         ids.push(m["id"].as_i64().unwrap());
     }
+    let (_, metrics) = http.get("/metrics").await;
+    for name in ["switchboard_chat_messages_stored_total", "switchboard_chat_write_batch_messages"] {
+        assert!(metrics.as_str().unwrap().contains(name), "{name} in /metrics");
+    }
     let (s, h) = call(&http, Method::GET, &format!("/groups/{id}/messages"), None, &bob).await;
     assert_eq!(s, 200);
     assert_eq!(h.as_array().unwrap().iter().map(|m| m["id"].as_i64().unwrap()).collect::<Vec<_>>(), ids);

@@ -26,7 +26,7 @@ pub async fn exercise(store: &Store) {
     let realtime = Realtime::new(Arc::new(MemoryBroker::new()), OutboxLimits { max_bytes: 1 << 20, max_frames: 64 });
     let config =
         ChatConfig { message_burst: 10_000, encryption_key: Some(Secret("11".repeat(32))), ..ChatConfig::default() };
-    let chat = Chat::new(store.clone(), realtime, config).unwrap();
+    let chat = Chat::new(store.clone(), realtime, config, None).unwrap();
     let (a, b, c) = (account(store, "chat_a").await, account(store, "chat_b").await, account(store, "chat_c").await);
 
     chat.request_friend(a, b).await.unwrap();
@@ -39,7 +39,7 @@ pub async fn exercise(store: &Store) {
         .map(|i| {
             let chat = chat.clone();
             let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
-            tokio::spawn(async move { chat.send_dm(from, to, &format!("dm {i} ✓")).await.unwrap() })
+            tokio::spawn(async move { chat.send_dm(from, to, &format!("dm {i} ✓ 😀")).await.unwrap() })
         })
         .collect();
     let mut sent = Vec::new();

@@ -10,13 +10,6 @@ use crate::chat::{Chat, UserRef};
 use crate::server::state::AppState;
 use crate::surfaces::ErrorBody;
 
-/// `{"success": true}`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)] // Describes what `success` answers.
-struct FriendsDone {
-    success: bool,
-}
-
 type Success = Result<Json<Value>, ApiError>;
 
 fn success() -> Json<Value> {
@@ -62,7 +55,7 @@ pub async fn requests(State(state): State<AppState>, Authed(me): Authed) -> Resu
     tag = "Hestia",
     params(("id" = String, Path, description = "A user id: a whole number 1..2^53.")),
     responses(
-        (status = 200, description = "Sent.", body = FriendsDone),
+        (status = 200, description = "Sent.", body = super::Success),
         (status = 400, description = "An invalid user id, or a request to oneself.", body = ErrorBody),
         (status = 401, description = "No token provided.", body = ErrorBody),
         (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
@@ -84,7 +77,7 @@ pub async fn request(State(state): State<AppState>, Authed(me): Authed, Path(id)
     tag = "Hestia",
     params(("id" = String, Path, description = "A user id: a whole number 1..2^53.")),
     responses(
-        (status = 200, description = "Accepted.", body = FriendsDone),
+        (status = 200, description = "Accepted.", body = super::Success),
         (status = 400, description = "Invalid user ID.", body = ErrorBody),
         (status = 401, description = "No token provided.", body = ErrorBody),
         (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
@@ -105,7 +98,7 @@ pub async fn accept(State(state): State<AppState>, Authed(me): Authed, Path(id):
     tag = "Hestia",
     params(("id" = String, Path, description = "A user id: a whole number 1..2^53.")),
     responses(
-        (status = 200, description = "Declined.", body = FriendsDone),
+        (status = 200, description = "Declined.", body = super::Success),
         (status = 400, description = "Invalid user ID.", body = ErrorBody),
         (status = 401, description = "No token provided.", body = ErrorBody),
         (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
@@ -126,7 +119,7 @@ pub async fn decline(State(state): State<AppState>, Authed(me): Authed, Path(id)
     tag = "Hestia",
     params(("id" = String, Path, description = "A user id: a whole number 1..2^53.")),
     responses(
-        (status = 200, description = "Removed.", body = FriendsDone),
+        (status = 200, description = "Removed.", body = super::Success),
         (status = 400, description = "Invalid user ID.", body = ErrorBody),
         (status = 401, description = "No token provided.", body = ErrorBody),
         (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),

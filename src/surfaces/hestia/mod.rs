@@ -9,6 +9,8 @@ pub mod cors;
 pub mod error;
 mod friends;
 mod groups;
+mod push;
+mod uploads;
 mod users;
 
 use axum::Router;
@@ -39,6 +41,9 @@ pub fn routes() -> Router<AppState> {
         .route("/users/username", patch(users::set_username))
         .route("/users/status", patch(users::set_status))
         .route("/users/public-key", patch(users::set_public_key))
+        .route("/users/fcm-token", patch(push::fcm_token))
+        .route("/users/web-push", patch(push::web_push))
+        .route("/users/web-push/vapid-public-key", get(push::vapid_public_key))
         .route("/friends", get(friends::list))
         .route("/friends/requests", get(friends::requests))
         .route("/friends/request/{id}", post(friends::request))
@@ -48,7 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/groups", post(groups::create).get(groups::list))
         .route("/groups/{id}", get(groups::detail).put(groups::update))
         .route("/groups/{id}/members/{user_id}", post(groups::add_member).delete(groups::remove_member))
-        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history));
+        .route("/groups/{id}/messages", post(groups::post_message).get(groups::history))
+        .merge(uploads::routes());
     cors::with_cors(routes)
 }
 
@@ -78,9 +84,25 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         groups::remove_member,
         groups::post_message,
         groups::history,
+        push::fcm_token,
+        push::web_push,
+        push::vapid_public_key,
+        uploads::profile_picture,
+        uploads::profile_banner,
+        uploads::serve,
     ))]
     struct Doc;
-    <Doc as utoipa::OpenApi>::openapi()
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // The file route answers 404 for every path under `/uploads` that names no file.
+    crate::surfaces::docs::alias(&mut doc, "/uploads/{path}", &["/uploads", "/uploads/"]);
+    doc
+}
+
+/// `{"success": true}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the `{"success":true}` answers.
+struct Success {
+    success: bool,
 }
 
 /// Reads a JSON body (at most [`BODY_LIMIT`]) into `T`; an empty body reads as `{}`. Anything

@@ -61,6 +61,26 @@ impl Http {
         (status, headers, value)
     }
 
+    /// Any request as given (no content type added), answered with status, headers and the raw
+    /// body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Vec<u8>,
+        headers: &[(&str, &str)],
+    ) -> (u16, hyper::HeaderMap, Bytes) {
+        let mut req = Request::builder().method(method).uri(format!("http://{}{}", self.addr, path_and_query));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = self.client.request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+        let status = res.status().as_u16();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes)
+    }
+
     /// A JSON request with an optional bearer token.
     pub async fn json(&self, method: Method, path: &str, body: Option<Value>, token: Option<&str>) -> (u16, Value) {
         let auth = token.map(|t| format!("Bearer {t}"));

@@ -2,6 +2,7 @@
 
 pub mod binary;
 pub mod http;
+pub mod images;
 pub mod push;
 pub mod sio;
 pub mod ws;
