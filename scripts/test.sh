@@ -78,6 +78,36 @@ step "JavaScript suite (pusher-js, pusher, laravel-echo, socket.io-client)"
 )
 count_node npm:tests/js "$logs/js"
 
+# Drops and recreates database $2 on the server of URL $1 (postgres:// or mysql://); prints the
+# new database's URL.
+fresh_db() {
+  local url=$1 db=$2
+  case $url in
+    postgres*) psql "$url" -qX -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >&2 ;;
+    mysql*)
+      [[ $url =~ ^mysql://([^:@/]+)(:([^@]*))?@([^:/]+)(:([0-9]+))?/ ]] || { echo "cannot read $url" >&2; return 1; }
+      MYSQL_PWD="${BASH_REMATCH[3]}" mysql -u "${BASH_REMATCH[1]}" -h "${BASH_REMATCH[4]}" -P "${BASH_REMATCH[6]:-3306}" \
+        -e "DROP DATABASE IF EXISTS $db; CREATE DATABASE $db" >&2 ;;
+  esac
+  echo "${url%/*}/$db"
+}
+
+# The chat suite once per database, each a fresh one (SQLite: the server's temp data dir).
+for backend in sqlite postgres mysql; do
+  step "JavaScript chat suite (socket.io-client, fetch) on $backend"
+  case $backend in
+    sqlite) url= ;;
+    postgres) url=$(fresh_db "$TEST_POSTGRES_URL" switchboard_chat_js) ;;
+    mysql) url=$(fresh_db "$TEST_MYSQL_URL" switchboard_chat_js) ;;
+  esac
+  (
+    cd tests/js
+    env ${url:+DATABASE_URL="$url"} SWITCHBOARD_BIN="$PWD/../../target/debug/switchboard" npm run test:chat 2>&1 \
+      | tee "$logs/chat-$backend"
+  )
+  count_node "npm:chat-$backend" "$logs/chat-$backend"
+done
+
 step "browser tests (notifmoo.js and socket.io-client in Debian's Chromium)"
 if ! command -v chromium >/dev/null; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium

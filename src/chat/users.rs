@@ -120,9 +120,17 @@ impl Chat {
         Ok(())
     }
 
-    /// The last socket of `me` closed: `active` turns `offline`.
+    /// A socket of `me` closed (and left its rooms): if it was the last, `active` turns
+    /// `offline`. A socket that joins meanwhile writes `active` after joining; if that write
+    /// landed before this one, the second look sees it in the room and puts `active` back.
     pub async fn socket_disconnected(&self, me: i64) -> Result<(), ChatError> {
+        if self.is_online(me) {
+            return Ok(());
+        }
         self.store().set_chat_status(me, "offline", Some("active")).await?;
+        if self.is_online(me) {
+            self.socket_connected(me).await?;
+        }
         Ok(())
     }
 }

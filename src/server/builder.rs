@@ -149,7 +149,8 @@ impl ServerBuilder {
     }
 
     /// The program's Socket.IO namespaces, served at `/socket.io/` (socket.io-client's default
-    /// path) over polling and WebSocket. Its connections join the default app (its channels:
+    /// path) over polling and WebSocket in place of Hestia's chat socket (which is served there
+    /// otherwise). Its connections join the default app (its channels:
     /// a Pusher trigger or [`ServerHandle::publish`] on a channel a socket joined reaches it),
     /// unless the setup names another with [`SocketIo::app`] or [`SocketIo::admit`]. Called
     /// again, the last setup wins.

@@ -1,5 +1,5 @@
 //! Wiring of the Engine.IO endpoints, each serving a Socket.IO setup: Push-Alt's at `/ws` (with
-//! `EIO=`) and `/ws/`, and at `/socket.io/` the embedding program's (Hestia's in a later issue);
+//! `EIO=`) and `/ws/`, and at `/socket.io/` Hestia's chat socket or the embedding program's;
 //! their settings from `socketio`, their polling sessions counted against the connection
 //! capacity and the per-address limit like TCP connections.
 
@@ -37,8 +37,11 @@ pub const SOCKET_IO: &str = "/socket.io/";
 pub struct EngineIo {
     /// `/ws?EIO=…` and `/ws/` (Push-Alt).
     pub pushalt: Endpoint,
-    /// `/socket.io/`: the embedding program's Socket.IO setup (Hestia's in a later issue).
+    /// `/socket.io/`: Hestia's chat socket, or the embedding program's setup.
     pub hestia: Endpoint,
+    /// Whether `/socket.io/` serves the chat socket (with its CORS `*`, SPEC §6) rather than a
+    /// program's setup (which keeps the endpoint's own CORS: origins it allows, reflected).
+    pub chat_served: bool,
 }
 
 impl EngineIo {

@@ -40,7 +40,7 @@ use crate::push::Push;
 use crate::ratelimit::LogThrottle;
 use crate::sessions::Sessions;
 use crate::store::Store;
-use crate::surfaces::{notif, pushalt, pusher};
+use crate::surfaces::{hestia, notif, pushalt, pusher};
 use crate::transport::ws;
 use crate::uploads::Uploads;
 
@@ -154,7 +154,7 @@ impl Server {
         // Both speak WebSocket: a fanned-out event is framed once, ready for every socket.
         realtime.register_encoder(Transport::Pusher, |e| ws::text_frame(&pusher::protocol::encode_event(e)));
         realtime.register_encoder(Transport::Notif, |e| ws::text_frame(&notif::protocol::encode_event(e)));
-        let accounts = Accounts::new(store.clone(), &jwt_secret, config.auth.clone());
+        let accounts = Arc::new(Accounts::new(store.clone(), &jwt_secret, config.auth.clone()));
         let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone(), Some(push.clone()))
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
         let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
@@ -173,6 +173,7 @@ impl Server {
                 realtime: realtime.clone(),
                 shutdown: shutdown.token(),
             },
+            hestia::socketio::Deps { accounts: accounts.clone(), chat: chat.clone(), shutdown: shutdown.token() },
             socketio,
             default_app,
         )

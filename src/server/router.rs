@@ -38,6 +38,11 @@ pub fn build(state: AppState, program: Option<Router>) -> Router {
 
 fn builtin(state: AppState) -> Router {
     let metrics_here = state.config.metrics.listen.is_none();
+    let socket_io = any(engineio_hestia);
+    // The chat socket's CORS is the chat routes' `*` (SPEC §6); a program's setup keeps the
+    // endpoint's own (the origins it allows, reflected).
+    let socket_io =
+        if state.engineio.chat_served { socket_io.layer(middleware::from_fn(hestia::cors::cors)) } else { socket_io };
     Router::new()
         .merge(pusher::routes())
         .merge(notif::routes())
@@ -50,7 +55,7 @@ fn builtin(state: AppState) -> Router {
         .merge(docs::routes())
         .route("/ws", any(ws_entry))
         .route(engineio::WS_SLASH, any(engineio_pushalt))
-        .route(engineio::SOCKET_IO, any(engineio_hestia))
+        .route(engineio::SOCKET_IO, socket_io)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), deadline))
@@ -127,7 +132,7 @@ async fn engineio_pushalt(State(state): State<AppState>, req: Request) -> Respon
     state.engineio.pushalt.serve(Some(client), req).await
 }
 
-/// `/socket.io/`.
+/// `/socket.io/`: the chat socket, or the program's setup.
 ///
 /// The Socket.IO endpoint of socket.io-client's default path (Hestia's chat socket, or the
 /// embedding program's): Engine.IO v4 as at `/ws/`.
@@ -147,6 +152,9 @@ async fn engineio_pushalt(State(state): State<AppState>, req: Request) -> Respon
 )]
 async fn engineio_hestia(State(state): State<AppState>, req: Request) -> Response {
     let client = ClientAddr::of(&req);
+    if state.engineio.chat_served {
+        return hestia::socketio::serve(&state.engineio.hestia, Some(client), req).await;
+    }
     state.engineio.hestia.serve(Some(client), req).await
 }
 

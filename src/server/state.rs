@@ -36,7 +36,8 @@ pub struct Shared {
     pub api_limits: RateLimiter,
     /// Per-client-address request limits (`server.requests_per_ip_per_second`).
     pub ip_limits: RateLimiter,
-    pub accounts: Accounts,
+    /// Shared with the chat socket's handlers.
+    pub accounts: Arc<Accounts>,
     /// The Hestia chat service (REST and Socket.IO call it).
     pub chat: Chat,
     /// Refresh tokens of the Push-Alt admin API.

@@ -23,6 +23,21 @@ pub(crate) fn png_image(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// An APNG of `frames` frames, each a full 16×16 image.
+fn apng_image(frames: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, 16, 16);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_animated(frames, 0).unwrap();
+    let mut writer = encoder.write_header().unwrap();
+    for _ in 0..frames {
+        writer.write_image_data(&pixels(16, 16, 4)).unwrap();
+    }
+    writer.finish().unwrap();
+    out
+}
+
 fn gif_image(width: u16, height: u16, frames: usize) -> Vec<u8> {
     let palette: Vec<u8> = (0..=255u8).flat_map(|i| [i, 255 - i, i / 2]).collect();
     let mut out = Vec::new();
@@ -99,6 +114,23 @@ async fn each_type_is_stored_as_sent_under_a_server_chosen_name() {
         assert_eq!(len, bytes.len() as u64);
     }
     assert!(incoming_is_empty(dir.path()));
+}
+
+#[tokio::test]
+async fn every_frame_of_an_animation_is_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let uploads = service(dir.path());
+    let apng = apng_image(3);
+    let stored = upload(&uploads, PictureKind::Avatar, &apng).await.unwrap();
+    assert_eq!(stored.image_type, ImageType::Png);
+    // The last frame cut out (its fcTL and fdAT), the end kept: the animation control promised
+    // three frames.
+    let last_fctl = apng.windows(4).rposition(|w| w == b"fcTL").unwrap() - 4;
+    let iend = apng.len() - 12;
+    let short = [&apng[..last_fctl], &apng[iend..]].concat();
+    assert!(matches!(upload(&uploads, PictureKind::Avatar, &short).await, Err(UploadError::Invalid)));
+    let gif = gif_image(32, 32, 5);
+    assert_eq!(upload(&uploads, PictureKind::Avatar, &gif).await.unwrap().image_type, ImageType::Gif);
 }
 
 #[tokio::test]

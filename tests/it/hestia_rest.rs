@@ -475,9 +475,16 @@ async fn deleting_an_account() {
     let upload = switchboard::chat::Picture::Upload(format!("/uploads/avatars/{name}"));
     server.state.chat.set_picture(alice.id, switchboard::chat::PictureKind::Avatar, Some(upload)).await.unwrap();
 
+    let domain = json!({"domain_name": "alice.example.com"});
+    let (s, app) = call(&http, Method::POST, "/dashboard/domains", Some(domain), &alice).await;
+    assert_eq!(s, 200, "{app}");
+
     let (s, b) = call(&http, Method::DELETE, "/users/me", None, &alice).await;
     assert_eq!(s, 204, "{b}");
     assert!(!file.exists(), "its uploaded picture is removed");
+    let apps = server.state.store.list_apps().await.unwrap();
+    let kept = apps.iter().find(|a| a.key == app["key"]).expect("its app is kept");
+    assert_eq!(kept.owner_id, None, "and has no owner");
     assert_eq!(
         call(&http, Method::GET, "/users/me", None, &alice).await,
         (403, json!({"error": "Invalid or expired token"}))

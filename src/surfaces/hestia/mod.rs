@@ -10,6 +10,7 @@ pub mod error;
 mod friends;
 mod groups;
 mod push;
+pub mod socketio;
 mod uploads;
 mod users;
 

@@ -1,6 +1,7 @@
 //! Test support: `spawn_server`, a Pusher WebSocket client, a signed HTTP client.
 
 pub mod binary;
+pub mod chat;
 pub mod http;
 pub mod images;
 pub mod push;
