@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 
-use super::{ApiError, Authed, PublicBase};
+use super::{ApiError, Authed, BODY_LIMIT, PublicBase, json_body};
 use crate::chat::{Picture, PictureKind};
 use crate::server::state::AppState;
 use crate::surfaces::accounts::RateLimitedBody;
-use crate::surfaces::{ErrorBody, accounts::rate_limited, body_limit, json_error, read_body};
+use crate::surfaces::{ErrorBody, accounts::rate_limited, json_error, read_body};
 use crate::uploads::{StoredPicture, UploadError, Uploads};
 
 pub fn routes() -> Router<AppState> {
@@ -182,7 +182,7 @@ async fn change(
     }
     let new = match read_request(&state.uploads, fields, headers, body).await {
         Ok(new) => new,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused,
     };
     let stored = match &new {
         NewPicture::Upload(picture) => Some(picture.path()),
@@ -208,37 +208,36 @@ async fn change(
     }
 }
 
-/// The new picture from a multipart form, a JSON object or a URL-encoded form.
+/// The new picture from a multipart form, a JSON object or a URL-encoded form (the latter two
+/// read as the other chat routes' bodies are).
 async fn read_request(
     uploads: &Uploads,
     fields: &Fields,
     headers: &HeaderMap,
     body: Body,
-) -> Result<NewPicture, Refused> {
+) -> Result<NewPicture, Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "multipart/form-data" => read_multipart(uploads, fields, headers, content_type, body).await,
+    let url = match essence.as_str() {
+        "multipart/form-data" => {
+            return read_multipart(uploads, fields, headers, content_type, body)
+                .await
+                .map_err(IntoResponse::into_response);
+        }
         "application/json" => {
-            let bytes =
-                read_body(headers, body, body_limit::ACCOUNT).await.map_err(|e| Refused(e.status(), e.to_string()))?;
-            let body: UrlBody = serde_json::from_slice(&bytes).map_err(|_| Refused::bad("Invalid JSON body"))?;
-            let url = match fields.kind {
+            let body: UrlBody = json_body(headers, body, fields.missing).await.map_err(IntoResponse::into_response)?;
+            match fields.kind {
                 PictureKind::Avatar => body.profile_picture_url,
                 PictureKind::Banner => body.profile_banner_url,
-            };
-            url.map(NewPicture::Url).ok_or_else(|| Refused::bad(fields.missing))
+            }
         }
         "application/x-www-form-urlencoded" => {
-            let bytes =
-                read_body(headers, body, body_limit::ACCOUNT).await.map_err(|e| Refused(e.status(), e.to_string()))?;
-            form_urlencoded::parse(&bytes)
-                .find(|(k, _)| k == fields.url)
-                .map(|(_, v)| NewPicture::Url(v.into_owned()))
-                .ok_or_else(|| Refused::bad(fields.missing))
+            let bytes = read_body(headers, body, BODY_LIMIT).await.map_err(IntoResponse::into_response)?;
+            form_urlencoded::parse(&bytes).find(|(k, _)| k == fields.url).map(|(_, v)| v.into_owned())
         }
-        _ => Err(Refused::bad(fields.missing)),
-    }
+        _ => None,
+    };
+    url.map(NewPicture::Url).ok_or_else(|| Refused::bad(fields.missing).into_response())
 }
 
 /// `multipart/form-data` for `PATCH /users/profile-picture`: the file wins over the URL.
