@@ -113,15 +113,20 @@ pub(crate) enum ErrorFormat {
     Json,
     /// Push-Alt's envelope, with CORS for the request's `Origin` as on its routes.
     PushAlt { origin: Option<HeaderValue> },
+    /// `{"error": …}` with the chat routes' CORS `*` (`socket`: the path is `/socket.io`'s,
+    /// which is the chat's only when the chat socket is served there).
+    Chat { socket: bool },
 }
 
 impl ErrorFormat {
     /// The format of the surface `req`'s path belongs to: Push-Alt's for every path under
-    /// `/api/` but Notif's broadcast, `{"error"}` for the rest.
+    /// `/api/` but Notif's broadcast, the chat's for its paths, `{"error"}` for the rest.
     pub fn of<B>(req: &Request<B>) -> Self {
         let path = req.uri().path();
         if path.starts_with(pushalt::PATH_PREFIX) && path != notif::BROADCAST_PATH {
             Self::PushAlt { origin: req.headers().get(header::ORIGIN).cloned() }
+        } else if hestia::cors::is_chat_path(path) {
+            Self::Chat { socket: hestia::cors::is_socket_path(path) }
         } else {
             Self::Json
         }
@@ -132,6 +137,13 @@ impl ErrorFormat {
         let mut response = match self {
             Self::Json => json_error(refusal.status(), refusal.message().into(), refusal.retry_after_secs()),
             Self::PushAlt { origin } => pushalt::refusal(state, origin, refusal).await,
+            Self::Chat { socket } => {
+                let mut response = json_error(refusal.status(), refusal.message().into(), refusal.retry_after_secs());
+                if !socket || state.engineio.chat_served {
+                    hestia::cors::allow_any_origin(&mut response);
+                }
+                response
+            }
         };
         if refusal.closes() {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -15,6 +15,7 @@ mod docs;
 mod embed;
 mod engineio;
 mod exposure;
+mod hestia_cors_errors;
 mod hestia_durability;
 mod hestia_push;
 mod hestia_rest;
