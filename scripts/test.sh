@@ -65,6 +65,11 @@ step "cargo test"
 cargo test 2>&1 | tee "$logs/cargo"
 count_cargo "$logs/cargo"
 
+step "schemathesis: the HTTP API against its OpenAPI document (/openapi.json)"
+scripts/schemathesis.sh target/debug/switchboard 2>&1 | tee "$logs/schemathesis"
+# The operations it tested, from its closing "schemathesis: N passed, N failed" line.
+sed -n -E 's/^schemathesis: ([0-9]+) passed, [0-9]+ failed$/schemathesis \1/p' "$logs/schemathesis" >>"$counts"
+
 step "JavaScript suite (pusher-js, pusher, laravel-echo, socket.io-client)"
 (
   cd tests/js

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod dashboard;
+pub mod docs;
 pub mod hestia;
 pub mod notif;
 pub mod ops;
@@ -43,11 +44,19 @@ impl PresenceUsers {
     }
 }
 
+/// `{"error": …}`: the error body of the Pusher API, Notif's HTTP endpoints, the accounts routes,
+/// the dashboard, the operations routes and the server's own refusals.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+}
+
 /// `{"error": message}` with `status`, and `Retry-After` when a rate limit refused the request:
 /// the error shape of the Pusher API, Notif's HTTP endpoints, the accounts routes and the
 /// server's own refusals.
 pub(crate) fn json_error(status: StatusCode, message: String, retry_after_secs: Option<u64>) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    let mut response = (status, Json(ErrorBody { error: message })).into_response();
     if let Some(secs) = retry_after_secs {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }

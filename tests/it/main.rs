@@ -34,6 +34,7 @@ mod notif_client;
 mod notif_hostile;
 mod notif_refusals;
 mod notif_ws;
+mod openapi;
 mod ops;
 mod per_address;
 mod push_service;
