@@ -108,7 +108,7 @@ for backend in sqlite postgres mysql; do
   count_node "npm:chat-$backend" "$logs/chat-$backend"
 done
 
-step "browser tests (notifmoo.js and socket.io-client in Debian's Chromium)"
+step "browser tests (notifmoo.js, socket.io-client and /docs in Debian's Chromium)"
 if ! command -v chromium >/dev/null; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi
