@@ -65,6 +65,11 @@ step "cargo test"
 cargo test 2>&1 | tee "$logs/cargo"
 count_cargo "$logs/cargo"
 
+step "schemathesis: the HTTP API against its OpenAPI document (/openapi.json)"
+scripts/schemathesis.sh target/debug/switchboard 2>&1 | tee "$logs/schemathesis"
+# The operations it tested, from its closing "schemathesis: N passed, N failed" line.
+sed -n -E 's/^schemathesis: ([0-9]+) passed, [0-9]+ failed$/schemathesis \1/p' "$logs/schemathesis" >>"$counts"
+
 step "JavaScript suite (pusher-js, pusher, laravel-echo, socket.io-client)"
 (
   cd tests/js
@@ -103,7 +108,7 @@ for backend in sqlite postgres mysql; do
   count_node "npm:chat-$backend" "$logs/chat-$backend"
 done
 
-step "browser tests (notifmoo.js and socket.io-client in Debian's Chromium)"
+step "browser tests (notifmoo.js, socket.io-client and /docs in Debian's Chromium)"
 if ! command -v chromium >/dev/null; then
   apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 fi

@@ -378,7 +378,8 @@ where
 }
 
 /// `switchboard backup`: SQLite's own consistent copy, then the generated JWT secret, which
-/// signs account tokens (a restore without it signs every account out).
+/// signs account tokens (a restore without it signs every account out), and the generated VAPID
+/// key (a restore without it breaks every browser's Web Push subscription).
 async fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
     let url = config.database_url();
     let Some(db) = Dialect::sqlite_path(&url) else {
@@ -390,11 +391,26 @@ async fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
     if !db.is_file() {
         return Err(anyhow!("no database at {}: nothing to back up (check --data-dir or DATABASE_URL)", db.display()));
     }
-    // Written by auth::jwt::load_or_create_secret when JWT_SECRET is not set.
-    let secret = config.server.data_dir.join(crate::auth::jwt::SECRET_FILE);
-    let secret_to = PathBuf::from(format!("{}.{}", to.display(), crate::auth::jwt::SECRET_FILE));
-    let copy_secret = config.auth.jwt_secret.is_none() && secret.is_file();
-    for target in std::iter::once(to).chain(copy_secret.then_some(secret_to.as_path())) {
+    // Generated into the data dir when configuration does not set them: the JWT secret
+    // (auth::jwt::load_or_create_secret) and the VAPID key (push::webpush::Vapid), which every
+    // browser's Web Push subscription is bound to.
+    let generated = [
+        ("JWT secret", crate::auth::jwt::SECRET_FILE, config.auth.jwt_secret.is_some(), "JWT_SECRET"),
+        (
+            "VAPID key",
+            crate::push::webpush::VAPID_FILE,
+            config.push.vapid_private_key.is_some(),
+            "SWITCHBOARD_PUSH_VAPID_PRIVATE_KEY",
+        ),
+    ];
+    let copies: Vec<(&str, PathBuf, PathBuf)> = generated
+        .iter()
+        .filter(|(_, file, configured, _)| !configured && config.server.data_dir.join(file).is_file())
+        .map(|(what, file, _, _)| {
+            (*what, config.server.data_dir.join(file), PathBuf::from(format!("{}.{file}", to.display())))
+        })
+        .collect();
+    for target in std::iter::once(to).chain(copies.iter().map(|(_, _, to)| to.as_path())) {
         if target.exists() {
             return Err(anyhow!("{}: already exists; a backup never overwrites a file", target.display()));
         }
@@ -403,11 +419,14 @@ async fn backup(config: &Config, to: &Path) -> anyhow::Result<()> {
     store.backup_into(to).await.with_context(|| format!("backing up to {}", to.display()))?;
     store.close().await;
     println!("database copied to {}", to.display());
-    if copy_secret {
-        copy_private(&secret, &secret_to)?;
-        println!("JWT secret copied to {}", secret_to.display());
-    } else if config.auth.jwt_secret.is_some() {
-        println!("JWT secret: set by configuration (JWT_SECRET); keep it with your configuration");
+    for (what, from, to) in &copies {
+        copy_private(from, to)?;
+        println!("{what} copied to {}", to.display());
+    }
+    for (what, _, configured, variable) in generated {
+        if configured {
+            println!("{what}: set by configuration ({variable}); keep it with your configuration");
+        }
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 10 * 1024;
 
 /// Per-app limits (SPEC §3, §10). Stored in the app's settings; absent fields take these
 /// defaults.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct AppLimits {
     /// Concurrent connections; 0 means unlimited. Default 0.
@@ -52,7 +52,7 @@ impl Default for AppLimits {
 }
 
 /// Per-app switches, all off by default (SPEC §1).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Switches {
     pub subscription_count: bool,
@@ -63,7 +63,7 @@ pub struct Switches {
 
 /// A partial change to [`AppLimits`]: given fields replace, absent ones stay; unknown names are
 /// refused (the dashboard's PATCH and the CLI's `--limit`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsPatch {
     pub max_connections: Option<u64>,
@@ -87,7 +87,7 @@ impl LimitsPatch {
 }
 
 /// A partial change to [`Switches`], as [`LimitsPatch`] is to limits.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchesPatch {
     pub subscription_count: Option<bool>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::chat::{ChatUserRecord, GroupRecord, MemberRecord, UserRefRecord};
 
 /// The full user object.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
     pub id: i64,
@@ -37,7 +37,7 @@ impl From<ChatUserRecord> for User {
 }
 
 /// `{id, username}`: list entries (friends, requests).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserRef {
     pub id: i64,
     pub username: String,
@@ -50,7 +50,7 @@ impl From<UserRefRecord> for UserRef {
 }
 
 /// A member's role in a group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Role {
     Admin,
@@ -72,7 +72,7 @@ impl Role {
 }
 
 /// A group row: `{id, name, description, isPrivate, createdBy, createdAt}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Group {
     pub id: i64,
@@ -97,7 +97,7 @@ impl From<GroupRecord> for Group {
 }
 
 /// An entry of `GET /groups`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupListItem {
     pub id: i64,
@@ -113,7 +113,7 @@ pub struct GroupListItem {
 }
 
 /// `GET /groups/{id}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupDetail {
     pub id: i64,
@@ -130,7 +130,7 @@ pub struct GroupDetail {
 }
 
 /// `{userId, username, role, joinedAt}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub user_id: i64,
@@ -147,7 +147,7 @@ impl From<MemberRecord> for Member {
 
 /// Every message, REST or socket, live or history: `{id, content, createdAt, userId, username}`
 /// plus `groupId` or `recipientId`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     pub id: i64,
@@ -162,7 +162,7 @@ pub struct Message {
 }
 
 /// `POST /groups`: as loosely as clients send it (the service checks it).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewGroup {
     pub name: Option<String>,
@@ -171,7 +171,7 @@ pub struct NewGroup {
 }
 
 /// `PUT /groups/{id}`: `None` leaves a field as it is; a `null` description clears it.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GroupChanges {
     pub name: Option<String>,

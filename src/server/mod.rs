@@ -48,8 +48,17 @@ pub use builder::ServerBuilder;
 pub use capacity::Capacity;
 pub use forwarded::{ClientAddr, TrustedProxies};
 pub use handle::{PublishError, Publisher, ServerHandle};
+/// The part of the OpenAPI document for the routes the router serves itself.
+pub(crate) use router::openapi as router_openapi;
 pub use shutdown::Shutdown;
 pub use state::{AppState, Shared};
+
+/// The built-in route table as the server serves it (without an embedding program's routes):
+/// for the test that finds every route in the OpenAPI document.
+#[doc(hidden)]
+pub fn builtin_router(state: AppState) -> axum::Router {
+    router::build(state, None)
+}
 
 /// A server: [`Server::builder`] sets it up and starts it; the [`ServerHandle`] it returns
 /// publishes, tells the address and shuts it down.

@@ -15,7 +15,10 @@ use axum::routing::any;
 
 use super::{AppState, ClientAddr, OverCapacity, engineio};
 use crate::metrics;
-use crate::surfaces::{ErrorFormat, Refusal, accounts, dashboard, hestia, notif, ops, pushalt, pusher};
+use crate::surfaces::docs::{EngineIoError, EngineIoQuery, WsRefusal};
+use crate::surfaces::{
+    ErrorBody, ErrorFormat, Refusal, accounts, dashboard, docs, hestia, notif, ops, pushalt, pusher,
+};
 
 /// The built-in routes, behind the embedding program's `program` routes when it has some: a
 /// path the program routes is the program's, every other one falls through to the table.
@@ -49,6 +52,7 @@ fn builtin(state: AppState) -> Router {
         .merge(hestia::routes())
         .merge(dashboard::routes())
         .merge(pushalt::routes(state.clone()))
+        .merge(docs::routes())
         .route("/ws", any(ws_entry))
         .route(engineio::WS_SLASH, any(engineio_pushalt))
         .route(engineio::SOCKET_IO, socket_io)
@@ -60,7 +64,41 @@ fn builtin(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The part of the OpenAPI document for the routes this table serves itself: the Engine.IO
+/// endpoints and `/ws`, which is Notif's WebSocket and Push-Alt's Engine.IO both.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(ws_entry, engineio_pushalt, engineio_hestia))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// `/ws`: Engine.IO (Push-Alt's Socket.IO) with `EIO=` in the query, else Notif's WebSocket.
+///
+/// Without `EIO`, a GET is Notif's WebSocket upgrade (`api_key` in the query or `x-app-key`,
+/// `extra_events=1` for member and count events); with `EIO=4` it is Push-Alt's Engine.IO
+/// endpoint, as `/ws/`.
+#[utoipa::path(
+    method(get, post),
+    path = "/ws",
+    tag = "Engine.IO",
+    params(
+        ("api_key" = Option<String>, Query, description = "Notif: the app's public key (or send `x-app-key`)."),
+        ("extra_events" = Option<String>, Query, description = "Notif: `1` or `true` for member, count and watchlist events."),
+        EngineIoQuery,
+    ),
+    request_body(content = String, content_type = "text/plain", description = "Engine.IO: packets of a polling POST."),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol (Notif's JSON frames, or Engine.IO packets with `EIO`)."),
+        (status = 200, description = "Engine.IO polling: the handshake or queued packets (GET), `ok` (POST).", content_type = "text/plain", body = String),
+        (status = 400, description = "Notif: not an upgrade; Engine.IO: a bad request.", body = WsRefusal),
+        (status = 401, description = "Notif: no key, an unknown or inactive one, or an origin the app does not allow.", body = ErrorBody),
+        (status = 403, description = "Engine.IO: an origin the server does not allow.", body = EngineIoError),
+        (status = 405, description = "Notif: a method other than GET.", body = ErrorBody),
+        (status = 413, description = "Engine.IO: a POST over `socketio.max_payload`; the session ends (no body)."),
+    ),
+    security((), ("notif_app_key" = [])),
+)]
 async fn ws_entry(State(state): State<AppState>, req: Request) -> Response {
     if engineio::is_engineio_ws(&req) {
         return engineio_pushalt(State(state), req).await;
@@ -72,12 +110,46 @@ async fn ws_entry(State(state): State<AppState>, req: Request) -> Response {
 }
 
 /// `/ws/` and `/ws?EIO=…`.
+///
+/// Push-Alt's Socket.IO (v5 over Engine.IO v4): a GET without `sid` opens a session (polling,
+/// or a WebSocket upgrade with `transport=websocket`); with `sid`, GET polls and POST sends.
+#[utoipa::path(
+    method(get, post),
+    path = "/ws/",
+    tag = "Engine.IO",
+    params(EngineIoQuery),
+    request_body(content = String, content_type = "text/plain", description = "Packets of a polling POST."),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol (Engine.IO packets)."),
+        (status = 200, description = "The handshake or queued packets (GET), `ok` (POST).", content_type = "text/plain", body = String),
+        (status = 400, description = "An unknown transport or session, a bad method or request, an unsupported protocol version.", body = EngineIoError),
+        (status = 403, description = "An origin the server does not allow.", body = EngineIoError),
+        (status = 413, description = "A POST over `socketio.max_payload`; the session ends (no body)."),
+    ),
+)]
 async fn engineio_pushalt(State(state): State<AppState>, req: Request) -> Response {
     let client = ClientAddr::of(&req);
     state.engineio.pushalt.serve(Some(client), req).await
 }
 
 /// `/socket.io/`: the chat socket, or the program's setup.
+///
+/// The Socket.IO endpoint of socket.io-client's default path (Hestia's chat socket, or the
+/// embedding program's): Engine.IO v4 as at `/ws/`.
+#[utoipa::path(
+    method(get, post),
+    path = "/socket.io/",
+    tag = "Engine.IO",
+    params(EngineIoQuery),
+    request_body(content = String, content_type = "text/plain", description = "Packets of a polling POST."),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol (Engine.IO packets)."),
+        (status = 200, description = "The handshake or queued packets (GET), `ok` (POST).", content_type = "text/plain", body = String),
+        (status = 400, description = "An unknown transport or session, a bad method or request, an unsupported protocol version.", body = EngineIoError),
+        (status = 403, description = "An origin the server does not allow.", body = EngineIoError),
+        (status = 413, description = "A POST over `socketio.max_payload`; the session ends (no body)."),
+    ),
+)]
 async fn engineio_hestia(State(state): State<AppState>, req: Request) -> Response {
     let client = ClientAddr::of(&req);
     if state.engineio.chat_served {

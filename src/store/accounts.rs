@@ -94,7 +94,7 @@ pub(super) async fn insert_in(
 impl Store {
     /// Inserts an account with the next id; [`Error::Conflict`] on a taken username or email.
     pub async fn insert_account(&self, new: NewAccount) -> Result<AccountRecord, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, self.dialect, ACCOUNT_ID).await?;
         let record = insert_in(&mut tx, self, id, new).await?;
         tx.commit().await?;
@@ -161,7 +161,7 @@ impl Store {
 
     /// Gives apps without an owner to `owner`.
     pub async fn adopt_ownerless_apps(&self, owner: i64) -> Result<u64, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&self.dialect.sql("UPDATE apps SET owner_id = $1 WHERE owner_id IS NULL"))
             .bind(owner)
             .execute(&mut *tx)

@@ -107,7 +107,7 @@ impl Store {
     /// Inserts an app with the next `number` (never reused). Returns it with the apps revision
     /// the insert made.
     pub async fn insert_app(&self, new: NewApp) -> Result<(AppRecord, i64), Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE switchboard_meta SET value = value + 1 WHERE name = 'app_number'")
             .execute(&mut *tx)
             .await?;
@@ -153,7 +153,7 @@ impl Store {
     /// Writes every mutable field of `app` (matched by id). Returns it with the apps revision
     /// the write made.
     pub async fn update_app(&self, app: &AppRecord) -> Result<(AppRecord, i64), Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         let q = "UPDATE apps SET app_key = $1, secret = $2, name = $3, enabled = $4, owner_id = $5, settings = $6, \
                  description = $7, updated_at = $8 WHERE id = $9";
@@ -181,7 +181,7 @@ impl Store {
     /// Deletes an app; [`Error::NotFound`] when there was none. Returns the apps revision the
     /// delete made.
     pub async fn delete_app(&self, id: &str) -> Result<i64, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&self.dialect.sql("DELETE FROM apps WHERE id = $1")).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
             return Err(Error::NotFound);

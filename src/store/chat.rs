@@ -193,7 +193,7 @@ impl Store {
         value: Option<&str>,
     ) -> Result<Option<String>, Error> {
         let column = field.column();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let q = format!("SELECT {column} FROM accounts WHERE id = $1");
         let row = sqlx::query(&self.dialect.sql(&q)).bind(id).fetch_optional(&mut *tx).await?.ok_or(Error::NotFound)?;
         let old = optional_text(self.dialect, &row, column)?;
@@ -205,7 +205,7 @@ impl Store {
 
     /// [`Error::Conflict`] when another account has the name (compared case-insensitively).
     pub async fn set_username(&self, id: i64, username: &str) -> Result<(), Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let taken =
             sqlx::query(&self.dialect.sql("SELECT id FROM accounts WHERE LOWER(username) = LOWER($1) AND id <> $2"))
                 .bind(username)
@@ -316,7 +316,7 @@ impl Store {
     /// Turns `sender`'s request to `receiver` into a friendship (both rows), in one
     /// transaction; [`Error::NotFound`] when there is no such request.
     pub async fn accept_friend_request(&self, sender: i64, receiver: i64) -> Result<(), Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             &self.dialect.sql("DELETE FROM chat_friend_requests WHERE sender_id = $1 AND receiver_id = $2"),
         )
@@ -410,7 +410,7 @@ impl Store {
         description: Option<&str>,
         is_private: bool,
     ) -> Result<GroupRecord, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, self.dialect, GROUP_ID).await?;
         let now = now_ms();
         sqlx::query(&self.dialect.sql(
@@ -520,7 +520,7 @@ impl Store {
 
     /// Adds a member; [`Error::Conflict`] when it is one already.
     pub async fn insert_member(&self, group: i64, user: i64, role: &str) -> Result<i64, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         insert_member_in(&mut tx, self.dialect, group, user, role, now).await.map_err(|e| match e {
             Error::Database(e) => self.on_write(e),
@@ -552,7 +552,7 @@ impl Store {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(&self.dialect.sql("UPDATE switchboard_meta SET value = value + $1 WHERE name = $2"))
             .bind(n)
             .bind(MESSAGE_ID)
@@ -684,7 +684,7 @@ impl Store {
     /// had (the caller removes uploaded files). [`Error::NotFound`] when there is no such account.
     pub async fn delete_chat_account(&self, id: i64) -> Result<Vec<String>, Error> {
         let d = self.dialect;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(&d.sql("SELECT picture_url, banner_url FROM accounts WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)

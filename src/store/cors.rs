@@ -59,7 +59,7 @@ impl Store {
     /// Adds an entry unless the list already holds `max` ([`Error::Conflict`] on a duplicate,
     /// `None` when full); with the revision the insert made.
     pub async fn insert_cors_origin(&self, origin: &str, max: i64) -> Result<Option<(CorsOriginRecord, i64)>, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, self.dialect, "cors_origin_id").await?;
         let count: i64 =
             sqlx::query("SELECT COUNT(*) AS n FROM cors_origins").fetch_one(&mut *tx).await?.try_get("n")?;
@@ -85,7 +85,7 @@ impl Store {
     /// Replaces an entry's origin ([`Error::NotFound`], [`Error::Conflict`] on a duplicate);
     /// returns the revision the change made.
     pub async fn update_cors_origin(&self, id: i64, origin: &str) -> Result<i64, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(&self.dialect.sql("UPDATE cors_origins SET origin = $1, updated_at = $2 WHERE id = $3"))
             .bind(origin)
             .bind(now_ms())
@@ -103,7 +103,7 @@ impl Store {
 
     /// Deletes an entry ([`Error::NotFound`]); returns the revision the change made.
     pub async fn delete_cors_origin(&self, id: i64) -> Result<i64, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done =
             sqlx::query(&self.dialect.sql("DELETE FROM cors_origins WHERE id = $1")).bind(id).execute(&mut *tx).await?;
         if done.rows_affected() == 0 {

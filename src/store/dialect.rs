@@ -27,6 +27,17 @@ impl Dialect {
         }
     }
 
+    /// The statement that opens a transaction which will write: on SQLite `BEGIN IMMEDIATE`,
+    /// which takes the write lock at once (waiting up to `busy_timeout`). A deferred one that
+    /// reads first fails at its first write with "database is locked", without waiting, when
+    /// another connection wrote since its read began. Others: the driver's own `BEGIN`.
+    pub fn begin_write(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => Some("BEGIN IMMEDIATE"),
+            Self::Postgres | Self::MySql => None,
+        }
+    }
+
     /// The file of a `sqlite://PATH[?options]` URL; `None` for other databases.
     pub fn sqlite_path(url: &str) -> Option<&Path> {
         let rest = url.strip_prefix("sqlite://")?;

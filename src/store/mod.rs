@@ -112,6 +112,15 @@ impl Store {
         &self.pool
     }
 
+    /// A transaction that will write ([`Dialect::begin_write`]): under concurrent writers on
+    /// SQLite it waits for the lock instead of failing.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect.begin_write() {
+            Some(statement) => self.pool.begin_with(statement).await,
+            None => self.pool.begin().await,
+        }
+    }
+
     /// Applies every migration not applied yet, in order.
     pub async fn migrate(&self) -> Result<(), Error> {
         // Looked up first: PostgreSQL answers `CREATE TABLE IF NOT EXISTS` on an existing table
@@ -274,6 +283,30 @@ pub(crate) async fn temp_store() -> (Store, tempfile::TempDir) {
 
 #[cfg(test)]
 mod tests {
+    /// A write transaction that reads first, while another connection writes: on SQLite the
+    /// other waits for it (a deferred BEGIN would let the other commit first, and this
+    /// transaction's write would then fail with "database is locked").
+    #[tokio::test]
+    async fn a_write_transaction_keeps_its_lock_from_the_start() {
+        let (store, _dir) = super::temp_store().await;
+        sqlx::query("CREATE TABLE t (n INTEGER)").execute(store.pool()).await.unwrap();
+        sqlx::query("INSERT INTO t VALUES (0)").execute(store.pool()).await.unwrap();
+        let mut tx = store.begin_write().await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t").fetch_one(&mut *tx).await.unwrap();
+        assert_eq!(n, 0);
+        let other = {
+            let store = store.clone();
+            tokio::spawn(async move { sqlx::query("UPDATE t SET n = n + 10").execute(store.pool()).await })
+        };
+        // Room for the other writer to go first if it could.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sqlx::query("UPDATE t SET n = n + 1").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        other.await.unwrap().unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT n FROM t").fetch_one(store.pool()).await.unwrap();
+        assert_eq!(n, 11);
+    }
+
     #[test]
     fn migration_statements_split() {
         let parts: Vec<_> = super::statements(super::MIGRATIONS[0].2).collect();

@@ -57,7 +57,7 @@ impl Store {
     /// account's oldest tokens past `max`.
     pub async fn register_fcm_token(&self, account: i64, token: &str, max: i64) -> Result<(), Error> {
         let d = self.dialect;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // Taken first: the counter's row lock orders concurrent registrations.
         let id = Store::next_id(&mut tx, d, "fcm_token_id").await?;
         sqlx::query(&d.sql("DELETE FROM fcm_tokens WHERE token = $1")).bind(token).execute(&mut *tx).await?;
@@ -88,7 +88,7 @@ impl Store {
     pub async fn register_web_push(&self, account: i64, sub: NewWebPush<'_>, max: i64) -> Result<(), Error> {
         let d = self.dialect;
         let hash = endpoint_hash(sub.endpoint);
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, d, "web_push_id").await?;
         sqlx::query(&d.sql("DELETE FROM web_push_subscriptions WHERE endpoint_hash = $1"))
             .bind(&hash)

@@ -43,7 +43,7 @@ impl Store {
     /// that would make more than `max` settings (then nothing is written and `false` comes
     /// back).
     pub async fn put_settings(&self, pairs: &[(String, String)], max: i64) -> Result<bool, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let now = now_ms();
         for (name, value) in pairs {
             let exists = sqlx::query(&self.dialect.sql("SELECT name FROM settings WHERE name = $1"))

@@ -67,7 +67,7 @@ impl Store {
     /// Stores a channel token; its app must exist ([`Error::Database`] otherwise, a foreign
     /// key).
     pub async fn insert_channel_token(&self, new: NewChannelToken) -> Result<(i64, i64), Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, self.dialect, "channel_token_id").await?;
         let now = now_ms();
         let q = "INSERT INTO channel_tokens (id, token_hash, app_id, channel, created_at, expires_at) \
@@ -224,7 +224,7 @@ impl Store {
         token: Option<SetupTokenUse<'_>>,
         new: NewAccount,
     ) -> Result<Option<AccountRecord>, Error> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id = Store::next_id(&mut tx, self.dialect, ACCOUNT_ID).await?;
         if admins_in(&mut tx).await? > 0 {
             return Ok(None);

@@ -12,11 +12,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::accounts::{Account, AccountError, Registration, bearer};
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
-use crate::surfaces::{body_limit, read_body};
+use crate::surfaces::{ErrorBody, body_limit, read_body};
 
 pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
@@ -26,6 +27,88 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/login", post(login))
         .route("/auth/status", get(status))
         .route("/status", get(status))
+}
+
+/// This surface's part of the OpenAPI document (the root paths are Hestia's aliases).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(register, login, status))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    crate::surfaces::docs::alias(&mut doc, "/auth/register", &["/register"]);
+    crate::surfaces::docs::alias(&mut doc, "/auth/login", &["/login"]);
+    crate::surfaces::docs::alias(&mut doc, "/auth/status", &["/status"]);
+    doc
+}
+
+/// An account as these routes show it.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `user_json`.
+struct AccountUser {
+    id: i64,
+    username: Option<String>,
+    name: String,
+    email: Option<String>,
+}
+
+/// The answer to a registration: the account's fields at the top (Notif's shape) and as
+/// `user` (Hestia's), with a session token.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the JSON `register` answers.
+struct Registered {
+    #[schema(example = "User registered successfully.")]
+    message: String,
+    /// A session token (JWT) for `Authorization: Bearer`.
+    token: String,
+    id: i64,
+    name: String,
+    email: Option<String>,
+    username: Option<String>,
+    user: AccountUser,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the JSON `login` answers.
+struct LoggedIn {
+    #[schema(example = "Login successful.")]
+    message: String,
+    /// A session token (JWT) for `Authorization: Bearer`.
+    token: String,
+    user: AccountUser,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the JSON `status` answers.
+struct TokenStatus {
+    /// `true` here; `false` in the 401 answer.
+    authenticated: bool,
+    user: TokenUser,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct TokenUser {
+    id: i64,
+    username: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the 401 `status` answers.
+struct NotAuthenticated {
+    error: String,
+    /// `false`.
+    authenticated: bool,
+}
+
+/// 429's body.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `rate_limited`'s JSON.
+pub struct RateLimitedBody {
+    #[schema(example = "Too many requests, please try again later.")]
+    error: String,
+    /// Seconds to wait (as `Retry-After`).
+    #[schema(rename = "retryAfter")]
+    retry_after: u64,
 }
 
 /// `{"error": …}` with the status each failure has in SPEC §4/§6.
@@ -72,8 +155,9 @@ pub fn rate_limited(wait: Duration) -> Response {
 }
 
 /// A login or registration body, deserialized straight into its fields: other keys are
-/// skipped without building anything from them.
-#[derive(Deserialize)]
+/// skipped without building anything from them. Registration needs a password and a username
+/// or an email (Notif's `name` too); login takes `email` or `username` with the password.
+#[derive(Deserialize, ToSchema)]
 struct AccountBody {
     name: Option<String>,
     username: Option<String>,
@@ -96,6 +180,23 @@ fn user_json(a: &Account) -> Value {
     json!({ "id": a.id, "username": a.username, "name": a.name, "email": a.email })
 }
 
+/// Creates an account and signs it in.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "Accounts",
+    request_body(content = AccountBody),
+    responses(
+        (status = 201, description = "Registered.", body = Registered),
+        (status = 400, description = "A field is missing or invalid.", body = ErrorBody),
+        (status = 403, description = "Registration is closed (`auth.registration = \"closed\"`) and the caller is not a signed-in admin.", body = ErrorBody),
+        (status = 409, description = "The username or email is taken.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address.", body = RateLimitedBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "Password checks are saturated; retry.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security((), ("bearer" = [])),
+)]
 async fn register(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -135,6 +236,21 @@ async fn registration_allowed(state: &AppState, headers: &HeaderMap) -> Result<(
         .into_response())
 }
 
+/// Signs in with a password.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "Accounts",
+    request_body(content = AccountBody),
+    responses(
+        (status = 200, description = "Signed in.", body = LoggedIn),
+        (status = 400, description = "A field is missing or invalid.", body = ErrorBody),
+        (status = 401, description = "Wrong login or password.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this login or address.", body = RateLimitedBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "Password checks are saturated; retry.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -151,6 +267,17 @@ async fn login(
     Ok(Json(json!({ "message": "Login successful.", "token": token, "user": user_json(&account) })).into_response())
 }
 
+/// Whether a session token is valid, and whose it is.
+#[utoipa::path(
+    get,
+    path = "/auth/status",
+    tag = "Accounts",
+    responses(
+        (status = 200, description = "The token is valid.", body = TokenStatus),
+        (status = 401, description = "No token, or an invalid or expired one.", body = NotAuthenticated),
+    ),
+    security(("bearer" = [])),
+)]
 async fn status(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
     let Some(token) = token else {

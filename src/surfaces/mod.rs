@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod dashboard;
+pub mod docs;
 pub mod hestia;
 pub mod notif;
 pub mod ops;
@@ -43,11 +44,19 @@ impl PresenceUsers {
     }
 }
 
+/// `{"error": …}`: the error body of the Pusher API, Notif's HTTP endpoints, the accounts routes,
+/// the dashboard, the operations routes and the server's own refusals.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+}
+
 /// `{"error": message}` with `status`, and `Retry-After` when a rate limit refused the request:
 /// the error shape of the Pusher API, Notif's HTTP endpoints, the accounts routes and the
 /// server's own refusals.
 pub(crate) fn json_error(status: StatusCode, message: String, retry_after_secs: Option<u64>) -> Response {
-    let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
+    let mut response = (status, Json(ErrorBody { error: message })).into_response();
     if let Some(secs) = retry_after_secs {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
     }
@@ -113,15 +122,20 @@ pub(crate) enum ErrorFormat {
     Json,
     /// Push-Alt's envelope, with CORS for the request's `Origin` as on its routes.
     PushAlt { origin: Option<HeaderValue> },
+    /// `{"error": …}` with the chat routes' CORS `*` (`socket`: the path is `/socket.io`'s,
+    /// which is the chat's only when the chat socket is served there).
+    Chat { socket: bool },
 }
 
 impl ErrorFormat {
     /// The format of the surface `req`'s path belongs to: Push-Alt's for every path under
-    /// `/api/` but Notif's broadcast, `{"error"}` for the rest.
+    /// `/api/` but Notif's broadcast, the chat's for its paths, `{"error"}` for the rest.
     pub fn of<B>(req: &Request<B>) -> Self {
         let path = req.uri().path();
         if path.starts_with(pushalt::PATH_PREFIX) && path != notif::BROADCAST_PATH {
             Self::PushAlt { origin: req.headers().get(header::ORIGIN).cloned() }
+        } else if hestia::cors::is_chat_path(path) {
+            Self::Chat { socket: hestia::cors::is_socket_path(path) }
         } else {
             Self::Json
         }
@@ -132,6 +146,13 @@ impl ErrorFormat {
         let mut response = match self {
             Self::Json => json_error(refusal.status(), refusal.message().into(), refusal.retry_after_secs()),
             Self::PushAlt { origin } => pushalt::refusal(state, origin, refusal).await,
+            Self::Chat { socket } => {
+                let mut response = json_error(refusal.status(), refusal.message().into(), refusal.retry_after_secs());
+                if !socket || state.engineio.chat_served {
+                    hestia::cors::allow_any_origin(&mut response);
+                }
+                response
+            }
         };
         if refusal.closes() {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));

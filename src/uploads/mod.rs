@@ -98,6 +98,9 @@ const NAME_HEX_LEN: usize = 32;
 /// further (after large metadata) has its dimensions checked once the file is complete.
 const HEAD_LEN: usize = 64 * 1024;
 
+/// Age past which a temporary file is a crash's leftover, not an upload in progress.
+const STALE: Duration = Duration::from_secs(3600);
+
 /// How long an upload waits for a decoding slot before the answer is 503.
 const DECODE_WAIT: Duration = Duration::from_secs(10);
 
@@ -114,8 +117,8 @@ struct Inner {
 }
 
 impl Uploads {
-    /// Creates `<data_dir>/uploads/{avatars,banners,incoming}` and empties `incoming` (what a
-    /// crash left half-written). Runs once at start, before the server accepts connections.
+    /// Creates `<data_dir>/uploads/{avatars,banners,incoming}` and removes from `incoming` what a
+    /// crash left half-written. Runs once at start, before the server accepts connections.
     pub fn open(data_dir: &Path, config: UploadsConfig) -> std::io::Result<Self> {
         let root = data_dir.join("uploads");
         for kind in [PictureKind::Avatar, PictureKind::Banner] {
@@ -123,9 +126,13 @@ impl Uploads {
         }
         let incoming = root.join("incoming");
         std::fs::create_dir_all(&incoming)?;
+        let now = std::time::SystemTime::now();
         for entry in std::fs::read_dir(&incoming)? {
             let entry = entry?;
-            if entry.file_type()?.is_file() {
+            let meta = entry.metadata()?;
+            // Only what is older than any upload in progress: nodes may share the directory.
+            let stale = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_some_and(|age| age > STALE);
+            if meta.is_file() && stale {
                 std::fs::remove_file(entry.path())?;
             }
         }

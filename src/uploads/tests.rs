@@ -257,9 +257,16 @@ async fn remove_deletes_uploads_and_leaves_urls_alone() {
 fn leftovers_of_a_crash_are_cleared_at_start() {
     let dir = tempfile::tempdir().unwrap();
     service(dir.path());
-    std::fs::write(dir.path().join("uploads/incoming/half.part"), b"x").unwrap();
+    let old = dir.path().join("uploads/incoming/half.part");
+    std::fs::write(&old, b"x").unwrap();
+    let two_hours_ago = std::time::SystemTime::now() - Duration::from_secs(7200);
+    std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
+    // Another node's upload in progress, in a shared directory, is left alone.
+    let live = dir.path().join("uploads/incoming/live.part");
+    std::fs::write(&live, b"x").unwrap();
     service(dir.path());
-    assert!(incoming_is_empty(dir.path()));
+    assert!(!old.exists());
+    assert!(live.exists());
 }
 
 #[test]

@@ -138,6 +138,10 @@ async fn backup_copies_the_database_and_the_jwt_secret_while_the_server_runs() {
     assert_eq!(std::fs::read(&secret_copy).unwrap(), std::fs::read(data.join("jwt_secret")).unwrap());
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret_copy).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
+    // So does the generated VAPID key, which browsers' push subscriptions are bound to.
+    let vapid_copy = out_dir.path().join("switchboard-backup.db.vapid_private_key");
+    assert_eq!(std::fs::read(&vapid_copy).unwrap(), std::fs::read(data.join("vapid_private_key")).unwrap());
+    assert!(out.stdout.contains("VAPID key copied to"), "{}", out.stdout);
 
     // Restored as docs/operations.md says: the copy as switchboard.db, the secret as jwt_secret.
     let restored = out_dir.path().join("restored");

@@ -327,8 +327,27 @@ async fn picture_urls_must_be_https() {
     let (s, body) =
         patch_form(&server, &me, "/users/profile-picture", &[Part::Text { name: "other", value: "x" }]).await;
     assert_eq!((s, body), (400, json!({"error": "profilePictureUrl or avatar file is required"})));
-    let (s, body) = server.http().json(Method::PATCH, "/users/profile-picture", Some(json!({})), Some(&me)).await;
-    assert_eq!((s, body), (400, json!({"error": "profilePictureUrl or avatar file is required"})));
+    for wrong in [json!({}), json!({"profilePictureUrl": 5}), json!({"profilePictureUrl": null})] {
+        let (s, body) = server.http().json(Method::PATCH, "/users/profile-picture", Some(wrong), Some(&me)).await;
+        assert_eq!((s, body), (400, json!({"error": "profilePictureUrl or avatar file is required"})));
+    }
+    let (s, body) = server
+        .http()
+        .request(
+            Method::PATCH,
+            "/users/profile-picture",
+            b"{\"profilePictureUrl\":",
+            &[("authorization", &format!("Bearer {me}"))],
+        )
+        .await;
+    assert_eq!((s, body), (400, json!({"error": "Request body must be valid JSON."})));
+    // A URL-encoded form works as Hestia's did.
+    let auth = format!("Bearer {me}");
+    let form = "profilePictureUrl=https%3A%2F%2Fexample.com%2Fa.png".as_bytes().to_vec();
+    let headers = [("authorization", auth.as_str()), ("content-type", "application/x-www-form-urlencoded")];
+    let (s, _, body) = server.http().raw(Method::PATCH, "/users/profile-picture", form, &headers).await;
+    let user: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((s, &user["profilePictureUrl"]), (200, &json!("https://example.com/a.png")));
 }
 
 #[tokio::test]

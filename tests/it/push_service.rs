@@ -115,6 +115,22 @@ async fn gone_devices_are_forgotten_and_failures_retried() {
     server.stop().await;
 }
 
+/// A 429's `Retry-After` is waited out (the backoff here would retry after ~50 ms).
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let mut receiver = Receiver::start().await;
+    let server = server_with(&receiver).await;
+    let push = server.state.push.clone();
+    let bob = account(&server, "bob").await;
+    push.register_fcm(bob, "busy-token").await.unwrap();
+    let started = std::time::Instant::now();
+    push.notify(vec![bob], note("later"));
+    let Received::Fcm(message) = receiver.next().await else { panic!("an FCM message") };
+    assert_eq!(message["token"], "busy-token");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(950), "retried after {:?}", started.elapsed());
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn registrations_are_checked() {
     let receiver = Receiver::start().await;

@@ -34,6 +34,7 @@ function block(blocks, name) {
 const NOT_RUN = {
   'pusher-js behind TLS': 'needs a TLS proxy in front of the server',
   'resources/js/echo.js': 'needs Vite to fill import.meta.env',
+  'web push subscription, in a page': "needs a browser's service worker and PushManager (hestia-push.test.mjs subscribes as one would)",
 };
 
 /** The snippet pointed at this test's servers. */

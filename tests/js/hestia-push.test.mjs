@@ -2,13 +2,17 @@
 // Web Push subscription with `fetch`, and a message to a recipient without a live socket reaches
 // a local FCM receiver (which checks the service account's RS256 assertion and the access token)
 // and a local Web Push endpoint (which checks VAPID), where node's crypto decrypts it with the
-// subscription's keys; a do_not_disturb recipient and the sender get nothing.
+// subscription's keys; a do_not_disturb recipient, the sender and a recipient with a live
+// socket (socket.io-client) get nothing.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { io } from 'socket.io-client';
+
 import { startServer } from './support/server.mjs';
 import { browserKeys, startPushReceiver } from './support/push.mjs';
+import { WAIT_MS, waitFor } from './support/helpers.mjs';
 
 let server;
 let receiver;
@@ -125,4 +129,63 @@ test('bad registrations get 400 with an error, and no token gets 401', async () 
   });
   assert.equal(badKeys.status, 400);
   assert.match(badKeys.body.error, /p256dh/);
+});
+
+/** A connected chat socket of `user`. */
+async function connect(user) {
+  const socket = io(server.url, { forceNew: true, reconnection: false, auth: { token: user.token } });
+  await waitFor(socket, 'connect');
+  return socket;
+}
+
+/** Polls the user's status until it is `status` (the server has seen the sockets come or go). */
+async function statusBecomes(user, status) {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const { body } = await api('GET', `/users/by-id/${user.id}`);
+    if (body.status === status) return;
+    if (Date.now() > deadline) throw new Error(`${user.username} never became ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('a DM over the socket is pushed to a recipient who is offline, and not to one who is online', async () => {
+  const [eve, fay] = [await register('eve'), await register('fay')];
+  const asked = await api('POST', `/friends/request/${fay.id}`, eve.token);
+  assert.equal(asked.status, 200);
+  assert.equal((await api('POST', `/friends/accept/${eve.id}`, fay.token)).status, 200);
+  const browsers = { fay: await devices(fay) };
+  const eveSocket = await connect(eve);
+  try {
+    // fay has no socket: her phone and browser hear of it.
+    const echoed = waitFor(eveSocket, 'newDM', WAIT_MS, (m) => m.content === 'are you there?');
+    eveSocket.emit('sendDM', { toId: fay.id, content: 'are you there?' });
+    const message = await echoed;
+    const got = await pushes(2, browsers);
+    assert.deepEqual(got.map((p) => p.device), ['fay', 'fay-phone']);
+    assert.deepEqual(got[0].payload, {
+      title: 'eve',
+      body: 'are you there?',
+      data: { type: 'dm', messageId: message.id, senderId: eve.id, senderUsername: 'eve', recipientId: fay.id },
+    });
+    assert.equal(got[1].fcm.data.messageId, String(message.id));
+
+    // fay online: the socket gets it, nothing is pushed.
+    const faySocket = await connect(fay);
+    await statusBecomes(fay, 'active');
+    const live = waitFor(faySocket, 'newDM', WAIT_MS, (m) => m.content === 'now you are');
+    eveSocket.emit('sendDM', { toId: fay.id, content: 'now you are' });
+    await live;
+    await receiver.quiet(500);
+
+    // Gone again: pushed again.
+    faySocket.disconnect();
+    await statusBecomes(fay, 'offline');
+    eveSocket.emit('sendDM', { toId: fay.id, content: 'and gone' });
+    const again = await pushes(2, browsers);
+    assert.deepEqual(again.map((p) => p.device), ['fay', 'fay-phone']);
+    assert.equal(again[0].payload.body, 'and gone');
+  } finally {
+    eveSocket.disconnect();
+  }
 });

@@ -10,14 +10,42 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::{Caller, DashError, parse, rfc3339};
 use crate::accounts::Account;
 use crate::apps::{self, App, AppSettings, CreateApp, LimitsPatch, SwitchesPatch, UpdateApp};
 use crate::server::state::AppState;
+use crate::surfaces::ErrorBody;
 
 fn can_manage(caller: &Account, app: &App) -> bool {
     caller.is_admin || app.owner_id == Some(caller.id)
+}
+
+/// The app as its owner sees it, secret included.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `app_json`.
+pub(super) struct AppView {
+    id: String,
+    /// Its number (the `/apps/{id}` of older clients).
+    number: i64,
+    key: String,
+    secret: String,
+    name: String,
+    enabled: bool,
+    owner_id: Option<i64>,
+    allowed_origins: Vec<String>,
+    limits: crate::apps::AppLimits,
+    switches: crate::apps::Switches,
+    /// RFC 3339.
+    created_at: String,
+}
+
+/// `{"ok": true}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the `{"ok":true}` answers.
+pub(super) struct Done {
+    ok: bool,
 }
 
 /// The app as its owner sees it, secret included.
@@ -47,12 +75,25 @@ async fn reload(state: &AppState, revision: i64) -> Result<(), DashError> {
     state.apps_changed(revision).await.map_err(DashError::internal)
 }
 
+/// The caller's apps (every app for an admin).
+#[utoipa::path(
+    get,
+    path = "/dashboard/apps",
+    tag = "Dashboard",
+    responses(
+        (status = 200, description = "The apps.", body = [AppView]),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let apps: Vec<Value> = state.apps.all().iter().filter(|a| can_manage(&caller, a)).map(|a| app_json(a)).collect();
     Json(Value::Array(apps))
 }
 
-#[derive(Deserialize)]
+/// A new app; the id and key are made when not given.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AppCreate)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     #[serde(default)]
@@ -65,6 +106,21 @@ struct CreateBody {
     switches: Option<SwitchesPatch>,
 }
 
+/// Creates an app owned by the caller.
+#[utoipa::path(
+    post,
+    path = "/dashboard/apps",
+    tag = "Dashboard",
+    request_body(content = CreateBody),
+    responses(
+        (status = 201, description = "Created.", body = AppView),
+        (status = 400, description = "An invalid body or field.", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 409, description = "The id or key is taken.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -90,6 +146,19 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(app_json(&app))).into_response())
 }
 
+/// One of the caller's apps.
+#[utoipa::path(
+    get,
+    path = "/dashboard/apps/{id}",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The app's id.")),
+    responses(
+        (status = 200, description = "The app.", body = AppView),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such app of the caller's.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -99,7 +168,9 @@ pub async fn read(
     Ok(Json(app_json(&app)))
 }
 
-#[derive(Deserialize)]
+/// Changes to an app: given fields replace, absent ones stay (`limits` and `switches` key by key).
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AppUpdate)]
 #[serde(deny_unknown_fields)]
 struct UpdateBody {
     name: Option<String>,
@@ -109,6 +180,22 @@ struct UpdateBody {
     switches: Option<SwitchesPatch>,
 }
 
+/// Changes one of the caller's apps; live connections see the change at once.
+#[utoipa::path(
+    patch,
+    path = "/dashboard/apps/{id}",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The app's id.")),
+    request_body(content = UpdateBody),
+    responses(
+        (status = 200, description = "The app as changed.", body = AppView),
+        (status = 400, description = "An invalid body or field.", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such app of the caller's.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -129,6 +216,19 @@ pub async fn update(
     Ok(Json(app_json(&app)))
 }
 
+/// Gives one of the caller's apps a new secret (the old one stops working at once).
+#[utoipa::path(
+    post,
+    path = "/dashboard/apps/{id}/rotate-secret",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The app's id.")),
+    responses(
+        (status = 200, description = "The app with its new secret.", body = AppView),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such app of the caller's.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -140,6 +240,19 @@ pub async fn rotate_secret(
     Ok(Json(app_json(&app)))
 }
 
+/// Deletes one of the caller's apps; its connections are closed.
+#[utoipa::path(
+    delete,
+    path = "/dashboard/apps/{id}",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The app's id.")),
+    responses(
+        (status = 200, description = "Deleted.", body = Done),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such app of the caller's.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,

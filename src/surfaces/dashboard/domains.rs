@@ -12,11 +12,104 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::{Caller, DashError, rfc3339};
 use crate::apps::{self, App, AppSettings, CreateApp, OriginPattern, UpdateApp};
 use crate::server::state::AppState;
+use crate::surfaces::ErrorBody;
 use crate::surfaces::{body_limit, read_body};
+
+/// An app as Notif showed a domain.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes `domain_json`.
+struct Domain {
+    id: String,
+    /// The app's first allowed origin.
+    domain_name: String,
+    key: String,
+    is_active: bool,
+    /// RFC 3339.
+    created_at: String,
+}
+
+/// A domain just created: the secret is shown this once.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `create` answers.
+struct NewDomain {
+    id: String,
+    domain_name: String,
+    key: String,
+    is_active: bool,
+    /// RFC 3339.
+    created_at: String,
+    /// The app secret (for `x-app-key` or signing).
+    secret: String,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `user` answers.
+struct DashboardUser {
+    id: i64,
+    name: String,
+    email: Option<String>,
+    username: Option<String>,
+    is_admin: bool,
+    /// RFC 3339.
+    created_at: String,
+}
+
+/// A live channel of one of the caller's apps.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `channels` answers.
+struct LiveChannel {
+    /// `<app id>:<channel>`.
+    id: String,
+    name: String,
+    domain_id: String,
+    /// When it became occupied (RFC 3339).
+    created_at: String,
+    subscription_count: usize,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `ws_status` answers.
+struct WsStatus {
+    by_channel: Vec<ChannelConnections>,
+    connections: Vec<ChannelConnection>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ChannelConnections {
+    channel_name: String,
+    connection_count: usize,
+}
+
+/// One (connection, channel) pair.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct ChannelConnection {
+    /// `<socket id>:<channel>`.
+    id: String,
+    channel_name: String,
+    socket_id: String,
+    connected_user: Option<String>,
+    /// RFC 3339.
+    connected_at: String,
+    /// `connected`.
+    status: String,
+}
+
+/// `{domain_name}` to create, `{is_active}` to change.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the body `DomainBody` reads.
+struct DomainFields {
+    /// An origin pattern, e.g. `example.com` or `*.example.com` (create).
+    domain_name: Option<String>,
+    /// Enables or disables the app (update).
+    is_active: Option<bool>,
+}
 
 fn domain_json(a: &App) -> Value {
     json!({
@@ -42,6 +135,17 @@ fn my_domain(state: &AppState, caller_id: i64, id: &str) -> Result<std::sync::Ar
         .ok_or_else(|| DashError::not_found("Domain not found"))
 }
 
+/// The signed-in account.
+#[utoipa::path(
+    get,
+    path = "/dashboard/user",
+    tag = "Dashboard",
+    responses(
+        (status = 200, description = "The account.", body = DashboardUser),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn user(Caller(caller): Caller) -> Json<Value> {
     Json(json!({
         "id": caller.id,
@@ -53,6 +157,17 @@ pub async fn user(Caller(caller): Caller) -> Json<Value> {
     }))
 }
 
+/// The caller's apps as Notif's domains, newest first.
+#[utoipa::path(
+    get,
+    path = "/dashboard/domains",
+    tag = "Dashboard",
+    responses(
+        (status = 200, description = "The domains.", body = [Domain]),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     Json(Value::Array(mine(&state, caller.id).iter().map(|a| domain_json(a)).collect()))
 }
@@ -67,6 +182,20 @@ struct DomainBody<'a> {
     is_active: Option<&'a RawValue>,
 }
 
+/// Creates an app allowed from one origin (its key starts `nk_`).
+#[utoipa::path(
+    post,
+    path = "/dashboard/domains",
+    tag = "Dashboard",
+    request_body(content = DomainFields),
+    responses(
+        (status = 200, description = "Created.", body = NewDomain),
+        (status = 400, description = "No valid `domain_name`, or the caller has that domain already.", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -100,6 +229,22 @@ pub async fn create(
     Ok(Json(out))
 }
 
+/// Enables or disables one of the caller's domains.
+#[utoipa::path(
+    patch,
+    path = "/dashboard/domains/{id}",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The domain's (app's) id.")),
+    request_body(content = DomainFields),
+    responses(
+        (status = 200, description = "Changed.", body = super::apps::Done),
+        (status = 400, description = "`is_active` is not a boolean.", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such domain of the caller's.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -119,6 +264,19 @@ pub async fn update(
     Ok(Json(json!({ "ok": true })))
 }
 
+/// Deletes one of the caller's domains (the app).
+#[utoipa::path(
+    delete,
+    path = "/dashboard/domains/{id}",
+    tag = "Dashboard",
+    params(("id" = String, Path, description = "The domain's (app's) id.")),
+    responses(
+        (status = 200, description = "Deleted.", body = super::apps::Done),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+        (status = 404, description = "No such domain of the caller's.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -131,6 +289,16 @@ pub async fn delete(
 }
 
 /// Live channels of the caller's apps (Notif listed every channel ever used).
+#[utoipa::path(
+    get,
+    path = "/dashboard/channels",
+    tag = "Dashboard",
+    responses(
+        (status = 200, description = "The channels.", body = [LiveChannel]),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn channels(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let mut out = Vec::new();
     for app in mine(&state, caller.id) {
@@ -148,6 +316,16 @@ pub async fn channels(State(state): State<AppState>, Caller(caller): Caller) -> 
 }
 
 /// Connections per channel and one row per (connection, channel), as Notif's page expects.
+#[utoipa::path(
+    get,
+    path = "/dashboard/ws-status",
+    tag = "Dashboard",
+    responses(
+        (status = 200, description = "The connections.", body = WsStatus),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn ws_status(State(state): State<AppState>, Caller(caller): Caller) -> Json<Value> {
     let mut by_channel: BTreeMap<String, usize> = BTreeMap::new();
     let mut connections = Vec::new();

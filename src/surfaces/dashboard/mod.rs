@@ -35,6 +35,28 @@ pub fn routes() -> axum::Router<AppState> {
         .route("/dashboard/ws-status", get(domains::ws_status))
 }
 
+/// This surface's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        apps::list,
+        apps::create,
+        apps::read,
+        apps::update,
+        apps::delete,
+        apps::rotate_secret,
+        domains::user,
+        domains::list,
+        domains::create,
+        domains::update,
+        domains::delete,
+        domains::channels,
+        domains::ws_status,
+    ))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// `{"error": …}` with a status.
 #[derive(Debug)]
 pub struct DashError(StatusCode, String);

@@ -37,6 +37,57 @@ pub async fn cors(req: Request, next: Next) -> Response {
         return res;
     }
     let mut res = next.run(req).await;
-    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    allow_any_origin(&mut res);
     res
+}
+
+/// Marks `res` as readable from any origin.
+pub fn allow_any_origin(res: &mut Response) {
+    res.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+}
+
+/// The chat surface's path prefixes (SPEC §6); `/socket.io` is the chat socket's only when
+/// the chat is served there ([`is_socket_path`]).
+const PREFIXES: [&str; 6] = ["/auth", "/users", "/friends", "/groups", "/uploads", "/socket.io"];
+/// Hestia's root aliases of `/auth/*`.
+const ALIASES: [&str; 3] = ["/register", "/login", "/status"];
+
+/// Whether `path` belongs to the chat surface, so that answers given outside its router (the
+/// fallback 404, admission's 429 / 503, the deadline's 408) carry its CORS too: a browser
+/// could not read them otherwise.
+pub fn is_chat_path(path: &str) -> bool {
+    ALIASES.contains(&path)
+        || PREFIXES.iter().any(|p| path.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
+}
+
+/// Whether `path` is the Socket.IO endpoint's, which a program's setup may serve instead.
+pub fn is_socket_path(path: &str) -> bool {
+    path == "/socket.io" || path.starts_with("/socket.io/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_paths_are_the_prefixes_and_aliases() {
+        for p in [
+            "/auth",
+            "/auth/login",
+            "/users/x/y",
+            "/friends",
+            "/groups/1",
+            "/uploads/avatars/a",
+            "/socket.io/",
+            "/register",
+            "/login",
+            "/status",
+        ] {
+            assert!(is_chat_path(p), "{p}");
+        }
+        for p in ["/", "/usersx", "/apps/1/events", "/api/x", "/register/x", "/statusz", "/metrics"] {
+            assert!(!is_chat_path(p), "{p}");
+        }
+        assert!(is_socket_path("/socket.io/") && !is_socket_path("/socket.iox"));
+    }
 }

@@ -8,10 +8,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::{ApiError, Authed, json_body};
 use crate::chat::{Chat, Group, GroupChanges, GroupDetail, GroupListItem, Message, NewGroup, Page, Role, Via};
 use crate::server::state::AppState;
+use crate::surfaces::ErrorBody;
+use crate::surfaces::accounts::RateLimitedBody;
 
 const BAD_GROUP: &str = "Invalid input: name (1-100 characters), description (up to 500) and isPrivate (boolean).";
 
@@ -19,6 +22,21 @@ fn group_id(raw: &str) -> Result<i64, ApiError> {
     Ok(Chat::id_from_str(raw, "Invalid group ID")?)
 }
 
+/// Creates a group; the creator is its admin.
+#[utoipa::path(
+    post,
+    path = "/groups",
+    tag = "Hestia",
+    request_body(content = NewGroup),
+    responses(
+        (status = 201, description = "Created.", body = Group),
+        (status = 400, description = "Invalid input.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -30,10 +48,37 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(group)).into_response())
 }
 
+/// The signed-in user's groups.
+#[utoipa::path(
+    get,
+    path = "/groups",
+    tag = "Hestia",
+    responses(
+        (status = 200, description = "The groups.", body = [GroupListItem]),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Authed(me): Authed) -> Result<Json<Vec<GroupListItem>>, ApiError> {
     Ok(Json(state.chat.groups(me).await?))
 }
 
+/// A group with its members (members only).
+#[utoipa::path(
+    get,
+    path = "/groups/{id}",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53.")),
+    responses(
+        (status = 200, description = "The group.", body = GroupDetail),
+        (status = 400, description = "Invalid group ID.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group not found.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn detail(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -42,6 +87,23 @@ pub async fn detail(
     Ok(Json(state.chat.group(me, group_id(&id)?).await?))
 }
 
+/// Changes a group (admins only).
+#[utoipa::path(
+    put,
+    path = "/groups/{id}",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53.")),
+    request_body(content = GroupChanges),
+    responses(
+        (status = 200, description = "The group.", body = Group),
+        (status = 400, description = "Invalid input.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group not found.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -54,11 +116,36 @@ pub async fn update(
     Ok(Json(state.chat.update_group(me, id, changes).await?))
 }
 
-#[derive(Deserialize)]
+/// `{"message": "User removed from group"}`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes what `remove_member` answers.
+struct MemberRemoved {
+    message: String,
+}
+
+#[derive(Deserialize, ToSchema)]
 struct AddMemberBody {
     role: Option<Role>,
 }
 
+/// Adds a user to a group (admins only).
+#[utoipa::path(
+    post,
+    path = "/groups/{id}/members/{user_id}",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53."), ("user_id" = String, Path, description = "A user id.")),
+    request_body(content = AddMemberBody),
+    responses(
+        (status = 201, description = "Added.", body = crate::chat::Member),
+        (status = 400, description = "An invalid id or role.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group or user not found.", body = ErrorBody),
+        (status = 409, description = "Already a member.", body = ErrorBody),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -73,6 +160,21 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(member)).into_response())
 }
 
+/// Removes a member (admins, or the member themself).
+#[utoipa::path(
+    delete,
+    path = "/groups/{id}/members/{user_id}",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53."), ("user_id" = String, Path, description = "A user id.")),
+    responses(
+        (status = 200, description = "Removed.", body = MemberRemoved),
+        (status = 400, description = "An invalid id.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group or member not found.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -84,11 +186,29 @@ pub async fn remove_member(
     Ok(Json(json!({ "message": "User removed from group" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct MessageBody {
     content: String,
 }
 
+/// Posts a message to a group (members only); sockets get `newMessage`.
+#[utoipa::path(
+    post,
+    path = "/groups/{id}/messages",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53.")),
+    request_body(content = MessageBody),
+    responses(
+        (status = 201, description = "Stored and delivered.", body = Message),
+        (status = 400, description = "Content is required (1–2048 characters).", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group not found.", body = ErrorBody),
+        (status = 429, description = "Over the account's message rate.", body = RateLimitedBody, headers(("Retry-After" = u64))),
+        (status = 413, description = "The body is over the route's limit.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn post_message(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -102,6 +222,21 @@ pub async fn post_message(
     Ok((StatusCode::CREATED, Json(message)).into_response())
 }
 
+/// A group's messages, newest first (members only).
+#[utoipa::path(
+    get,
+    path = "/groups/{id}/messages",
+    tag = "Hestia",
+    params(("id" = String, Path, description = "A group id: a whole number 1..2^53."), ("before" = Option<String>, Query, description = "Only messages older than this message id."), ("limit" = Option<u32>, Query, description = "1–1000 (more reads as 1000); default 1000.")),
+    responses(
+        (status = 200, description = "The messages.", body = [Message]),
+        (status = 400, description = "An invalid id, before or limit.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 404, description = "Group not found.", body = ErrorBody),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn history(
     State(state): State<AppState>,
     Authed(me): Authed,

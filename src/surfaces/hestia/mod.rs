@@ -59,6 +59,53 @@ pub fn routes() -> Router<AppState> {
     cors::with_cors(routes)
 }
 
+/// This surface's part of the OpenAPI document (the accounts routes are `accounts::openapi`'s).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        users::by_username,
+        users::by_id,
+        users::me,
+        users::delete_me,
+        users::set_bio,
+        users::set_username,
+        users::set_status,
+        users::set_public_key,
+        friends::list,
+        friends::requests,
+        friends::request,
+        friends::accept,
+        friends::decline,
+        friends::remove,
+        groups::create,
+        groups::list,
+        groups::detail,
+        groups::update,
+        groups::add_member,
+        groups::remove_member,
+        groups::post_message,
+        groups::history,
+        push::fcm_token,
+        push::web_push,
+        push::vapid_public_key,
+        uploads::profile_picture,
+        uploads::profile_banner,
+        uploads::serve,
+    ))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // The file route answers 404 for every path under `/uploads` that names no file.
+    crate::surfaces::docs::alias(&mut doc, "/uploads/{path}", &["/uploads", "/uploads/"]);
+    doc
+}
+
+/// `{"success": true}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the `{"success":true}` answers.
+struct Success {
+    success: bool,
+}
+
 /// Reads a JSON body (at most [`BODY_LIMIT`]) into `T`; an empty body reads as `{}`. Anything
 /// that is valid JSON but does not fit `T` is 400 `why`.
 pub(crate) async fn json_body<T: DeserializeOwned>(

@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch};
 use serde::Deserialize;
 
-use super::{ApiError, Authed, PublicBase};
+use super::{ApiError, Authed, BODY_LIMIT, PublicBase, json_body};
 use crate::chat::{Picture, PictureKind};
 use crate::server::state::AppState;
-use crate::surfaces::{accounts::rate_limited, body_limit, json_error, read_body};
+use crate::surfaces::accounts::RateLimitedBody;
+use crate::surfaces::{ErrorBody, accounts::rate_limited, json_error, read_body};
 use crate::uploads::{StoredPicture, UploadError, Uploads};
 
 pub fn routes() -> Router<AppState> {
@@ -68,6 +69,23 @@ const BANNER: Fields = Fields {
     missing: "profileBannerUrl or banner file is required",
 };
 
+/// Sets the profile picture: an uploaded image (PNG, JPEG, WebP, GIF) or an https URL.
+#[utoipa::path(
+    patch,
+    path = "/users/profile-picture",
+    tag = "Hestia",
+    request_body(content((AvatarForm = "multipart/form-data"), (AvatarUrl = "application/json"), (AvatarUrl = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The user, the picture URL absolute.", body = crate::chat::User),
+        (status = 400, description = "Neither a file nor a URL, not an image, too many pixels, or an invalid URL.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 413, description = "The file is over its cap (the connection closes).", body = ErrorBody),
+        (status = 429, description = "Over the account's upload rate.", body = RateLimitedBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "Images are being checked at capacity; retry.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 async fn profile_picture(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -78,6 +96,23 @@ async fn profile_picture(
     change(&state, me, &AVATAR, &base, &headers, body).await
 }
 
+/// Sets the profile banner: an uploaded image (PNG, JPEG, WebP, GIF) or an https URL.
+#[utoipa::path(
+    patch,
+    path = "/users/profile-banner",
+    tag = "Hestia",
+    request_body(content((BannerForm = "multipart/form-data"), (BannerUrl = "application/json"), (BannerUrl = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The user, the picture URL absolute.", body = crate::chat::User),
+        (status = 400, description = "Neither a file nor a URL, not an image, too many pixels, or an invalid URL.", body = ErrorBody),
+        (status = 401, description = "No token provided.", body = ErrorBody),
+        (status = 403, description = "An invalid or expired token (or a deleted account's).", body = ErrorBody),
+        (status = 413, description = "The file is over its cap (the connection closes).", body = ErrorBody),
+        (status = 429, description = "Over the account's upload rate.", body = RateLimitedBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "Images are being checked at capacity; retry.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 async fn profile_banner(
     State(state): State<AppState>,
     Authed(me): Authed,
@@ -147,7 +182,7 @@ async fn change(
     }
     let new = match read_request(&state.uploads, fields, headers, body).await {
         Ok(new) => new,
-        Err(refused) => return refused.into_response(),
+        Err(refused) => return refused,
     };
     let stored = match &new {
         NewPicture::Upload(picture) => Some(picture.path()),
@@ -173,37 +208,78 @@ async fn change(
     }
 }
 
-/// The new picture from a multipart form, a JSON object or a URL-encoded form.
+/// The new picture from a multipart form, a JSON object or a URL-encoded form (the latter two
+/// read as the other chat routes' bodies are).
 async fn read_request(
     uploads: &Uploads,
     fields: &Fields,
     headers: &HeaderMap,
     body: Body,
-) -> Result<NewPicture, Refused> {
+) -> Result<NewPicture, Response> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    match essence.as_str() {
-        "multipart/form-data" => read_multipart(uploads, fields, headers, content_type, body).await,
+    let url = match essence.as_str() {
+        "multipart/form-data" => {
+            return read_multipart(uploads, fields, headers, content_type, body)
+                .await
+                .map_err(IntoResponse::into_response);
+        }
         "application/json" => {
-            let bytes =
-                read_body(headers, body, body_limit::ACCOUNT).await.map_err(|e| Refused(e.status(), e.to_string()))?;
-            let body: UrlBody = serde_json::from_slice(&bytes).map_err(|_| Refused::bad("Invalid JSON body"))?;
-            let url = match fields.kind {
+            let body: UrlBody = json_body(headers, body, fields.missing).await.map_err(IntoResponse::into_response)?;
+            match fields.kind {
                 PictureKind::Avatar => body.profile_picture_url,
                 PictureKind::Banner => body.profile_banner_url,
-            };
-            url.map(NewPicture::Url).ok_or_else(|| Refused::bad(fields.missing))
+            }
         }
         "application/x-www-form-urlencoded" => {
-            let bytes =
-                read_body(headers, body, body_limit::ACCOUNT).await.map_err(|e| Refused(e.status(), e.to_string()))?;
-            form_urlencoded::parse(&bytes)
-                .find(|(k, _)| k == fields.url)
-                .map(|(_, v)| NewPicture::Url(v.into_owned()))
-                .ok_or_else(|| Refused::bad(fields.missing))
+            let bytes = read_body(headers, body, BODY_LIMIT).await.map_err(IntoResponse::into_response)?;
+            form_urlencoded::parse(&bytes).find(|(k, _)| k == fields.url).map(|(_, v)| v.into_owned())
         }
-        _ => Err(Refused::bad(fields.missing)),
-    }
+        _ => None,
+    };
+    url.map(NewPicture::Url).ok_or_else(|| Refused::bad(fields.missing).into_response())
+}
+
+/// `multipart/form-data` for `PATCH /users/profile-picture`: the file wins over the URL.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form `read_multipart` streams.
+struct AvatarForm {
+    /// The image (PNG, JPEG, WebP or GIF; at most `uploads.avatar_max_bytes`).
+    #[schema(value_type = Option<String>, format = Binary)]
+    avatar: Option<Vec<u8>>,
+    /// An https URL instead.
+    #[schema(rename = "profilePictureUrl")]
+    profile_picture_url: Option<String>,
+}
+
+/// `{"profilePictureUrl"}` as JSON or a URL-encoded form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes `UrlBody` for the avatar.
+struct AvatarUrl {
+    /// An https URL, at most 2048 bytes.
+    #[schema(rename = "profilePictureUrl")]
+    profile_picture_url: String,
+}
+
+/// `multipart/form-data` for `PATCH /users/profile-banner`: the file wins over the URL.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes the form `read_multipart` streams.
+struct BannerForm {
+    /// The image (PNG, JPEG, WebP or GIF; at most `uploads.banner_max_bytes`).
+    #[schema(value_type = Option<String>, format = Binary)]
+    banner: Option<Vec<u8>>,
+    /// An https URL instead.
+    #[schema(rename = "profileBannerUrl")]
+    profile_banner_url: Option<String>,
+}
+
+/// `{"profileBannerUrl"}` as JSON or a URL-encoded form.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Describes `UrlBody` for the banner.
+struct BannerUrl {
+    /// An https URL, at most 2048 bytes.
+    #[schema(rename = "profileBannerUrl")]
+    profile_banner_url: String,
 }
 
 /// Hestia's JSON form; only the URL of the route's kind is read.
@@ -297,6 +373,17 @@ fn multipart_refusal(e: multer::Error, cap: u64) -> Refused {
     }
 }
 
+/// A picture file: `avatars/<name>` or `banners/<name>`.
+#[utoipa::path(
+    get,
+    path = "/uploads/{path}",
+    tag = "Hestia",
+    params(("path" = String, Path, description = "`avatars/<name>` or `banners/<name>`, as a user's picture URL names it.")),
+    responses(
+        (status = 200, description = "The image.", content((Vec<u8> = "image/png"), (Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/gif"))),
+        (status = 404, description = "No such file.", body = ErrorBody),
+    ),
+)]
 /// `GET /uploads/<kind>/<name>`: only a name the server could have chosen is looked up, taken
 /// from the raw path (no percent-decoding, so `%2e%2e` is just not a name); everything else
 /// is 404. CORS `*` comes from the chat routes' layer.

@@ -9,9 +9,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::error::ApiError;
 use super::ws::KEY_HEADER;
@@ -23,7 +23,7 @@ use crate::core::{ChannelName, Data, Event, MAX_EVENT_NAME, fits_chars};
 use crate::metrics;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
-use crate::surfaces::{body_limit, read_body};
+use crate::surfaces::{ErrorBody, body_limit, read_body};
 
 /// A validated broadcast.
 struct Broadcast {
@@ -32,7 +32,48 @@ struct Broadcast {
     data: Data,
 }
 
+/// The answer to a broadcast.
+#[derive(Serialize, ToSchema)]
+pub struct BroadcastAnswer {
+    /// `true`.
+    ok: bool,
+    channel: String,
+    event: String,
+    /// Connections on this node subscribed to the channel when it was published.
+    subscriber_count: usize,
+}
+
+/// An event to publish.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the body `RawBroadcast` reads field by field.
+pub struct BroadcastBody {
+    /// A channel name (SPEC §1).
+    channel: String,
+    /// 1–200 characters, not starting with `pusher:` or `pusher_internal:`.
+    event: String,
+    /// Any JSON value (null when missing); at most the app's `max_message_bytes`.
+    data: Option<serde_json::Value>,
+}
+
 /// `POST /api/broadcast` → `{"ok":true,"channel","event","subscriber_count"}`.
+#[utoipa::path(
+    post,
+    path = "/api/broadcast",
+    tag = "Notif",
+    params(
+        ("auth_key" = Option<String>, Query, description = "With a Pusher-style signed query instead of `x-app-key`: the app's key (and `auth_timestamp`, `auth_version`, `body_md5`, `auth_signature`)."),
+    ),
+    request_body(content = BroadcastBody),
+    responses(
+        (status = 200, description = "Published.", body = BroadcastAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = ErrorBody),
+        (status = 401, description = "No valid `x-app-key` or signature.", body = ErrorBody),
+        (status = 413, description = "Data over the app's `max_message_bytes`, or a body over the route's limit.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down: nothing was published.", body = ErrorBody),
+    ),
+    security(("notif_app_key" = []), ("pusher_signature" = [])),
+)]
 pub async fn broadcast(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -40,7 +81,7 @@ pub async fn broadcast(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BroadcastAnswer>, ApiError> {
     // Credentials first: nobody gets the body read without them.
     let (app, signed) = authenticate(&state, &method, &uri, &headers).inspect_err(|e| {
         let kind =
@@ -61,12 +102,7 @@ pub async fn broadcast(
     state.realtime.publish(&app.id, event).map_err(|_| ApiError::BrokerDown)?;
     metrics::published("http");
     let subscriber_count = state.realtime.channel_stats(&app.id, &b.channel).subscription_count;
-    Ok(Json(json!({
-        "ok": true,
-        "channel": b.channel.as_str(),
-        "event": &*b.event,
-        "subscriber_count": subscriber_count,
-    })))
+    Ok(Json(BroadcastAnswer { ok: true, channel: b.channel.to_string(), event: b.event.to_string(), subscriber_count }))
 }
 
 /// A Pusher-signed request (its query names `auth_key`) is checked as the Pusher API checks it

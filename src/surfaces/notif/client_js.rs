@@ -9,6 +9,12 @@ use axum::response::IntoResponse;
 pub const NOTIFMOO_JS: &str = include_str!("notifmoo.js");
 
 /// `GET /notifmoo.js`. Cached briefly: a page picks up a new server version within minutes.
+#[utoipa::path(
+    get,
+    path = "/notifmoo.js",
+    tag = "Notif",
+    responses((status = 200, description = "Notif's script-tag client.", content_type = "application/javascript", body = String)),
+)]
 pub async fn serve() -> impl IntoResponse {
     (
         [

@@ -16,6 +16,15 @@ use crate::server::state::AppState;
 
 pub use error::ApiError;
 
+/// This surface's part of the OpenAPI document (its WebSocket at `/ws` is the router's: that
+/// path is Push-Alt's Engine.IO too).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(broadcast::broadcast, client_js::serve))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
+}
+
 /// Notif's one route under `/api/`, which is otherwise Push-Alt's.
 pub const BROADCAST_PATH: &str = "/api/broadcast";
 

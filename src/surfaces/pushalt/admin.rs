@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::caller::Admin;
 use super::input::{self, Id, IdPath, json};
+use super::schema::*;
 use super::{ApiError, limit, ok, user_json};
 use crate::accounts::{AccountChanges, Registration};
 use crate::server::state::AppState;
@@ -18,7 +19,8 @@ use crate::server::state::AppState;
 /// Most accounts one page or one restore may name.
 const MAX_TAKE: i64 = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AccountAdd)]
 pub struct AddBody {
     name: Option<String>,
     email: Option<String>,
@@ -26,6 +28,22 @@ pub struct AddBody {
 }
 
 /// `{name, email, password}` → a new, active account that is not an admin.
+#[utoipa::path(
+    post,
+    path = "/api/admin/add",
+    tag = "Push-Alt",
+    request_body(content = AddBody),
+    responses(
+        (status = 200, description = "Created.", body = PushAltAccountAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 503, description = "Password checks are saturated, or the broker is down; retry.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn add(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -42,7 +60,8 @@ pub async fn add(
     Ok(ok(json!({ "data": user_json(&account), "message": "User added successfully" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AccountUpdate)]
 pub struct UpdateBody {
     id: Option<Id>,
     name: Option<String>,
@@ -53,6 +72,23 @@ pub struct UpdateBody {
 
 /// `{id, name, email, password?, status?}`. An admin cannot deactivate their own account (no
 /// one could sign in to undo it if they were the last).
+#[utoipa::path(
+    put,
+    path = "/api/admin/update",
+    tag = "Push-Alt",
+    request_body(content = UpdateBody),
+    responses(
+        (status = 200, description = "The account as changed.", body = PushAltAccountAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 503, description = "Password checks are saturated, or the broker is down; retry.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -78,13 +114,29 @@ pub async fn update(
     Ok(ok(json!({ "data": user_json(&account), "message": "User updated successfully" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = AccountRestore)]
 pub struct RestoreBody {
     id: Option<Id>,
     ids: Option<Vec<Id>>,
 }
 
 /// `{id}` (Push-Alt's API) or `{ids: […]}` (what its web app sent): reactivates the accounts.
+#[utoipa::path(
+    post,
+    path = "/api/admin/restore",
+    tag = "Push-Alt",
+    request_body(content = RestoreBody),
+    responses(
+        (status = 200, description = "Restored: the account, or a list of them.", body = RestoredAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn restore(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -108,12 +160,40 @@ pub async fn restore(
     Ok(ok(json!({ "data": restored, "message": "User restored successfully" })))
 }
 
+/// One account (admin).
+#[utoipa::path(
+    get,
+    path = "/api/admin/{id}/view",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The account's id.")),
+    responses(
+        (status = 200, description = "The account.", body = PushAltAccountAnswer),
+        (status = 400, description = "An invalid id.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn view(State(state): State<AppState>, Admin(_): Admin, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     let account = state.accounts.get(id).await?;
     Ok(ok(json!({ "data": user_json(&account) })))
 }
 
 /// `GET /api/admin/admins?take=&skip=`: the accounts that are not admins, in id order.
+#[utoipa::path(
+    get,
+    path = "/api/admin/admins",
+    tag = "Push-Alt",
+    params(("take" = Option<u32>, Query, description = "1–100; default 10."), ("skip" = Option<u32>, Query, description = "Default 0.")),
+    responses(
+        (status = 200, description = "The accounts.", body = PushAltAccounts),
+        (status = 400, description = "Invalid pagination parameters.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Admin(_): Admin, uri: Uri) -> Result<Json<Value>, ApiError> {
     let take = input::query_number(uri.query(), "take", 10, 1..=MAX_TAKE)?;
     let skip = input::query_number(uri.query(), "skip", 0, 0..=1_000_000_000)?;

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::caller::User;
 use super::input::{self, json};
+use super::schema::*;
 use super::{ApiError, limit, ok, user_json};
 use crate::accounts::{AccountChanges, AccountError, Registration};
 use crate::audit;
@@ -17,7 +18,8 @@ use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
 use crate::store::now_ms;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PushAltLogin)]
 pub struct LoginBody {
     email: Option<String>,
     password: Option<String>,
@@ -26,6 +28,20 @@ pub struct LoginBody {
 /// `{email, password}` → an hour's access token and a week's refresh token. An unknown email, a
 /// wrong password and a deactivated account are one 401; attempts are limited per address and
 /// per name, and password checks share the server's cap (503 past it).
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "Push-Alt",
+    request_body(content = LoginBody),
+    responses(
+        (status = 200, description = "Signed in.", body = LoginAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "Wrong email or password, or a deactivated account.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 429, description = "Too many requests.", body = PushAltFailure, headers(("Retry-After" = u64))),
+        (status = 503, description = "Password checks are saturated, or the broker is down; retry.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,
@@ -52,7 +68,8 @@ pub async fn login(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PushAltRefresh)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
 }
@@ -63,6 +80,18 @@ async fn refresh_token(headers: &HeaderMap, body: Body) -> Result<String, ApiErr
 }
 
 /// `{refresh_token}` → a new access token.
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "Push-Alt",
+    request_body(content = RefreshBody),
+    responses(
+        (status = 200, description = "A new access token.", body = RefreshAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "An invalid or expired refresh token.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+)]
 pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let token = refresh_token(&headers, body).await?;
     let access_token = state.sessions.refresh(&state.accounts, &token).await?;
@@ -70,6 +99,17 @@ pub async fn refresh(State(state): State<AppState>, headers: HeaderMap, body: Bo
 }
 
 /// `{refresh_token}` → the session ends (an unknown token is 400, as Push-Alt answered).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "Push-Alt",
+    request_body(content = RefreshBody),
+    responses(
+        (status = 200, description = "Signed out.", body = PushAltDone),
+        (status = 400, description = "No refresh token, or an unknown one.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+)]
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Json<Value>, ApiError> {
     let token = refresh_token(&headers, body).await?;
     state.sessions.close(&token).await.map_err(|e| match e {
@@ -80,11 +120,22 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bod
 }
 
 /// The caller's account.
+#[utoipa::path(
+    get,
+    path = "/api/auth/profile",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The account.", body = PushAltAccountAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn profile(User(account): User) -> Json<Value> {
     ok(json!({ "data": user_json(&account) }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PushAltProfile)]
 pub struct ProfileBody {
     name: Option<String>,
     email: Option<String>,
@@ -93,6 +144,21 @@ pub struct ProfileBody {
 
 /// `{name, email, password?}` → the account as it is now (Push-Alt answered with the account
 /// as it was before). A new password ends the account's other sessions' refresh tokens.
+#[utoipa::path(
+    put,
+    path = "/api/auth/profile/update",
+    tag = "Push-Alt",
+    request_body(content = ProfileBody),
+    responses(
+        (status = 200, description = "The account as changed.", body = PushAltAccountAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 503, description = "Password checks are saturated, or the broker is down; retry.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update_profile(
     State(state): State<AppState>,
     User(caller): User,
@@ -110,12 +176,21 @@ pub async fn update_profile(
 }
 
 /// Whether setup is still to do (Push-Alt answered this GET with a placeholder text).
+#[utoipa::path(
+    get,
+    path = "/api/setup/complete",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The setup state.", body = SetupStateAnswer),
+    ),
+)]
 pub async fn setup_status(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     let done = state.accounts.setup_done().await?;
     Ok(ok(json!({ "data": { "setup_completed": done } })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = PushAltSetup)]
 pub struct SetupBody {
     setup_token: Option<String>,
     app_name: Option<String>,
@@ -131,6 +206,20 @@ const MAX_SETTING_CHARS: usize = 255;
 
 /// Creates the first admin, once, with the setup token printed at first start; stores the app
 /// name, time zone and `installed_at` settings. The password is never echoed.
+#[utoipa::path(
+    post,
+    path = "/api/setup/complete",
+    tag = "Push-Alt",
+    request_body(content = SetupBody),
+    responses(
+        (status = 200, description = "Set up.", body = SetupAnswer),
+        (status = 400, description = "A field is missing or invalid, or setup is done already.", body = PushAltFailure),
+        (status = 401, description = "A wrong setup token.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 429, description = "Too many requests.", body = PushAltFailure, headers(("Retry-After" = u64))),
+        (status = 503, description = "Password checks are saturated, or the broker is down; retry.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+)]
 pub async fn setup(
     State(state): State<AppState>,
     ClientAddr(ip): ClientAddr,

@@ -13,13 +13,15 @@ use super::caller::Admin;
 use super::credentials::{self, Proof};
 use super::error::text;
 use super::input::{self, IdPath, Seconds, Text};
+use super::schema::*;
 use super::{ApiError, limit, ok};
 use crate::core::ChannelName;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
 use crate::store::{self, now_ms, tokens::ChannelTokenRecord};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = ChannelAuthBody)]
 pub struct AuthBody {
     app_id: Option<Text>,
     app_key: Option<String>,
@@ -29,6 +31,20 @@ pub struct AuthBody {
 
 /// `{app_id, app_key, channel_name, expires_in_seconds?}` → the token, the event name to listen
 /// to, and the row. Every credential failure is 401 with Push-Alt's text.
+#[utoipa::path(
+    post,
+    path = "/api/channel/auth",
+    tag = "Push-Alt",
+    request_body(content = AuthBody),
+    responses(
+        (status = 200, description = "The token.", body = ChannelAuthAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "Unknown or deactivated workspace, or wrong credentials.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+        (status = 429, description = "Too many requests.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("pushalt_app_key" = []), ("pusher_signature" = [])),
+)]
 pub async fn auth(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -78,6 +94,19 @@ const MAX_TAKE: i64 = 100;
 
 /// `GET /api/channel/channels?page=&take=` (admin): unexpired tokens of every workspace, newest
 /// first, `hasMore` and `message: null` as Push-Alt answered.
+#[utoipa::path(
+    get,
+    path = "/api/channel/channels",
+    tag = "Push-Alt",
+    params(("page" = Option<u32>, Query, description = "From 1; default 1."), ("take" = Option<u32>, Query, description = "1–100; default 10.")),
+    responses(
+        (status = 200, description = "A page of rows.", body = TokenPage),
+        (status = 400, description = "Invalid pagination parameters.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Admin(_): Admin, uri: Uri) -> Result<Json<Value>, ApiError> {
     let page = input::query_number(uri.query(), "page", 1, 1..=1_000_000)?;
     let take = input::query_number(uri.query(), "take", 10, 1..=MAX_TAKE)?;
@@ -88,6 +117,20 @@ pub async fn list(State(state): State<AppState>, Admin(_): Admin, uri: Uri) -> R
 }
 
 /// `GET /api/channel/{id}` (admin): one unexpired token's row with its workspace's name.
+#[utoipa::path(
+    get,
+    path = "/api/channel/{id}",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The row's id.")),
+    responses(
+        (status = 200, description = "The row.", body = TokenAnswer),
+        (status = 400, description = "An invalid id.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn view(State(state): State<AppState>, Admin(_): Admin, IdPath(id): IdPath) -> Result<Json<Value>, ApiError> {
     let record = match state.store.channel_token(id, now_ms()).await {
         Ok(r) => r,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::caller::Admin;
 use super::input::{self, IdPath, json};
+use super::schema::*;
 use super::{ApiError, limit, ok};
 use crate::apps::OriginPattern;
 use crate::origins::MAX_STORED;
@@ -27,7 +28,8 @@ fn json_of(r: &CorsOriginRecord) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = CorsUrl)]
 pub struct UrlBody {
     url: Option<String>,
 }
@@ -55,11 +57,39 @@ fn duplicate() -> ApiError {
     ApiError::Conflict("URL already exists".into())
 }
 
+/// The allowed origins (admin).
+#[utoipa::path(
+    get,
+    path = "/api/cors",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The entries.", body = CorsListAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
     let data: Vec<Value> = state.store.cors_origins().await?.iter().map(json_of).collect();
     Ok(ok(json!({ "data": data })))
 }
 
+/// Allows an origin (admin).
+#[utoipa::path(
+    post,
+    path = "/api/cors",
+    tag = "Push-Alt",
+    request_body(content = UrlBody),
+    responses(
+        (status = 200, description = "Added.", body = CorsAnswer),
+        (status = 400, description = "An invalid URL, or the list is full.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -77,6 +107,24 @@ pub async fn create(
     Ok(ok(json!({ "data": json_of(&record), "message": "CORS entry added successfully" })))
 }
 
+/// Changes an allowed origin (admin).
+#[utoipa::path(
+    put,
+    path = "/api/cors/{id}",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The entry's id.")),
+    request_body(content = UrlBody),
+    responses(
+        (status = 200, description = "Changed.", body = PushAltDone),
+        (status = 400, description = "An invalid id or URL.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -95,6 +143,21 @@ pub async fn update(
     Ok(ok(json!({ "message": "CORS entry updated successfully" })))
 }
 
+/// Removes an allowed origin (admin).
+#[utoipa::path(
+    delete,
+    path = "/api/cors/{id}",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The entry's id.")),
+    responses(
+        (status = 200, description = "Removed.", body = PushAltDone),
+        (status = 400, description = "An invalid id.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Admin(_): Admin,

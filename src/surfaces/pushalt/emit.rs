@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::credentials::{self, Proof};
 use super::error::text;
 use super::input::{self, Text};
+use super::schema::*;
 use super::{ApiError, ok};
 use crate::core::{ChannelName, Data, Event};
 use crate::server::forwarded::ClientAddr;
@@ -46,6 +47,23 @@ struct EmitBody<'a> {
     body: Option<&'a RawValue>,
 }
 
+/// Emits a message to a channel's Socket.IO subscribers.
+#[utoipa::path(
+    post,
+    path = "/api/message/emit",
+    tag = "Push-Alt",
+    request_body(content = EmitFields),
+    responses(
+        (status = 200, description = "Emitted.", body = PushAltDone),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "A deactivated workspace, or wrong credentials.", body = PushAltFailure),
+        (status = 404, description = "No such workspace.", body = PushAltFailure),
+        (status = 413, description = "The message is over the app's limit, or the body over the route's.", body = PushAltFailure),
+        (status = 429, description = "Too many requests.", body = PushAltFailure, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down: nothing was emitted.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("pushalt_app_key" = []), ("pusher_signature" = [])),
+)]
 pub async fn emit(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,

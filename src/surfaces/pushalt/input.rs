@@ -12,6 +12,10 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
 use super::ApiError;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::{PartialSchema, ToSchema};
+
 use super::error::text;
 use crate::surfaces::read_body;
 
@@ -67,6 +71,48 @@ impl<'de> Deserialize<'de> for Id {
         d.deserialize_any(IdVisitor)
     }
 }
+
+/// Push-Alt's JavaScript clients send numbers and numeric strings alike; the document says so.
+fn number_or_digits(description: &str, minimum: i64) -> RefOr<Schema> {
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(minimum)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]+$")))
+        .description(Some(description))
+        .into()
+}
+
+impl PartialSchema for Id {
+    fn schema() -> RefOr<Schema> {
+        number_or_digits("A positive whole number, or a string of its digits.", 1)
+    }
+}
+
+impl ToSchema for Id {}
+
+impl PartialSchema for Text {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .item(ObjectBuilder::new().schema_type(Type::Integer))
+            .description(Some("A string (a whole number is taken as its digits)."))
+            .into()
+    }
+}
+
+impl ToSchema for Text {}
+
+impl PartialSchema for Seconds {
+    fn schema() -> RefOr<Schema> {
+        number_or_digits("Whole seconds, 0 or more, as a number or a string of digits.", 0)
+    }
+}
+
+impl ToSchema for Seconds {}
 
 /// The `{id}` of a route's path as an [`Id`]; a segment that is not one (or does not decode) is
 /// a 400 in this surface's envelope.

@@ -18,6 +18,7 @@ mod credentials;
 mod emit;
 mod error;
 mod input;
+mod schema;
 mod settings;
 pub mod socketio;
 mod test_connection;
@@ -73,6 +74,48 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/test-connection", only(post(test_connection::run)))
         .route("/api/test-connection/{*rest}", any(test_connection::retired))
         .layer(middleware::from_fn_with_state(state, cors::layer))
+}
+
+/// This surface's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        channel::auth,
+        channel::list,
+        channel::view,
+        emit::emit,
+        auth::login,
+        auth::refresh,
+        auth::logout,
+        auth::profile,
+        auth::update_profile,
+        auth::setup_status,
+        auth::setup,
+        workspaces::list,
+        workspaces::create,
+        workspaces::delete,
+        workspaces::read,
+        workspaces::update,
+        cors_list::list,
+        cors_list::create,
+        cors_list::update,
+        cors_list::delete,
+        admin::add,
+        admin::update,
+        admin::restore,
+        admin::view,
+        admin::list,
+        settings::put_one,
+        settings::put_form,
+        settings::view,
+        settings::list,
+        settings::form,
+        settings::last_installed,
+        test_connection::run,
+        test_connection::retired,
+    ))]
+    struct Doc;
+    <Doc as utoipa::OpenApi>::openapi()
 }
 
 /// A refusal the server made around this surface's routes (admission, the deadline, an unknown

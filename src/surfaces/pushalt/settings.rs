@@ -14,6 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::caller::Admin;
 use super::input::{self, NamePath, json};
+use super::schema::*;
 use super::{ApiError, limit, ok};
 use crate::server::state::AppState;
 use crate::store::{self, settings::SettingRecord};
@@ -53,12 +54,28 @@ async fn put(state: &AppState, pairs: &[(String, String)]) -> Result<(), ApiErro
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = SettingBody)]
 pub struct OneBody {
     name: Option<String>,
     value: Option<String>,
 }
 
+/// Sets one setting (admin).
+#[utoipa::path(
+    post,
+    path = "/api/setting/add_or_update",
+    tag = "Push-Alt",
+    request_body(content = OneBody),
+    responses(
+        (status = 200, description = "Set.", body = PushAltDone),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_one(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -71,6 +88,21 @@ pub async fn put_one(
     Ok(ok(json!({ "message": "Setting updated successfully" })))
 }
 
+/// Sets several settings from a form (admin): JSON `{name: value}` or `multipart/form-data`.
+#[utoipa::path(
+    post,
+    path = "/api/setting/update_form_setting",
+    tag = "Push-Alt",
+    request_body(content((SettingsForm = "application/json"), (SettingsForm = "multipart/form-data"))),
+    responses(
+        (status = 200, description = "Set.", body = PushAltDone),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn put_form(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -207,6 +239,21 @@ async fn multipart_fields(content_type: &str, bytes: axum::body::Bytes) -> Resul
     Ok(fields)
 }
 
+/// One setting (admin).
+#[utoipa::path(
+    get,
+    path = "/api/setting/{name}/view",
+    tag = "Push-Alt",
+    params(("name" = String, Path, description = "The setting's name.")),
+    responses(
+        (status = 200, description = "The setting.", body = SettingAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn view(
     State(state): State<AppState>,
     Admin(_): Admin,
@@ -215,6 +262,19 @@ pub async fn view(
     one(&state, &name, "Setting not found").await
 }
 
+/// The `installed_at` setting (admin).
+#[utoipa::path(
+    get,
+    path = "/api/setting/last_installed",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The setting.", body = SettingAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn last_installed(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
     one(&state, "installed_at", "Installed_at setting not found").await
 }
@@ -227,12 +287,35 @@ async fn one(state: &AppState, name: &str, missing: &str) -> Result<Json<Value>,
     }
 }
 
+/// Every setting (admin).
+#[utoipa::path(
+    get,
+    path = "/api/setting/settings",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The settings.", body = SettingsAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
     let data: Vec<Value> = state.store.settings().await?.iter().map(json_of).collect();
     Ok(ok(json!({ "data": data })))
 }
 
 /// Every setting as `{name: value}`.
+#[utoipa::path(
+    get,
+    path = "/api/setting/gets_form_setting",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The settings.", body = SettingsFormAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn form(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
     let data: Map<String, Value> =
         state.store.settings().await?.into_iter().map(|r| (r.name, Value::String(r.value))).collect();

@@ -10,6 +10,7 @@ use axum::extract::State;
 use serde_json::{Value, json};
 
 use super::caller::Admin;
+use super::schema::*;
 use super::{ApiError, ok};
 use crate::probe;
 use crate::server::state::AppState;
@@ -17,6 +18,19 @@ use crate::server::state::AppState;
 /// How long each round trip may take before it counts as failed.
 const WAIT: Duration = Duration::from_secs(5);
 
+/// Times a database and a broker round trip (admin).
+#[utoipa::path(
+    post,
+    path = "/api/test-connection",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "Both answered.", body = TestConnectionAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 503, description = "A round trip failed.", body = PushAltFailure, headers(("Retry-After" = u64))),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn run(State(state): State<AppState>, Admin(_): Admin) -> Result<Json<Value>, ApiError> {
     let database = probe::database(&state.store, WAIT).await.map_err(|e| failed("Database", &e))?;
     let broker = probe::broker(&state.realtime, WAIT).await.map_err(|e| failed("Broker", &e))?;
@@ -39,6 +53,18 @@ fn millis(d: Duration) -> f64 {
 }
 
 /// The preset routes Push-Alt's code had under `/api/test-connection/`.
+#[utoipa::path(
+    method(get,post,put,patch,delete),
+    path = "/api/test-connection/{rest}",
+    tag = "Push-Alt",
+    params(("rest" = String, Path, description = "Anything (more segments too).")),
+    responses(
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 403, description = "The caller is not an admin.", body = PushAltFailure),
+        (status = 404, description = "Retired.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn retired(Admin(_): Admin) -> ApiError {
     ApiError::not_found(
         "Saved test connections are not kept; POST /api/test-connection times a database and a broker round trip",

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::caller::User;
 use super::error::text;
 use super::input::{self, Id, IdPath, Text, json};
+use super::schema::*;
 use super::{ApiError, limit, ok};
 use crate::accounts::Account;
 use crate::apps::{self, App, CreateApp, UpdateApp};
@@ -69,6 +70,16 @@ async fn caught_up(state: &AppState, revision: i64) -> Result<(), ApiError> {
 }
 
 /// Newest `updated_at` first, as Push-Alt listed them.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces",
+    tag = "Push-Alt",
+    responses(
+        (status = 200, description = "The workspaces.", body = WorkspacesAnswer),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn list(State(state): State<AppState>, User(caller): User) -> Json<Value> {
     let mut apps: Vec<_> = state.apps.all().into_iter().filter(|a| can_manage(&caller, a)).collect();
     apps.sort_by_key(|a| std::cmp::Reverse((a.updated_at, a.number)));
@@ -76,6 +87,20 @@ pub async fn list(State(state): State<AppState>, User(caller): User) -> Json<Val
     ok(json!({ "message": "Workspaces retrieved", "data": data }))
 }
 
+/// One of the caller's workspaces.
+#[utoipa::path(
+    get,
+    path = "/api/workspaces/{id}",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The workspace's number.")),
+    responses(
+        (status = 200, description = "The workspace.", body = WorkspaceAnswer),
+        (status = 400, description = "An invalid id.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn read(
     State(state): State<AppState>,
     User(caller): User,
@@ -85,7 +110,8 @@ pub async fn read(
     Ok(ok(json!({ "message": "Workspace retrieved", "data": json_of(&app) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkspaceCreate)]
 pub struct CreateBody {
     name: Option<String>,
     description: Option<String>,
@@ -96,6 +122,20 @@ pub struct CreateBody {
 
 /// `{name, description?, status?, app_key, app_id?}`: the client chooses `app_id` (409 if it is
 /// taken; generated when absent) and `app_key`, which becomes the app's secret.
+#[utoipa::path(
+    post,
+    path = "/api/workspaces",
+    tag = "Push-Alt",
+    request_body(content = CreateBody),
+    responses(
+        (status = 200, description = "Created.", body = WorkspaceAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn create(
     State(state): State<AppState>,
     User(caller): User,
@@ -120,7 +160,8 @@ pub async fn create(
     Ok(ok(json!({ "message": "Workspace created", "data": json_of(&app) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkspaceUpdate)]
 pub struct UpdateBody {
     name: Option<String>,
     #[serde(default, deserialize_with = "input::present")]
@@ -133,6 +174,22 @@ pub struct UpdateBody {
 /// `{name?, description?, status?, app_key?, app_id?}`: given fields change; an `app_key`
 /// replaces the secret (the old one stops working at once); `app_id` cannot change (it names
 /// the app to the Pusher API and its tokens).
+#[utoipa::path(
+    put,
+    path = "/api/workspaces/{id}",
+    tag = "Push-Alt",
+    params(("id" = i64, Path, description = "The workspace's number.")),
+    request_body(content = UpdateBody),
+    responses(
+        (status = 200, description = "The workspace as changed.", body = WorkspaceAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+        (status = 409, description = "Taken already.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
@@ -157,13 +214,28 @@ pub async fn update(
     Ok(ok(json!({ "message": "Workspace updated", "data": json_of(&app) })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = WorkspaceDelete)]
 pub struct DeleteBody {
     ids: Option<Vec<Id>>,
 }
 
 /// `{ids: [n, …]}` (1 to 100 ids): deletes the caller's workspaces among them; ids of others,
 /// or of none, are passed over, as Push-Alt's `IN (…)` did.
+#[utoipa::path(
+    delete,
+    path = "/api/workspaces",
+    tag = "Push-Alt",
+    request_body(content = DeleteBody),
+    responses(
+        (status = 200, description = "Deleted.", body = PushAltDone),
+        (status = 400, description = "A field is missing or invalid.", body = PushAltFailure),
+        (status = 401, description = "No bearer token, or an invalid or expired one.", body = PushAltFailure),
+        (status = 404, description = "Not found.", body = PushAltFailure),
+        (status = 413, description = "The body is over the route's limit.", body = PushAltFailure),
+    ),
+    security(("bearer" = [])),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     User(caller): User,

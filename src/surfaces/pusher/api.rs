@@ -10,9 +10,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
 
 use super::ApiError;
 use crate::apps::App;
@@ -25,13 +25,13 @@ use crate::core::{
 use crate::metrics;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
-use crate::surfaces::{body_limit, declared_length, read_declared};
+use crate::surfaces::{ErrorBody, body_limit, declared_length, read_declared};
 
 /// Most channels one event may go to.
 pub const MAX_CHANNELS_PER_EVENT: usize = 100;
 /// Most events one batch may hold.
 pub const MAX_BATCH: usize = 10;
-type ApiResult = Result<Json<Value>, ApiError>;
+type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// How much body a route reads at most, given the app (its message limit sizes publishes).
 #[derive(Clone, Copy)]
@@ -143,16 +143,107 @@ impl Info {
         self.user_count || self.subscription_count
     }
 
-    fn render(self, channel: &ChannelName, stats: ChannelStats) -> Value {
-        let mut out = Map::new();
-        if self.user_count && channel.kind() == ChannelKind::Presence {
-            out.insert("user_count".into(), stats.user_count.unwrap_or(0).into());
+    fn render(self, channel: &ChannelName, stats: ChannelStats) -> ChannelAttributes {
+        ChannelAttributes {
+            user_count: (self.user_count && channel.kind() == ChannelKind::Presence)
+                .then(|| stats.user_count.unwrap_or(0)),
+            subscription_count: self.subscription_count.then_some(stats.subscription_count),
         }
-        if self.subscription_count {
-            out.insert("subscription_count".into(), stats.subscription_count.into());
-        }
-        Value::Object(out)
     }
+}
+
+/// A channel's attributes, as many as `info` asked for.
+#[derive(Serialize, ToSchema, Default)]
+pub struct ChannelAttributes {
+    /// Distinct users (presence channels, with `info=user_count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_count: Option<usize>,
+    /// Connections subscribed (with `info=subscription_count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subscription_count: Option<usize>,
+}
+
+/// The answer to a trigger: `{}`, or the attributes of each channel when `info` asked for some.
+#[derive(Serialize, ToSchema)]
+pub struct TriggerAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channels: Option<BTreeMap<String, ChannelAttributes>>,
+}
+
+/// The answer to a batch: `{}`, or per event (in order) its first channel's attributes when an
+/// event's `info` asked for some.
+#[derive(Serialize, ToSchema)]
+pub struct BatchAnswer {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch: Option<Vec<ChannelAttributes>>,
+}
+
+/// The occupied channels (optionally those starting with `filter_by_prefix`).
+#[derive(Serialize, ToSchema)]
+pub struct ChannelsAnswer {
+    channels: BTreeMap<String, ChannelAttributes>,
+}
+
+/// One channel: whether it is occupied, the attributes `info` asked for, and with `info=cache`
+/// the event a subscriber of a cache channel would be replayed now (null when none).
+#[derive(Serialize, ToSchema)]
+pub struct ChannelAnswer {
+    occupied: bool,
+    #[serde(flatten)]
+    attributes: ChannelAttributes,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable)]
+    cache: Option<Option<CachedEvent>>,
+}
+
+/// A cache channel's last event and the seconds it is kept yet.
+#[derive(Serialize, ToSchema)]
+pub struct CachedEvent {
+    event: String,
+    data: String,
+    ttl: u64,
+}
+
+/// A presence channel's users.
+#[derive(Serialize, ToSchema)]
+pub struct UsersAnswer {
+    users: Vec<PresenceUser>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PresenceUser {
+    id: String,
+}
+
+/// `{}`.
+#[derive(Serialize, ToSchema)]
+pub struct Empty {}
+
+/// One event to publish (a trigger's body; in a batch, `channel` names its one channel). The
+/// fields may come in the query string instead; the body wins.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the body `RawEvent` reads field by field.
+pub struct EventBody {
+    /// 1–200 characters, not starting with `pusher`.
+    name: String,
+    /// The payload: a string (sent to clients as it is) or any JSON value; at most the app's
+    /// `max_message_bytes`.
+    data: serde_json::Value,
+    /// Up to 100 channels (triggers only).
+    channels: Option<Vec<String>>,
+    /// One channel, instead of `channels`.
+    channel: Option<String>,
+    /// A connection to leave out (`<digits>.<digits>`).
+    socket_id: Option<String>,
+    /// Attributes to answer with: `user_count`, `subscription_count` (comma-separated).
+    info: Option<String>,
+}
+
+/// Up to 10 events, validated all before any is published.
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes the body `RawBatch` reads.
+pub struct BatchBody {
+    batch: Vec<EventBody>,
 }
 
 /// One event as sent: each field kept as raw JSON text and read on its own, so that unknown
@@ -331,29 +422,40 @@ fn publish(state: &AppState, app: &App, t: &Trigger) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn channel_info(state: &AppState, app: &App, t: &Trigger) -> Value {
-    let channels: Map<String, Value> = t
-        .channels
-        .iter()
-        .map(|c| (c.to_string(), t.info.render(c, state.realtime.channel_stats(&app.id, c))))
-        .collect();
-    Value::Object(channels)
+fn channel_info(state: &AppState, app: &App, t: &Trigger) -> BTreeMap<String, ChannelAttributes> {
+    t.channels.iter().map(|c| (c.to_string(), t.info.render(c, state.realtime.channel_stats(&app.id, c)))).collect()
 }
 
-/// `POST /apps/{id}/events`.
+/// Publishes one event to up to 100 channels.
+#[utoipa::path(
+    post,
+    path = "/apps/{app_id}/events",
+    tag = "Pusher HTTP API",
+    params(AppIdPath, SignedQuery),
+    request_body(content = EventBody, description = "The event (its fields may come in the query string instead)."),
+    responses(
+        (status = 200, description = "Published.", body = TriggerAnswer),
+        (status = 400, description = "A field is missing or invalid.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 413, description = "Data over the app's `max_message_bytes`, or a body over the route's limit.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down: nothing was published.", body = ErrorBody),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn trigger(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<TriggerAnswer> {
     let (app, body) = authenticate(&state, &app_id, &req, body, BodyNeed::Event).await?;
     let t = parse_trigger(&parse_event(&body)?, &QueryParams::from_uri(&req.uri), &app, false)?;
     publish(&state, &app, &t)?;
-    if t.info.any() {
-        return Ok(Json(json!({ "channels": channel_info(&state, &app, &t) })));
-    }
-    Ok(Json(json!({})))
+    let channels = t.info.any().then(|| channel_info(&state, &app, &t));
+    Ok(Json(TriggerAnswer { channels }))
 }
 
 /// `{"batch": [events]}`, each event kept raw until it is read.
@@ -363,13 +465,31 @@ struct RawBatch<'a> {
     batch: Option<&'a RawValue>,
 }
 
-/// `POST /apps/{id}/batch_events`.
+/// Publishes up to 10 events, each to one channel; all are validated before any is published.
+#[utoipa::path(
+    post,
+    path = "/apps/{app_id}/batch_events",
+    tag = "Pusher HTTP API",
+    params(AppIdPath, SignedQuery),
+    request_body(content = BatchBody),
+    responses(
+        (status = 200, description = "Published.", body = BatchAnswer),
+        (status = 400, description = "An event is missing a field or invalid; none was published.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 413, description = "Data over the app's `max_message_bytes`, or a body over the route's limit.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down.", body = ErrorBody),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn trigger_batch(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<BatchAnswer> {
     let (app, body) = authenticate(&state, &app_id, &req, body, BodyNeed::Batch).await?;
     let raw: RawBatch<'_> =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))?;
@@ -391,55 +511,96 @@ pub async fn trigger_batch(
     for t in &triggers {
         publish(&state, &app, t)?;
     }
-    if triggers.iter().any(|t| t.info.any()) {
-        let batch: Vec<Value> = triggers
+    let batch = triggers.iter().any(|t| t.info.any()).then(|| {
+        triggers
             .iter()
             .map(|t| {
-                t.channels.first().map_or(json!({}), |c| t.info.render(c, state.realtime.channel_stats(&app.id, c)))
+                t.channels.first().map_or_else(ChannelAttributes::default, |c| {
+                    t.info.render(c, state.realtime.channel_stats(&app.id, c))
+                })
             })
-            .collect();
-        return Ok(Json(json!({ "batch": batch })));
-    }
-    Ok(Json(json!({})))
+            .collect()
+    });
+    Ok(Json(BatchAnswer { batch }))
 }
 
 fn query_param(uri: &Uri, name: &str) -> Option<String> {
     sig::query_pairs(uri.query().unwrap_or_default()).into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
 }
 
-/// `GET /apps/{id}/channels?filter_by_prefix=&info=`.
+/// Lists the occupied channels.
+#[utoipa::path(
+    get,
+    path = "/apps/{app_id}/channels",
+    tag = "Pusher HTTP API",
+    params(
+        AppIdPath,
+        ("filter_by_prefix" = Option<String>, Query, description = "Only channels whose names start with it."),
+        ("info" = Option<String>, Query, description = "`subscription_count`, and `user_count` with `filter_by_prefix=presence-` (comma-separated)."),
+        SignedQuery,
+    ),
+    responses(
+        (status = 200, description = "The channels.", body = ChannelsAnswer),
+        (status = 400, description = "An `info` attribute is unknown or not available here.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn channels(
     State(state): State<AppState>,
     Path(app_id): Path<String>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<ChannelsAnswer> {
     let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
     let prefix = query_param(&req.uri, "filter_by_prefix").unwrap_or_default();
     let info = Info::parse(query_param(&req.uri, "info").as_deref())?.without_cache()?;
     if info.user_count && !prefix.starts_with("presence-") {
         return Err(ApiError::bad("user_count is only available with filter_by_prefix=presence-"));
     }
-    let channels: BTreeMap<String, Value> = state
+    let channels = state
         .realtime
         .occupied_channels(&app.id, &prefix)
         .into_iter()
         .map(|(name, stats)| (name.to_string(), info.render(&name, stats)))
         .collect();
-    Ok(Json(json!({ "channels": channels })))
+    Ok(Json(ChannelsAnswer { channels }))
 }
 
 fn path_channel(raw: &str) -> Result<ChannelName, ApiError> {
     ChannelName::parse(raw).map_err(|e| ApiError::bad(format!("Invalid channel {raw:?}: {e}")))
 }
 
-/// `GET /apps/{id}/channels/{name}?info=`.
+/// One channel's state.
+#[utoipa::path(
+    get,
+    path = "/apps/{app_id}/channels/{channel}",
+    tag = "Pusher HTTP API",
+    params(
+        AppIdPath,
+        ("channel" = String, Path, description = "The channel's name."),
+        ("info" = Option<String>, Query, description = "`subscription_count`, `user_count` (presence channels), `cache` (cache channels), comma-separated."),
+        SignedQuery,
+    ),
+    responses(
+        (status = 200, description = "The channel.", body = ChannelAnswer),
+        (status = 400, description = "The channel name or an `info` attribute is invalid.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn channel(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<ChannelAnswer> {
     let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
     let channel = path_channel(&channel)?;
     let info = Info::parse(query_param(&req.uri, "info").as_deref())?;
@@ -450,60 +611,100 @@ pub async fn channel(
         return Err(ApiError::bad("cache is only available for cache channels"));
     }
     let stats = state.realtime.channel_stats(&app.id, &channel);
-    let mut out = Map::new();
-    out.insert("occupied".into(), (stats.subscription_count > 0).into());
-    if let Value::Object(attrs) = info.render(&channel, stats) {
-        out.extend(attrs);
-    }
-    if info.cache {
-        // What a subscriber would be replayed now (null after a miss), with the seconds it is
-        // kept yet: what a backend needs to serve initial state itself.
-        let cached = state.realtime.cached_event(&app.id, &channel).map(|(event, left)| {
+    // What a subscriber would be replayed now (null after a miss), with the seconds it is kept
+    // yet: what a backend needs to serve initial state itself.
+    let cache = info.cache.then(|| {
+        state.realtime.cached_event(&app.id, &channel).map(|(event, left)| {
             let data = match &event.data {
-                Data::Text(s) | Data::Json(s) => &**s,
+                Data::Text(s) | Data::Json(s) => s.to_string(),
             };
-            json!({ "event": &*event.name, "data": data, "ttl": left.as_secs() })
-        });
-        out.insert("cache".into(), cached.unwrap_or(Value::Null));
-    }
-    Ok(Json(Value::Object(out)))
+            CachedEvent { event: event.name.to_string(), data, ttl: left.as_secs() }
+        })
+    });
+    Ok(Json(ChannelAnswer { occupied: stats.subscription_count > 0, attributes: info.render(&channel, stats), cache }))
 }
 
-/// `GET /apps/{id}/channels/{presence-name}/users`.
+/// A presence channel's users.
+#[utoipa::path(
+    get,
+    path = "/apps/{app_id}/channels/{channel}/users",
+    tag = "Pusher HTTP API",
+    params(AppIdPath, ("channel" = String, Path, description = "A presence channel's name."), SignedQuery),
+    responses(
+        (status = 200, description = "The users.", body = UsersAnswer),
+        (status = 400, description = "Not a presence channel, or an invalid name.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn channel_users(
     State(state): State<AppState>,
     Path((app_id, channel)): Path<(String, String)>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<UsersAnswer> {
     let (app, _) = authenticate(&state, &app_id, &req, body, BodyNeed::Empty).await?;
     let channel = path_channel(&channel)?;
     if channel.kind() != ChannelKind::Presence {
         return Err(ApiError::bad("Users are only available for presence channels"));
     }
-    let users: Vec<Value> =
-        state.realtime.presence_users(&app.id, &channel).iter().map(|u| json!({ "id": &**u })).collect();
-    Ok(Json(json!({ "users": users })))
+    let users =
+        state.realtime.presence_users(&app.id, &channel).iter().map(|u| PresenceUser { id: u.to_string() }).collect();
+    Ok(Json(UsersAnswer { users }))
 }
 
-/// `POST /apps/{id}/users/{user_id}/terminate_connections`.
+/// Closes every connection of a user (signed in with `pusher:signin`).
+#[utoipa::path(
+    post,
+    path = "/apps/{app_id}/users/{user_id}/terminate_connections",
+    tag = "Pusher HTTP API",
+    params(AppIdPath, ("user_id" = String, Path, description = "1–128 characters."), SignedQuery),
+    responses(
+        (status = 200, description = "Their connections are being closed.", body = Empty),
+        (status = 400, description = "An invalid user id.", body = ErrorBody),
+        (status = 401, description = "The signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 404, description = "No such app.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down.", body = ErrorBody),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn terminate_connections(
     State(state): State<AppState>,
     Path((app_id, user_id)): Path<(String, String)>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<Empty> {
     terminate(state, &app_id, user_id, req, body).await
 }
 
 /// `POST /users/{user_id}/terminate_connections`: the path the official Python SDK (3.x) signs
 /// and sends, without `/apps/{id}`. The app is the one whose `auth_key` signed the request.
+#[utoipa::path(
+    post,
+    path = "/users/{user_id}/terminate_connections",
+    tag = "Pusher HTTP API",
+    params(("user_id" = String, Path, description = "1–128 characters."), SignedQuery),
+    responses(
+        (status = 200, description = "Their connections are being closed.", body = Empty),
+        (status = 400, description = "An invalid user id.", body = ErrorBody),
+        (status = 401, description = "No `auth_key`, no app has it, or the signature does not check out.", body = ErrorBody),
+        (status = 403, description = "The app is disabled.", body = ErrorBody),
+        (status = 429, description = "Over the app's `api_requests_per_second`.", body = ErrorBody, headers(("Retry-After" = u64))),
+        (status = 503, description = "The broker is down.", body = ErrorBody),
+    ),
+    security(("pusher_signature" = [])),
+)]
 pub async fn terminate_connections_by_key(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     req: ApiRequest,
     body: Body,
-) -> ApiResult {
+) -> ApiResult<Empty> {
     let key = query_param(&req.uri, "auth_key").ok_or(ApiError::Auth(sig::ApiAuthError::Missing("auth_key")))?;
     let Some(app) = state.apps.by_key(&key) else {
         audit::refused(audit::Refusal::UnknownKey, req.client, &key, &"no app has this auth_key");
@@ -512,11 +713,37 @@ pub async fn terminate_connections_by_key(
     terminate(state, &app.id, user_id, req, body).await
 }
 
-async fn terminate(state: AppState, app_id: &str, user_id: String, req: ApiRequest, body: Body) -> ApiResult {
+async fn terminate(state: AppState, app_id: &str, user_id: String, req: ApiRequest, body: Body) -> ApiResult<Empty> {
     let (app, _) = authenticate(&state, app_id, &req, body, BodyNeed::Empty).await?;
     if user_id.is_empty() || !fits_chars(&user_id, MAX_USER_ID_LEN) {
         return Err(ApiError::bad("user_id must be 1–128 characters"));
     }
     state.realtime.terminate_user(&app.id, &user_id).map_err(|_| ApiError::BrokerDown)?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
+}
+
+/// The app an API path names.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Describes the `{app_id}` the handlers take as a `Path<String>`.
+pub struct AppIdPath {
+    /// The app's id.
+    app_id: String,
+}
+
+/// The signed query every API request carries (the `pusher_signature` scheme).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Describes the query `sig::verify_head` checks.
+pub struct SignedQuery {
+    /// The app's key.
+    auth_key: String,
+    /// Unix seconds; within 600 s of the server's clock.
+    auth_timestamp: u64,
+    /// `1.0`.
+    auth_version: String,
+    /// The hex MD5 of the body (requests with a body).
+    body_md5: Option<String>,
+    /// The hex HMAC-SHA256, with the app secret, of `METHOD\nPATH\nSORTED_QUERY`.
+    auth_signature: String,
 }

@@ -14,6 +14,27 @@ use crate::server::state::AppState;
 
 pub use error::ApiError;
 
+/// This surface's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    #[derive(utoipa::OpenApi)]
+    #[openapi(paths(
+        ws::upgrade,
+        ws::bad_path,
+        api::trigger,
+        api::trigger_batch,
+        api::channels,
+        api::channel,
+        api::channel_users,
+        api::terminate_connections,
+        api::terminate_connections_by_key,
+    ))]
+    struct Doc;
+    let mut doc = <Doc as utoipa::OpenApi>::openapi();
+    // One refusal serves the paths around `/app/{key}`.
+    crate::surfaces::docs::alias(&mut doc, "/app/{key}/{rest}", &["/app/{key}/", "/app", "/app/"]);
+    doc
+}
+
 /// This surface's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()

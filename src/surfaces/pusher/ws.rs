@@ -23,7 +23,7 @@ use crate::metrics;
 use crate::ratelimit::TokenBucket;
 use crate::server::forwarded::ClientAddr;
 use crate::server::state::AppState;
-use crate::surfaces::PresenceUsers;
+use crate::surfaces::{ErrorBody, PresenceUsers};
 use crate::transport::ws::{self as loop_, Closing, Flow, NotAnUpgrade, Replies, Session, Socket, WsUpgrade};
 
 /// Longest serialised `user_info` (SPEC §3).
@@ -33,6 +33,23 @@ const ENVELOPE_BYTES: usize = 4096;
 
 /// `GET /app/{key}`: checks the app, protocol and origin, then upgrades. Refusals are sent as
 /// Pusher does: a `pusher:error` frame, then a close with the same code.
+#[utoipa::path(
+    get,
+    path = "/app/{key}",
+    tag = "Pusher WebSocket",
+    params(
+        ("key" = String, Path, description = "The app's key."),
+        ("protocol" = u32, Query, description = "Pusher protocol version, 4 to 7."),
+        ("client" = Option<String>, Query, description = "The client library's name."),
+        ("version" = Option<String>, Query, description = "The client library's version."),
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; the first frame is \
+            `pusher:connection_established`, or a `pusher:error` and a close (4001 unknown key, 4003 app \
+            disabled, 4006-4008 protocol version, 4009 origin not allowed, 4100 over capacity)."),
+        (status = 400, description = "Not a WebSocket upgrade request.", body = ErrorBody),
+    ),
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -66,6 +83,19 @@ pub async fn upgrade(
 }
 
 /// `/app/{key}/…` and `/app/`: Pusher's 4005 for a path it does not know.
+#[utoipa::path(
+    get,
+    path = "/app/{key}/{rest}",
+    tag = "Pusher WebSocket",
+    params(
+        ("key" = String, Path, description = "Anything."),
+        ("rest" = String, Path, description = "Anything (more segments too)."),
+    ),
+    responses(
+        (status = 101, description = "A WebSocket upgrade: refused at once with close code 4005 (path not found)."),
+        (status = 404, description = "Not a WebSocket upgrade request.", body = ErrorBody),
+    ),
+)]
 pub async fn bad_path(ws: Result<WsUpgrade, NotAnUpgrade>) -> Response {
     match ws {
         Ok(ws) => ws.on_upgrade(|socket| refuse(socket, codes::PATH_NOT_FOUND, "Path not found".into())),

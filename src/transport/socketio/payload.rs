@@ -296,19 +296,69 @@ fn run<'de, V: Visitor<'de>>(text: &'de str, visit: V) -> Result<V::Value, serde
     Ok(value)
 }
 
+/// `text` with every lone surrogate escape (`\ud800` without its pair) written `\ufffd`, or
+/// `None` when it has none. JSON's grammar allows them and `JSON.parse` accepts them, but
+/// serde_json refuses them: the check runs on the copy (same length, so offsets hold) and the
+/// handler gets the text as sent, to judge as its own malformed input.
+fn without_lone_surrogates(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let escape_at = |i: usize| -> Option<u32> {
+        let hex = bytes.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut lone = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        match escape_at(i) {
+            Some(0xD800..=0xDBFF) if matches!(escape_at(i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                lone.push(i);
+                i += 6;
+            }
+            Some(_) => i += 6,
+            None => i += 2,
+        }
+    }
+    if lone.is_empty() {
+        return None;
+    }
+    let mut copy = text.as_bytes().to_vec();
+    for at in lone {
+        copy[at + 2..at + 6].copy_from_slice(b"fffd");
+    }
+    // Only ASCII hex digits were replaced by ASCII.
+    String::from_utf8(copy).ok()
+}
+
 /// An event's array: its name, and the text of its arguments (the elements after the name,
 /// joined by commas as sent, without the brackets).
 pub fn event(text: &str, attachments: usize) -> Result<(Cow<'_, str>, &str), DecodeError> {
+    let name = match without_lone_surrogates(text) {
+        None => event_name(text, attachments)?,
+        Some(copy) => Cow::Owned(event_name(&copy, attachments)?.into_owned()),
+    };
+    Ok((name, rest_after_first(text)))
+}
+
+/// The checked event array's name.
+fn event_name(text: &str, attachments: usize) -> Result<Cow<'_, str>, DecodeError> {
     let mut scan = Scan::new(attachments);
     let res = run(text, Top { named: true, scan: &mut scan });
-    let name = scan.result(res)?.ok_or(DecodeError::BadEventName)?;
-    Ok((name, rest_after_first(text)))
+    scan.result(res)?.ok_or(DecodeError::BadEventName)
 }
 
 /// An ack's array: the text of its arguments (its elements, without the brackets).
 pub fn ack(text: &str, attachments: usize) -> Result<&str, DecodeError> {
+    let checked = without_lone_surrogates(text);
     let mut scan = Scan::new(attachments);
-    let res = run(text, Top { named: false, scan: &mut scan });
+    let res = run(checked.as_deref().unwrap_or(text), Top { named: false, scan: &mut scan });
     scan.result(res)?;
     Ok(inside_brackets(text))
 }
@@ -346,8 +396,9 @@ pub fn object(text: &str) -> Result<(), DecodeError> {
             Err(self.0.fail(DecodeError::InvalidPayload))
         }
     }
+    let checked = without_lone_surrogates(text);
     let mut scan = Scan::new(0);
-    let res = run(text, Obj(&mut scan));
+    let res = run(checked.as_deref().unwrap_or(text), Obj(&mut scan));
     scan.result(res)
 }
 
@@ -445,6 +496,20 @@ mod tests {
         assert_eq!(event(&"[".repeat(100_000), 0), Err(DecodeError::BadEventName));
         assert_eq!(event(&format!("[\"a\",{}", "[".repeat(100_000)), 0), Err(DecodeError::TooDeep));
         assert_eq!(ack(&"[".repeat(100_000), 0), Err(DecodeError::TooDeep));
+    }
+
+    #[test]
+    fn lone_surrogates_pass_as_json_parse_lets_them() {
+        let (name, rest) = event(r#"["sendDM",{"toId":1,"content":"\ud800"}]"#, 0).unwrap();
+        assert_eq!((&*name, rest), ("sendDM", r#"{"toId":1,"content":"\ud800"}"#));
+        assert_eq!(event(r#"["\udc00x",1]"#, 0).unwrap().0, "\u{fffd}x");
+        assert_eq!(ack(r#"["a\udfff\\ud800"]"#, 0), Ok(r#""a\udfff\\ud800""#));
+        assert_eq!(object(r#"{"token":"\ud800"}"#), Ok(()));
+        // Pairs stay pairs; the other limits still hold.
+        assert!(event(r#"["m","\ud83d\ude00"]"#, 0).is_ok());
+        assert_eq!(event(r#"["m","\ud800",]"#, 0), Err(DecodeError::BadJson));
+        assert_eq!(event(r#"["m","\ud800",{"_placeholder":true,"num":0}]"#, 0), Err(DecodeError::AttachmentMismatch));
+        assert_eq!(without_lone_surrogates(r#"["\\ud800"]"#), None, "an escaped backslash, not an escape");
     }
 
     #[test]

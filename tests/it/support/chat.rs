@@ -103,10 +103,13 @@ impl ChatSocket {
         Self { ws, next_ack: 0 }
     }
 
-    /// A socket of `user`, its token in `auth`, with its rooms joined: the user's status reads
-    /// `active` only after that, so this waits for it.
+    /// A socket of `user`, its token in `auth`, with its rooms joined: its events are handled
+    /// only after that, so an answered one shows it (the user's status may have been `active`
+    /// already, from another socket); and the status is `active`.
     pub async fn of(addr: SocketAddr, user: &User) -> Self {
-        let socket = Self::connect_with(addr, &json!({"token": user.token}).to_string(), "").await;
+        let mut socket = Self::connect_with(addr, &json!({"token": user.token}).to_string(), "").await;
+        let answer = socket.ask("getDMHistory", json!({"otherId": user.id})).await;
+        assert!(answer["error"].is_string(), "{answer}");
         status_becomes(&Http::new(addr), user, "active").await;
         socket
     }

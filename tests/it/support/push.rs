@@ -52,7 +52,8 @@ struct Shared {
 
 /// Both services on one local port. Scripts by name: an FCM token or Web Push id starting with
 /// `gone` is unregistered (FCM 404 `UNREGISTERED`, Web Push 410); one starting with `flaky`
-/// fails with 500 the first time and is accepted the second.
+/// fails with 500 the first time and is accepted the second; an FCM token starting with `busy`
+/// gets 429 with `Retry-After: 1` the first time.
 pub struct Receiver {
     pub addr: SocketAddr,
     pub rx: mpsc::UnboundedReceiver<Received>,
@@ -181,6 +182,11 @@ async fn send(State(shared): State<Shared>, Path(project): Path<String>, headers
     }
     if token.starts_with("flaky") && n == 1 {
         return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
+    }
+    if token.starts_with("busy") && n == 1 {
+        let mut answer = refuse(StatusCode::TOO_MANY_REQUESTS, "quota");
+        answer.headers_mut().insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return answer;
     }
     let _ = shared.tx.send(Received::Fcm(message));
     axum::Json(json!({"name": format!("projects/{PROJECT}/messages/{n}")})).into_response()
