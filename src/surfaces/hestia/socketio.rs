@@ -13,6 +13,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::extract::Request;
 use axum::http::header;
@@ -33,6 +34,9 @@ pub const AUTH_FAILED: &str = "Authentication failed";
 /// Events one socket may have waiting for its task; past it, `error` (the socket stays). The
 /// chat service's own rate limit (a burst of 200 messages) fits.
 const MAX_QUEUED: usize = 256;
+/// Bytes of events one socket may have waiting (a packet may be up to 1 MB, so a count alone
+/// would let one socket hold 256 MB): far above any burst of valid chat events.
+const MAX_QUEUED_BYTES: usize = 256 * 1024;
 /// Rooms one socket may be in: its user's and its groups'. A user in more groups gets the
 /// first ones live (history still works); see docs/migrating-from-hestia.md.
 pub const MAX_ROOMS: usize = 1001;
@@ -53,9 +57,24 @@ pub struct Deps {
     pub shutdown: CancellationToken,
 }
 
-/// One socket's queue to its task; taken (closed) when the socket leaves.
+/// One socket's queue to its task (taken, so closed, when the socket leaves), and the bytes
+/// waiting in it.
 #[derive(Default)]
-struct Queue(Mutex<Option<mpsc::Sender<Message>>>);
+struct Queue(Mutex<Option<mpsc::Sender<Message>>>, Arc<AtomicUsize>);
+
+/// Counts `size` more bytes waiting, unless that would pass [`MAX_QUEUED_BYTES`].
+fn reserve(queued: &AtomicUsize, size: usize) -> bool {
+    if queued.fetch_add(size, Ordering::AcqRel).saturating_add(size) > MAX_QUEUED_BYTES {
+        queued.fetch_sub(size, Ordering::AcqRel);
+        return false;
+    }
+    true
+}
+
+/// What a queued event holds on to.
+fn size_of(message: &Message) -> usize {
+    message.name.len() + message.args.text().len() + message.args.attachments().iter().map(|a| a.len()).sum::<usize>()
+}
 
 /// The chat namespace, served in the core app [`chat::APP`] under [`RULES`].
 pub fn setup(deps: Deps) -> SocketIo {
@@ -90,8 +109,9 @@ fn connected(deps: &Deps, socket: &Socket, auth: &str) {
     let (tx, rx) = mpsc::channel(MAX_QUEUED);
     let queue = Queue::default();
     *queue.0.lock() = Some(tx);
+    let queued = queue.1.clone();
     socket.set_data(queue);
-    tokio::spawn(run(deps.clone(), socket.clone(), token, rx));
+    tokio::spawn(run(deps.clone(), socket.clone(), token, (rx, queued)));
 }
 
 /// `error {error:"Authentication failed"}`, then the server's disconnect.
@@ -103,10 +123,18 @@ fn refuse(socket: &Socket) {
 /// Hands a client event to its socket's task.
 fn queue(socket: &Socket, message: Message) {
     let Some(queue) = socket.data::<Queue>() else { return };
+    let size = size_of(&message);
+    if !reserve(&queue.1, size) {
+        emit_error(socket, "Too many events at once: wait for the answers");
+        return;
+    }
     let full = match &*queue.0.lock() {
         Some(tx) => tx.try_send(message).is_err(),
         None => false,
     };
+    if full {
+        queue.1.fetch_sub(size, Ordering::AcqRel);
+    }
     if full {
         emit_error(socket, "Too many events at once: wait for the answers");
     }
@@ -114,7 +142,8 @@ fn queue(socket: &Socket, message: Message) {
 
 /// The socket's task: authenticates, joins the rooms, then serves the events in order until
 /// the socket leaves (its queue closes), and marks the user offline if it was the last.
-async fn run(deps: Deps, socket: Socket, token: String, mut rx: mpsc::Receiver<Message>) {
+async fn run(deps: Deps, socket: Socket, token: String, queue: (mpsc::Receiver<Message>, Arc<AtomicUsize>)) {
+    let (mut rx, queued) = queue;
     let user = tokio::select! {
         user = authenticate(&deps, &token) => user,
         () = deps.shutdown.cancelled() => return,
@@ -132,6 +161,7 @@ async fn run(deps: Deps, socket: Socket, token: String, mut rx: mpsc::Receiver<M
     }
     // Until the socket leaves (a shutdown closes it too); what it sent before is still served.
     while let Some(message) = rx.recv().await {
+        queued.fetch_sub(size_of(&message), Ordering::AcqRel);
         handle(&deps.chat, &socket, me, message).await;
     }
     if let Err(e) = deps.chat.socket_disconnected(me).await {
@@ -405,4 +435,20 @@ fn emit(socket: &Socket, body: &Value) {
 pub async fn serve(endpoint: &Endpoint, client: Option<IpAddr>, mut req: Request) -> Response {
     req.headers_mut().remove(header::ORIGIN);
     endpoint.serve(client, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_events_are_bounded_in_bytes() {
+        let queued = AtomicUsize::new(0);
+        assert!(reserve(&queued, 200 * 1024));
+        assert!(!reserve(&queued, 100 * 1024), "past the budget");
+        assert_eq!(queued.load(Ordering::Acquire), 200 * 1024, "a refusal leaves the count as it was");
+        assert!(reserve(&queued, 56 * 1024), "up to the budget");
+        queued.fetch_sub(256 * 1024, Ordering::AcqRel);
+        assert!(reserve(&queued, 1_000_000 / 4));
+    }
 }
