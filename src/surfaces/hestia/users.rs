@@ -152,7 +152,7 @@ struct StatusBody {
     status: String,
 }
 
-/// Sets the status (`active`, `away`, `busy`, `offline`).
+/// Sets the status (`active`, `offline` or `do_not_disturb`; `do_not_disturb` stays through connects and gets no push).
 #[utoipa::path(
     patch,
     path = "/users/status",
