@@ -57,6 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
     (6, "push", include_str!("../../migrations/0006_push.sql")),
+    (7, "cascade_indexes", include_str!("../../migrations/0007_cascade_indexes.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
@@ -305,6 +306,22 @@ mod tests {
         other.await.unwrap().unwrap();
         let n: i64 = sqlx::query_scalar("SELECT n FROM t").fetch_one(store.pool()).await.unwrap();
         assert_eq!(n, 11);
+    }
+
+    /// Every foreign key's column leads some index: a parent's delete finds its children (an
+    /// account's messages, friendships, tokens) by that index, not by scanning the child table.
+    #[tokio::test]
+    async fn every_foreign_key_column_leads_an_index() {
+        let (store, _dir) = super::temp_store().await;
+        let missing: Vec<(String, String)> = sqlx::query_as(
+            "SELECT t.name, f.\"from\" FROM sqlite_master t, pragma_foreign_key_list(t.name) f \
+             WHERE t.type = 'table' AND NOT EXISTS (SELECT 1 FROM pragma_index_list(t.name) l, \
+             pragma_index_info(l.name) i WHERE i.seqno = 0 AND i.name = f.\"from\")",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(missing, [], "foreign key columns without an index (table, column)");
     }
 
     #[test]
