@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::PushConfig;
 use crate::store::{self, Store};
 use fcm::{Fcm, ServiceAccount};
-use http::{HttpClient, Outcome};
+use http::{HttpClient, Outcome, Reach, internal};
 use webpush::{ClientKeys, Vapid};
 
 /// Deliveries in flight at once (each may be waiting out a backoff).
@@ -87,13 +87,15 @@ struct Inner {
     queue: mpsc::Sender<Job>,
     senders: Arc<Senders>,
     max_per_account: i64,
-    allow_loopback_http: bool,
 }
 
 /// What the worker and its delivery tasks share.
 struct Senders {
     store: Store,
-    http: HttpClient,
+    /// Web Push's client: public addresses only (loopback when allowed), since endpoints are
+    /// users' input.
+    web_push_http: HttpClient,
+    allow_loopback_http: bool,
     fcm: Option<Fcm>,
     vapid: Vapid,
     ttl_secs: u32,
@@ -111,12 +113,16 @@ impl Push {
         data_dir: &Path,
         shutdown: CancellationToken,
     ) -> Result<Self, (&'static str, String)> {
-        let http = HttpClient::new();
         let fcm = match &config.fcm_service_account {
             Some(setting) => {
                 let account = ServiceAccount::load(&setting.0).map_err(|why| ("push.fcm_service_account", why))?;
-                let fcm = Fcm::new(account, config.fcm_token_url.as_deref(), &config.fcm_base_url, http.clone())
-                    .map_err(|why| ("push.fcm_base_url", why))?;
+                let fcm = Fcm::new(
+                    account,
+                    config.fcm_token_url.as_deref(),
+                    &config.fcm_base_url,
+                    HttpClient::new(Reach::Any),
+                )
+                .map_err(|why| ("push.fcm_base_url", why))?;
                 Some(fcm)
             }
             None => None,
@@ -129,7 +135,8 @@ impl Push {
         .map_err(|why| ("push.vapid_private_key", why))?;
         let senders = Arc::new(Senders {
             store,
-            http,
+            web_push_http: HttpClient::new(Reach::Public { loopback: config.allow_loopback_http }),
+            allow_loopback_http: config.allow_loopback_http,
             fcm,
             vapid,
             ttl_secs: config.ttl_secs,
@@ -139,12 +146,7 @@ impl Push {
         });
         let (queue, rx) = mpsc::channel(config.queue_size.max(1));
         tokio::spawn(run(senders.clone(), rx));
-        Ok(Self(Arc::new(Inner {
-            queue,
-            senders,
-            max_per_account: i64::from(config.max_per_account.max(1)),
-            allow_loopback_http: config.allow_loopback_http,
-        })))
+        Ok(Self(Arc::new(Inner { queue, senders, max_per_account: i64::from(config.max_per_account.max(1)) })))
     }
 
     /// Whether FCM is configured (tokens are kept either way).
@@ -168,7 +170,7 @@ impl Push {
 
     /// Keeps a Web Push subscription for `account`.
     pub async fn register_web_push(&self, account: i64, sub: &Subscription) -> Result<(), PushError> {
-        check_endpoint(&sub.endpoint, self.0.allow_loopback_http)?;
+        check_endpoint(&sub.endpoint, self.0.senders.allow_loopback_http)?;
         ClientKeys::parse(&sub.p256dh, &sub.auth)?;
         let new = store::push::NewWebPush { endpoint: &sub.endpoint, p256dh: sub.p256dh.trim(), auth: sub.auth.trim() };
         Ok(self.0.senders.store.register_web_push(account, new, self.0.max_per_account).await?)
@@ -188,8 +190,8 @@ impl Push {
 }
 
 /// An endpoint push may call: https (or loopback http when allowed), ≤ 2048 bytes, no user
-/// info, and not an address literal inside this network (a cheap stop to using the server to
-/// reach internal hosts; names are not resolved here).
+/// info, and not an address literal inside this network. Names are checked where they are
+/// resolved, at each connection ([`http::Resolver`]).
 fn check_endpoint(endpoint: &str, allow_loopback_http: bool) -> Result<Uri, PushError> {
     const BAD: &str = "endpoint must be an https URL of at most 2048 bytes";
     if endpoint.is_empty() || endpoint.len() > MAX_ENDPOINT {
@@ -212,22 +214,6 @@ fn check_endpoint(endpoint: &str, allow_loopback_http: bool) -> Result<Uri, Push
         return Err(PushError::Invalid("endpoint must not be an internal address"));
     }
     Ok(uri)
-}
-
-/// Private, link-local, unspecified and similar ranges.
-fn internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.octets()[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| internal(IpAddr::V4(v4)) || v4.is_loopback())
-        }
-    }
 }
 
 /// The worker: takes jobs until shutdown, looks their devices up and starts a delivery each.
@@ -290,9 +276,13 @@ impl Senders {
     }
 
     async fn web_push_outcome(&self, sub: &store::push::WebPushRecord, n: &Notification) -> Outcome {
-        let (uri, keys) = match (sub.endpoint.parse::<Uri>(), ClientKeys::parse(&sub.p256dh, &sub.auth)) {
+        // Checked again: the rules (or `allow_loopback_http`) may have changed since it was kept.
+        let (uri, keys) = match (
+            check_endpoint(&sub.endpoint, self.allow_loopback_http),
+            ClientKeys::parse(&sub.p256dh, &sub.auth),
+        ) {
             (Ok(uri), Ok(keys)) => (uri, keys),
-            _ => return Outcome::Failed("a stored subscription no longer parses".into()),
+            _ => return Outcome::Failed("a stored subscription is no longer valid".into()),
         };
         let mut payload = json!({ "title": n.title, "body": clip(&n.body), "data": n.data }).to_string();
         if payload.len() > webpush::MAX_PLAINTEXT {
@@ -318,7 +308,7 @@ impl Senders {
                 Ok(request) => request,
                 Err(e) => return Outcome::Failed(format!("request: {e}")),
             };
-            match self.http.send(request).await {
+            match self.web_push_http.send(request).await {
                 Ok(reply) if matches!(reply.status.as_u16(), 404 | 410) => Outcome::Gone,
                 Ok(reply) => reply.outcome(),
                 Err(_) => Outcome::Retry(None),
