@@ -128,48 +128,23 @@ impl Store {
 
     /// Every FCM token of these accounts (each listed once however often it is named).
     pub async fn fcm_tokens_of(&self, accounts: &[i64]) -> Result<Vec<FcmTokenRecord>, Error> {
-        let mut out = Vec::new();
-        for chunk in distinct(accounts).chunks(CHUNK) {
-            let sql = format!(
-                "SELECT id, account_id, token FROM fcm_tokens WHERE account_id IN ({}) ORDER BY id",
-                placeholders(chunk.len())
-            );
-            let sql = self.dialect.sql(&sql).into_owned();
-            let mut query = sqlx::query(&sql);
-            for account in chunk {
-                query = query.bind(*account);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                out.push(FcmTokenRecord {
-                    id: row.try_get("id")?,
-                    account_id: row.try_get("account_id")?,
-                    token: self.dialect.text(&row, "token")?,
-                });
-            }
-        }
-        Ok(out)
+        let sql = "SELECT id, account_id, token FROM fcm_tokens WHERE account_id IN (:accounts) ORDER BY id";
+        self.rows_of_accounts(sql, accounts, |row| {
+            Ok(FcmTokenRecord {
+                id: row.try_get("id")?,
+                account_id: row.try_get("account_id")?,
+                token: self.dialect.text(row, "token")?,
+            })
+        })
+        .await
     }
 
     /// Every Web Push subscription of these accounts (each listed once however often it is
     /// named).
     pub async fn web_push_of(&self, accounts: &[i64]) -> Result<Vec<WebPushRecord>, Error> {
-        let mut out = Vec::new();
-        for chunk in distinct(accounts).chunks(CHUNK) {
-            let sql = format!(
-                "SELECT id, account_id, endpoint, p256dh, auth FROM web_push_subscriptions \
-                 WHERE account_id IN ({}) ORDER BY id",
-                placeholders(chunk.len())
-            );
-            let sql = self.dialect.sql(&sql).into_owned();
-            let mut query = sqlx::query(&sql);
-            for account in chunk {
-                query = query.bind(*account);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                out.push(self.web_push_record(&row)?);
-            }
-        }
-        Ok(out)
+        let sql = "SELECT id, account_id, endpoint, p256dh, auth FROM web_push_subscriptions \
+                   WHERE account_id IN (:accounts) ORDER BY id";
+        self.rows_of_accounts(sql, accounts, |row| self.web_push_record(row)).await
     }
 
     fn web_push_record(&self, row: &AnyRow) -> Result<WebPushRecord, sqlx::Error> {
@@ -185,19 +160,27 @@ impl Store {
     /// The accounts among `accounts` that take push notifications: those not in
     /// `do_not_disturb` (SPEC §6).
     pub async fn accounts_taking_push(&self, accounts: &[i64]) -> Result<Vec<i64>, Error> {
+        let sql = "SELECT id FROM accounts WHERE id IN (:accounts) AND chat_status <> 'do_not_disturb' ORDER BY id";
+        self.rows_of_accounts(sql, accounts, |row| row.try_get("id")).await
+    }
+
+    /// Runs `sql`, whose `:accounts` is an `IN` list, for the distinct `accounts` in chunks of
+    /// [`CHUNK`], mapping each row with `map`.
+    async fn rows_of_accounts<T>(
+        &self,
+        sql: &str,
+        accounts: &[i64],
+        map: impl Fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Vec<T>, Error> {
         let mut out = Vec::new();
         for chunk in distinct(accounts).chunks(CHUNK) {
-            let sql = format!(
-                "SELECT id FROM accounts WHERE id IN ({}) AND chat_status <> 'do_not_disturb' ORDER BY id",
-                placeholders(chunk.len())
-            );
-            let sql = self.dialect.sql(&sql).into_owned();
+            let sql = self.dialect.sql(&sql.replace(":accounts", &placeholders(chunk.len()))).into_owned();
             let mut query = sqlx::query(&sql);
             for account in chunk {
                 query = query.bind(*account);
             }
             for row in query.fetch_all(self.pool()).await? {
-                out.push(row.try_get("id")?);
+                out.push(map(&row)?);
             }
         }
         Ok(out)
