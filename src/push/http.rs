@@ -54,18 +54,31 @@ impl Reach {
     }
 }
 
-/// Private, link-local, unspecified and similar ranges (loopback apart).
+/// Private, shared (carrier NAT), link-local, unspecified, multicast and reserved ranges
+/// (loopback apart); IPv6 also by the IPv4 address it maps or translates (NAT64).
 pub(super) fn internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast() || v4.octets()[0] == 0
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || a >= 240
+                || (a == 100 && (b & 0xc0) == 64)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            let embedded = v6.to_ipv4_mapped().or_else(|| {
+                (s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]).then(|| std::net::Ipv4Addr::from(v6.to_bits() as u32))
+            });
             v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| internal(IpAddr::V4(v4)) || v4.is_loopback())
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || embedded.is_some_and(|v4| internal(IpAddr::V4(v4)) || v4.is_loopback())
         }
     }
 }
@@ -252,10 +265,17 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:127.0.0.1",
             "::",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "ff02::1",
+            "64:ff9b::10.0.0.1",
+            "64:ff9b::127.0.0.1",
         ] {
             assert!(!public.allows(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["8.8.8.8", "142.250.1.1", "2a00:1450::1"] {
+        for ip in ["8.8.8.8", "142.250.1.1", "100.128.0.1", "2a00:1450::1", "64:ff9b::8.8.8.8"] {
             assert!(public.allows(ip.parse().unwrap()), "{ip}");
         }
         assert!(Reach::Public { loopback: true }.allows("::ffff:127.0.0.1".parse().unwrap()));
