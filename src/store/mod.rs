@@ -57,7 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
     (6, "push", include_str!("../../migrations/0006_push.sql")),
-    (7, "cascade_indexes", include_str!("../../migrations/0007_cascade_indexes.sql")),
+    (7, "chat_indexes", include_str!("../../migrations/0007_chat_indexes.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.

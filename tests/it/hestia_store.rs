@@ -69,6 +69,22 @@ pub async fn exercise(store: &Store) {
     assert_eq!((listed.len(), listed[0].member_count, listed[0].role), (1, 3, Role::Member));
     let detail = chat.group(b, g.id).await.unwrap();
     assert_eq!((detail.message_count, detail.members.len()), (1, 3));
+    // The count is kept with the messages: batched sends to two groups, then an author's
+    // deletion (below) takes theirs away.
+    let h = chat.create_group(c, NewGroup { name: Some("second".into()), ..Default::default() }).await.unwrap();
+    chat.add_member(c, h.id, a, None).await.unwrap();
+    let sends: Vec<_> = (0..30)
+        .map(|i| {
+            let chat = chat.clone();
+            let (from, to) = [(a, g.id), (c, g.id), (a, h.id)][i % 3];
+            tokio::spawn(async move { chat.send_group_message(from, to, &format!("g {i}"), Via::Rest).await.unwrap() })
+        })
+        .collect();
+    for s in sends {
+        s.await.unwrap();
+    }
+    assert_eq!(chat.group(b, g.id).await.unwrap().message_count, 21);
+    assert_eq!(chat.group(c, h.id).await.unwrap().message_count, 10);
 
     chat.socket_connected(a).await.unwrap();
     assert_eq!(chat.user(a).await.unwrap().status, "active");
@@ -80,6 +96,9 @@ pub async fn exercise(store: &Store) {
     assert!(chat.friends(b).await.unwrap().is_empty());
     let detail = chat.group(b, g.id).await.unwrap();
     assert_eq!((detail.created_by, detail.member_count), (c, 2), "the other ADMIN gets the group");
+    assert_eq!(detail.message_count, 11, "a's 10 went with it: b's one and c's 10 stay");
+    assert_eq!(chat.group(c, h.id).await.unwrap().message_count, 0);
+    assert_eq!(chat.group_history(c, g.id, Page::default()).await.unwrap().len(), 11);
     assert!(matches!(chat.dm_history(b, a, Page::default()).await, Err(ChatError::Forbidden(_))));
     chat.delete_user(b).await.unwrap();
     chat.delete_user(c).await.unwrap();
