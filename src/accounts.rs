@@ -117,6 +117,9 @@ pub struct Accounts {
     /// The cap on argon2 work.
     passwords: password::Gate,
     config: AuthConfig,
+    /// Ends the sessions already open on an account's tokens when they are voided (the chat
+    /// closes its sockets): set once at start, by whoever holds such sessions.
+    on_tokens_voided: std::sync::OnceLock<Box<dyn Fn(i64) + Send + Sync>>,
 }
 
 impl Accounts {
@@ -129,6 +132,15 @@ impl Accounts {
             login_per_name: RateLimiter::default(),
             passwords: password::Gate::default(),
             config,
+            on_tokens_voided: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets what ends an account's open sessions when its tokens are voided (a new password, a
+    /// deactivation): sockets authenticated once, at connect, would otherwise outlive them.
+    pub fn on_tokens_voided(&self, end_sessions: impl Fn(i64) + Send + Sync + 'static) {
+        if self.on_tokens_voided.set(Box::new(end_sessions)).is_err() {
+            tracing::warn!("accounts: the session hook was set twice; the first one stays");
         }
     }
 
@@ -363,6 +375,9 @@ impl Accounts {
         })?;
         if new_password.is_some() || deactivated {
             self.store.delete_refresh_tokens_of(id).await?;
+            if let Some(end_sessions) = self.on_tokens_voided.get() {
+                end_sessions(id);
+            }
         }
         Ok(record.into())
     }
@@ -444,6 +459,9 @@ fn check_name(name: &str) -> Result<Option<String>, AccountError> {
     let name = name.trim();
     if name.chars().count() > 255 {
         return Err(AccountError::Invalid("Name must be at most 255 characters."));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AccountError::Invalid("Name may not contain control characters."));
     }
     Ok((!name.is_empty()).then(|| name.to_owned()))
 }

@@ -65,6 +65,8 @@ impl Jwt {
         validation.algorithms = vec![Algorithm::HS256];
         validation.leeway = 10;
         validation.validate_exp = true;
+        // Never in tokens this server issues, but honoured when present (RFC 7519 §4.1.5).
+        validation.validate_nbf = true;
         validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
         validation.validate_aud = false;
         Self {
@@ -206,6 +208,10 @@ mod tests {
         // expired beyond the leeway
         let old = serde_json::json!({"sub": "1", "exp": now - 30});
         let t = encode(&Header::new(Algorithm::HS256), &old, &EncodingKey::from_secret(SECRET)).unwrap();
+        assert!(jwt.verify(&t).is_err());
+        // not valid yet
+        let early = serde_json::json!({"sub": "1", "nbf": now + 60, "exp": now + 120});
+        let t = encode(&Header::new(Algorithm::HS256), &early, &EncodingKey::from_secret(SECRET)).unwrap();
         assert!(jwt.verify(&t).is_err());
         // garbage
         assert!(jwt.verify("a.b.c").is_err());

@@ -1,7 +1,7 @@
 //! Friendships and friend requests (SPEC §6, CONTRACTS §3.3). A request is keyed by its
 //! sender: accepting or declining names the sender's user id, as Hestia's routes do.
 
-use super::{Chat, ChatError, UserRef};
+use super::{Chat, ChatError, Named, UserRef};
 use crate::store;
 
 impl Chat {
@@ -29,15 +29,21 @@ impl Chat {
         if self.store().friend_request_exists(to, me).await? {
             return Err(EXISTS);
         }
-        self.store().insert_friend_request(me, to).await.map_err(|e| match e {
-            store::Error::Conflict(_) => EXISTS,
-            e => e.into(),
-        })
+        match self.store().insert_friend_request(me, to).await {
+            Ok(()) => Ok(()),
+            Err(store::Error::Conflict(_)) => Err(EXISTS),
+            Err(e) => Err(self.recheck(e.into(), me, Named::User(to, "User not found")).await),
+        }
     }
 
     /// Accepts `sender`'s request: both become friends.
     pub async fn accept_friend(&self, me: i64, sender: i64) -> Result<(), ChatError> {
-        self.store().accept_friend_request(sender, me).await.map_err(request_not_found)
+        match self.store().accept_friend_request(sender, me).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                Err(self.recheck(request_not_found(e), me, Named::User(sender, "Friend request not found")).await)
+            }
+        }
     }
 
     /// Declines (deletes) `sender`'s request; 404 when there is none.

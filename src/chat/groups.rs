@@ -4,14 +4,17 @@
 
 use serde_json::json;
 
-use super::{Chat, ChatError, Group, GroupChanges, GroupDetail, GroupListItem, Member, NewGroup, Role, rooms};
-use crate::store::{self, chat::MemberRecord};
+use super::{Chat, ChatError, Group, GroupChanges, GroupDetail, GroupListItem, Member, Named, NewGroup, Role, rooms};
+use crate::store::{
+    self,
+    chat::{MemberRecord, Removal},
+};
 
 /// The longest group name and description, in characters (Hestia's rules).
 pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
-const GROUP_NOT_FOUND: ChatError = ChatError::NotFound("Group not found");
+pub(super) const GROUP_NOT_FOUND: ChatError = ChatError::NotFound("Group not found");
 const ADMIN_REQUIRED: ChatError = ChatError::Forbidden("Admin access required");
 const NAME_TAKEN: ChatError = ChatError::Conflict("You already have a group with this name");
 
@@ -43,11 +46,11 @@ impl Chat {
     pub async fn create_group(&self, me: i64, new: NewGroup) -> Result<Group, ChatError> {
         let name = check_name(new.name.as_deref().unwrap_or_default())?;
         let description = new.description.as_deref().map(check_description).transpose()?;
-        let record = self
-            .store()
-            .insert_group(me, &name, description.as_deref(), new.is_private.unwrap_or(false))
-            .await
-            .map_err(name_conflict)?;
+        let record =
+            match self.store().insert_group(me, &name, description.as_deref(), new.is_private.unwrap_or(false)).await {
+                Ok(record) => record,
+                Err(e) => return Err(self.recheck(name_conflict(e), me, Named::Nothing).await),
+            };
         let group = Group::from(record);
         self.join_group_room(me, group.id);
         self.publish(rooms::user(me), "groupCreated", &group);
@@ -134,10 +137,11 @@ impl Chat {
         self.admin(me, group_id).await?;
         let username = self.user(user).await?.username;
         let role = role.unwrap_or(Role::Member);
-        let joined_at = self.store().insert_member(group_id, user, role.as_str()).await.map_err(|e| match e {
-            store::Error::Conflict(_) => ChatError::Conflict("User is already a member"),
-            e => e.into(),
-        })?;
+        let joined_at = match self.store().insert_member(group_id, user, role.as_str()).await {
+            Ok(joined_at) => joined_at,
+            Err(store::Error::Conflict(_)) => return Err(ChatError::Conflict("User is already a member")),
+            Err(e) => return Err(self.recheck(e.into(), me, Named::User(user, "User not found")).await),
+        };
         let member = Member { user_id: user, username, role, joined_at };
         self.join_group_room(user, group_id);
         // Hestia's payload plus `groupId`: a socket in several groups can tell which one.
@@ -154,10 +158,12 @@ impl Chat {
         if user == me {
             return Err(ChatError::Forbidden("Admins cannot remove themselves"));
         }
-        self.store().delete_member(group_id, user).await.map_err(|e| match e {
-            store::Error::NotFound => ChatError::NotFound("User is not a member"),
-            e => e.into(),
-        })?;
+        match self.store().delete_member_as(group_id, me, user).await? {
+            Removal::Removed => {}
+            Removal::NotMember => return Err(ChatError::NotFound("User is not a member")),
+            // Removed or demoted since the check above (another ADMIN at the same moment).
+            Removal::NotAdmin => return Err(self.admin(me, group_id).await.err().unwrap_or(ADMIN_REQUIRED)),
+        }
         self.publish(rooms::group(group_id), "memberRemoved", &json!({ "userId": user, "groupId": group_id }));
         self.leave_group_room(user, group_id);
         Ok(())

@@ -9,7 +9,7 @@
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Chat, ChatError, MAX_PAGE, Message, Page, Via, check_content, rooms};
+use super::{Chat, ChatError, MAX_PAGE, Message, Named, Page, Via, check_content, rooms};
 use crate::store::chat::{Conversation, MessageRecord, NewMessageRecord};
 use crate::store::{Store, now_ms};
 
@@ -92,7 +92,10 @@ impl Chat {
                 Err(e) => e.into(),
             });
         };
-        let message = self.store_message(me, username, Conversation::Direct { recipient: to }, content).await?;
+        let message = match self.store_message(me, username, Conversation::Direct { recipient: to }, content).await {
+            Ok(message) => message,
+            Err(e) => return Err(self.recheck(e, me, Named::User(to, "Recipient not found")).await),
+        };
         self.after_commit(&message, Via::Socket);
         Ok(message)
     }
@@ -109,7 +112,10 @@ impl Chat {
         let content = check_content(content)?;
         self.take_message_token(me)?;
         let member = self.store().membership(group_id, me).await?.ok_or(ChatError::NotFound("Group not found"))?;
-        let message = self.store_message(me, member.username, Conversation::Group(group_id), content).await?;
+        let message = match self.store_message(me, member.username, Conversation::Group(group_id), content).await {
+            Ok(message) => message,
+            Err(e) => return Err(self.recheck(e, me, Named::Group(group_id)).await),
+        };
         self.after_commit(&message, via);
         Ok(message)
     }

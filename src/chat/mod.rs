@@ -85,6 +85,15 @@ impl ChatError {
     }
 }
 
+/// What a write names besides its author, for [`Chat::recheck`]: a user (and what to say when
+/// it is gone) or a group the author posts to.
+#[derive(Clone, Copy)]
+enum Named {
+    Nothing,
+    User(i64, &'static str),
+    Group(i64),
+}
+
 /// The chat service; cheap to clone.
 #[derive(Clone)]
 pub struct Chat(Arc<Inner>);
@@ -145,6 +154,29 @@ impl Chat {
 
     fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    /// A write that failed because what it names vanished since it was checked (the author's
+    /// account deleted by another of its requests, a recipient deleted, a group dissolved) is
+    /// the client's error, said as the check would have said it, not a server fault. Any other
+    /// failure stays what it was.
+    async fn recheck(&self, e: ChatError, me: i64, named: Named) -> ChatError {
+        if !matches!(e, ChatError::Store(_) | ChatError::NotStored) {
+            return e;
+        }
+        if matches!(self.store().chat_user(me).await, Err(store::Error::NotFound)) {
+            return ChatError::Forbidden("Invalid or expired token");
+        }
+        let gone = match named {
+            Named::Nothing => false,
+            Named::User(id, _) => matches!(self.store().chat_user(id).await, Err(store::Error::NotFound)),
+            Named::Group(id) => matches!(self.store().membership(id, me).await, Ok(None)),
+        };
+        match named {
+            Named::User(_, missing) if gone => ChatError::NotFound(missing),
+            Named::Group(_) if gone => groups::GROUP_NOT_FOUND,
+            _ => e,
+        }
     }
 }
 

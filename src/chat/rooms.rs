@@ -54,8 +54,9 @@ impl Chat {
         }
     }
 
-    /// Closes every socket of `user` (on every node): its account is gone.
-    pub(super) fn close_user_sockets(&self, user_id: i64) {
+    /// Closes every socket of `user` (on every node): its account is gone, or the tokens its
+    /// sockets were opened with are void.
+    pub fn close_user_sockets(&self, user_id: i64) {
         if let Err(e) = self.0.realtime.close_subscribers(&self.0.app, &user(user_id)) {
             tracing::warn!(error = %e, "chat: the broker is down; sockets closed on this node only");
         }

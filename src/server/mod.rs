@@ -157,6 +157,10 @@ impl Server {
         let accounts = Arc::new(Accounts::new(store.clone(), &jwt_secret, config.auth.clone()));
         let chat = crate::chat::Chat::new(store.clone(), realtime.clone(), config.chat.clone(), Some(push.clone()))
             .map_err(|e| config.invalid("chat.encryption_key", e))?;
+        {
+            let chat = chat.clone();
+            accounts.on_tokens_voided(move |id| chat.close_user_sockets(id));
+        }
         let uploads = Uploads::open(&config.server.data_dir, config.uploads.clone())
             .map_err(|e| config.invalid("server.data_dir", format!("cannot keep uploads there: {e}")))?;
         let setup_token = accounts.prepare_setup_token().await.context("making the setup token")?;

@@ -14,7 +14,8 @@ use super::{Dialect, Error, Store, now_ms};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatUserRecord {
     pub id: i64,
-    /// The account's username, or its name for an account made with an email only.
+    /// The account's username; empty for an account made with an email only, whose name is
+    /// never shown in its place (anyone could register an email account named like another user).
     pub username: String,
     pub created_at: i64,
     pub bio: Option<String>,
@@ -71,6 +72,16 @@ pub struct GroupListRecord {
     pub joined_at: i64,
 }
 
+/// What [`Store::delete_member_as`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    Removed,
+    /// The remover is not (or no longer) an ADMIN of the group, or there is no such group.
+    NotAdmin,
+    /// The one to remove is not a member.
+    NotMember,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberRecord {
     pub user_id: i64,
@@ -118,7 +129,7 @@ const GROUP_ID: &str = "chat_group_id";
 /// Rows per multi-row INSERT: 7 parameters each stays far below every database's limit.
 const ROWS_PER_INSERT: usize = 100;
 
-const USER_COLUMNS: &str = "id, COALESCE(username, name) AS uname, created_at, bio, chat_status, public_key, \
+const USER_COLUMNS: &str = "id, COALESCE(username, '') AS uname, created_at, bio, chat_status, public_key, \
                             picture_url, banner_url";
 
 fn user_record(dialect: Dialect, row: &AnyRow) -> Result<ChatUserRecord, sqlx::Error> {
@@ -376,7 +387,7 @@ impl Store {
 
     /// `me`'s friends, by id.
     pub async fn friends(&self, me: i64) -> Result<Vec<UserRefRecord>, Error> {
-        let q = "SELECT a.id, COALESCE(a.username, a.name) AS uname FROM chat_friends f \
+        let q = "SELECT a.id, COALESCE(a.username, '') AS uname FROM chat_friends f \
                  JOIN accounts a ON a.id = f.friend_id WHERE f.user_id = $1 ORDER BY a.id";
         let rows = sqlx::query(&self.dialect.sql(q)).bind(me).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(user_ref).collect::<Result<_, _>>()?)
@@ -384,7 +395,7 @@ impl Store {
 
     /// The senders of requests to `me`, oldest request first.
     pub async fn friend_requests_to(&self, me: i64) -> Result<Vec<UserRefRecord>, Error> {
-        let q = "SELECT a.id, COALESCE(a.username, a.name) AS uname FROM chat_friend_requests r \
+        let q = "SELECT a.id, COALESCE(a.username, '') AS uname FROM chat_friend_requests r \
                  JOIN accounts a ON a.id = r.sender_id WHERE r.receiver_id = $1 ORDER BY r.created_at, a.id";
         let rows = sqlx::query(&self.dialect.sql(q)).bind(me).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(user_ref).collect::<Result<_, _>>()?)
@@ -393,7 +404,7 @@ impl Store {
     /// The sender's username when `sender` and `recipient` are friends (what a direct message
     /// needs to know, in one round trip).
     pub async fn friend_sender_name(&self, sender: i64, recipient: i64) -> Result<Option<String>, Error> {
-        let q = "SELECT COALESCE(a.username, a.name) AS uname FROM chat_friends f \
+        let q = "SELECT COALESCE(a.username, '') AS uname FROM chat_friends f \
                  JOIN accounts a ON a.id = f.user_id WHERE f.user_id = $1 AND f.friend_id = $2";
         let row = sqlx::query(&self.dialect.sql(q)).bind(sender).bind(recipient).fetch_optional(self.pool()).await?;
         Ok(row.map(|r| r.try_get("uname")).transpose()?)
@@ -465,7 +476,7 @@ impl Store {
     /// The groups `me` is a member of, newest membership first.
     pub async fn groups_of(&self, me: i64) -> Result<Vec<GroupListRecord>, Error> {
         let q = format!(
-            "SELECT {GROUP_COLUMNS}, m.role, m.joined_at, COALESCE(c.username, c.name) AS uname, \
+            "SELECT {GROUP_COLUMNS}, m.role, m.joined_at, COALESCE(c.username, '') AS uname, \
              (SELECT COUNT(*) FROM chat_members x WHERE x.group_id = g.id) AS member_count \
              FROM chat_members m JOIN chat_groups g ON g.id = m.group_id JOIN accounts c ON c.id = g.created_by \
              WHERE m.user_id = $1 ORDER BY m.joined_at DESC, g.id DESC"
@@ -496,7 +507,7 @@ impl Store {
 
     /// `user`'s membership of `group`: its role and when it joined.
     pub async fn membership(&self, group: i64, user: i64) -> Result<Option<MemberRecord>, Error> {
-        let q = "SELECT m.user_id, COALESCE(a.username, a.name) AS uname, m.role, m.joined_at FROM chat_members m \
+        let q = "SELECT m.user_id, COALESCE(a.username, '') AS uname, m.role, m.joined_at FROM chat_members m \
                  JOIN accounts a ON a.id = m.user_id WHERE m.group_id = $1 AND m.user_id = $2";
         let row = sqlx::query(&self.dialect.sql(q)).bind(group).bind(user).fetch_optional(self.pool()).await?;
         Ok(row.as_ref().map(member_record).transpose()?)
@@ -504,7 +515,7 @@ impl Store {
 
     /// Members in the order they joined.
     pub async fn members(&self, group: i64) -> Result<Vec<MemberRecord>, Error> {
-        let q = "SELECT m.user_id, COALESCE(a.username, a.name) AS uname, m.role, m.joined_at FROM chat_members m \
+        let q = "SELECT m.user_id, COALESCE(a.username, '') AS uname, m.role, m.joined_at FROM chat_members m \
                  JOIN accounts a ON a.id = m.user_id WHERE m.group_id = $1 ORDER BY m.joined_at, m.user_id";
         let rows = sqlx::query(&self.dialect.sql(q)).bind(group).fetch_all(self.pool()).await?;
         Ok(rows.iter().map(member_record).collect::<Result<_, _>>()?)
@@ -530,17 +541,35 @@ impl Store {
         Ok(now)
     }
 
-    /// Removes a member; [`Error::NotFound`] when it was none.
-    pub async fn delete_member(&self, group: i64, user: i64) -> Result<(), Error> {
-        let done = sqlx::query(&self.dialect.sql("DELETE FROM chat_members WHERE group_id = $1 AND user_id = $2"))
+    /// Removes `user` from `group` if `admin` is one of its ADMINs when it happens. The group's
+    /// row is held meanwhile, so two ADMINs removing each other at once do not both succeed and
+    /// leave the group without one.
+    pub async fn delete_member_as(&self, group: i64, admin: i64, user: i64) -> Result<Removal, Error> {
+        let d = self.dialect;
+        let mut tx = self.begin_write().await?;
+        let q = format!("SELECT id FROM chat_groups WHERE id = $1{}", d.lock_rows());
+        if sqlx::query(&d.sql(&q)).bind(group).fetch_optional(&mut *tx).await?.is_none() {
+            return Ok(Removal::NotAdmin);
+        }
+        let row = sqlx::query(&d.sql("SELECT role FROM chat_members WHERE group_id = $1 AND user_id = $2"))
+            .bind(group)
+            .bind(admin)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match row.map(|row| d.text(&row, "role")).transpose()? {
+            Some(role) if role == "ADMIN" => {}
+            _ => return Ok(Removal::NotAdmin),
+        }
+        let done = sqlx::query(&d.sql("DELETE FROM chat_members WHERE group_id = $1 AND user_id = $2"))
             .bind(group)
             .bind(user)
-            .execute(self.pool())
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            return Err(Error::NotFound);
+            return Ok(Removal::NotMember);
         }
-        Ok(())
+        tx.commit().await?;
+        Ok(Removal::Removed)
     }
 
     // Messages.
@@ -625,7 +654,7 @@ impl Store {
     ) -> Result<Vec<MessageRecord>, Error> {
         let (lo, hi) = pair(a, b);
         let q = "SELECT m.id, m.sender_id, m.user_lo, m.user_hi, m.content, m.nonce, m.created_at, \
-                 COALESCE(s.username, s.name) AS uname FROM chat_direct_messages m JOIN accounts s ON s.id = m.sender_id \
+                 COALESCE(s.username, '') AS uname FROM chat_direct_messages m JOIN accounts s ON s.id = m.sender_id \
                  WHERE m.user_lo = $1 AND m.user_hi = $2 AND m.id < $3 ORDER BY m.id DESC LIMIT $4";
         let rows = sqlx::query(&self.dialect.sql(q))
             .bind(lo)
@@ -658,7 +687,7 @@ impl Store {
         before: Option<i64>,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, Error> {
-        let q = "SELECT m.id, m.sender_id, m.content, m.nonce, m.created_at, COALESCE(s.username, s.name) AS uname \
+        let q = "SELECT m.id, m.sender_id, m.content, m.nonce, m.created_at, COALESCE(s.username, '') AS uname \
                  FROM chat_group_messages m JOIN accounts s ON s.id = m.sender_id \
                  WHERE m.group_id = $1 AND m.id < $2 ORDER BY m.id DESC LIMIT $3";
         let rows = sqlx::query(&self.dialect.sql(q))

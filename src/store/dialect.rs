@@ -27,6 +27,15 @@ impl Dialect {
         }
     }
 
+    /// The name migrations use for it (`-- only: …`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+        }
+    }
+
     /// The statement that opens a transaction which will write: on SQLite `BEGIN IMMEDIATE`,
     /// which takes the write lock at once (waiting up to `busy_timeout`). A deferred one that
     /// reads first fails at its first write with "database is locked", without waiting, when
@@ -35,6 +44,18 @@ impl Dialect {
         match self {
             Self::Sqlite => Some("BEGIN IMMEDIATE"),
             Self::Postgres | Self::MySql => None,
+        }
+    }
+
+    /// What ends a `SELECT` that holds its rows to the end of the transaction, so that
+    /// transactions taking the same row run one after the other: PostgreSQL's `FOR NO KEY
+    /// UPDATE` (foreign keys to the row can still be checked meanwhile), MySQL's `FOR UPDATE`;
+    /// nothing on SQLite, whose write transactions hold the database's one write lock already.
+    pub fn lock_rows(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => " FOR NO KEY UPDATE",
+            Self::MySql => " FOR UPDATE",
         }
     }
 

@@ -57,7 +57,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
     (6, "push", include_str!("../../migrations/0006_push.sql")),
-    (7, "chat_indexes", include_str!("../../migrations/0007_chat_indexes.sql")),
+    (7, "indexes", include_str!("../../migrations/0007_indexes.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
@@ -141,7 +141,7 @@ impl Store {
                 continue;
             }
             let mut tx = self.pool.begin().await?;
-            for statement in statements(sql) {
+            for statement in statements(sql, self.dialect) {
                 tx.execute(statement).await.map_err(|source| Error::Migration { version: *version, source })?;
             }
             sqlx::query(
@@ -237,16 +237,18 @@ impl Store {
     }
 }
 
-/// Splits a migration file into statements: `;` at a line end closes one; `--` lines are
-/// comments.
-fn statements(sql: &str) -> impl Iterator<Item = &str> {
-    sql.split(";\n")
-        .map(|s| s.trim().trim_end_matches(';'))
-        .map(|s| {
-            let start = s.lines().take_while(|l| l.trim_start().starts_with("--")).map(|l| l.len() + 1).sum::<usize>();
-            s[start.min(s.len())..].trim()
-        })
-        .filter(|s| !s.is_empty())
+/// Splits a migration file into the statements `dialect` runs: `;` at a line end closes one;
+/// `--` lines are comments, and a statement whose comments hold `-- only: sqlite postgres` (any
+/// of `sqlite`, `postgres`, `mysql`) runs on those databases alone.
+fn statements(sql: &str, dialect: Dialect) -> impl Iterator<Item = &str> {
+    sql.split(";\n").map(|s| s.trim().trim_end_matches(';')).filter_map(move |s| {
+        let comments: Vec<&str> = s.lines().take_while(|l| l.trim_start().starts_with("--")).collect();
+        let start = comments.iter().map(|l| l.len() + 1).sum::<usize>();
+        let only = comments.iter().find_map(|l| l.trim_start().strip_prefix("-- only:"));
+        let runs = only.is_none_or(|names| names.split_whitespace().any(|n| n == dialect.name()));
+        let statement = s[start.min(s.len())..].trim();
+        (runs && !statement.is_empty()).then_some(statement)
+    })
 }
 
 /// Milliseconds since the Unix epoch, the store's time unit.
@@ -284,6 +286,8 @@ pub(crate) async fn temp_store() -> (Store, tempfile::TempDir) {
 
 #[cfg(test)]
 mod tests {
+    use super::Dialect;
+
     /// A write transaction that reads first, while another connection writes: on SQLite the
     /// other waits for it (a deferred BEGIN would let the other commit first, and this
     /// transaction's write would then fail with "database is locked").
@@ -326,8 +330,13 @@ mod tests {
 
     #[test]
     fn migration_statements_split() {
-        let parts: Vec<_> = super::statements(super::MIGRATIONS[0].2).collect();
+        let parts: Vec<_> = super::statements(super::MIGRATIONS[0].2, Dialect::Sqlite).collect();
         assert_eq!(parts.len(), 4);
         assert!(parts[0].starts_with("CREATE TABLE switchboard_meta"));
+        let sql = "-- all\nA;\n-- why\n-- only: sqlite postgres\nB;\n-- only: mysql\nC;\n";
+        let on = |d| super::statements(sql, d).collect::<Vec<_>>();
+        assert_eq!(on(Dialect::Sqlite), ["A", "B"]);
+        assert_eq!(on(Dialect::Postgres), ["A", "B"]);
+        assert_eq!(on(Dialect::MySql), ["A", "C"]);
     }
 }

@@ -99,6 +99,39 @@ async fn users_profiles_and_status() {
     assert_eq!(http.json(Method::POST, "/login", Some(login), None).await.0, 200);
 }
 
+/// An account made Notif's way (an email, a free-form name) cannot pass for another user: its
+/// name is never shown as a username; and usernames are one whatever their case, even when
+/// registrations race.
+#[tokio::test]
+async fn names_cannot_pass_for_usernames() {
+    let server = server().await;
+    let http = server.http();
+    let victim = register(&http, "victim").await;
+    let body = json!({"email": "victim@evil.example", "name": "victim", "password": "password-123"});
+    let (s, b) = http.json(Method::POST, "/auth/register", Some(body), None).await;
+    assert_eq!(s, 201, "{b}");
+    let spoof = U { id: b["id"].as_i64().unwrap(), token: b["token"].as_str().unwrap().to_owned() };
+    assert_eq!(call(&http, Method::GET, "/users/me", None, &spoof).await.1["username"], "");
+    assert_eq!(call(&http, Method::POST, &format!("/friends/request/{}", victim.id), None, &spoof).await.0, 200);
+    let (_, requests) = call(&http, Method::GET, "/friends/requests", None, &victim).await;
+    assert_eq!(requests, json!([{"id": spoof.id, "username": ""}]));
+    let bad = json!({"email": "cr@evil.example", "name": "a\r\nb", "password": "password-123"});
+    assert_eq!(http.json(Method::POST, "/auth/register", Some(bad), None).await.0, 400);
+
+    // Six, within what the password gate lets wait (past it: 503, retried by clients).
+    let attempts = (0..6).map(|i| {
+        let http = http.clone();
+        let name = if i % 2 == 0 { "RaceName" } else { "racename" };
+        async move {
+            let body = json!({"username": name, "password": "password-123"});
+            http.json(Method::POST, "/auth/register", Some(body), None).await.0
+        }
+    });
+    let statuses = futures_util::future::join_all(attempts).await;
+    assert_eq!(statuses.iter().filter(|s| **s == 201).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| [201, 409, 503].contains(s)), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn picture_urls_are_absolute() {
     let server = server().await;

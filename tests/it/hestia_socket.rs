@@ -242,6 +242,9 @@ async fn bad_input_gets_error_and_the_socket_stays() {
         s.expect_error().await;
     }
     assert!(s.ask("getGroupHistory", json!("not an object")).await["error"].is_string());
+    // An event too large to be any chat event is refused as such, not as a queue too full.
+    s.emit("sendDM", json!({"toId": friend.id, "content": "x".repeat(70_000)})).await;
+    assert_eq!(s.expect_error().await, "Event too large: at most 64 KiB");
 
     // Nothing got through: the friend saw nothing, the DM history is empty, and the socket
     // still works.
@@ -269,6 +272,26 @@ async fn a_deleted_users_sockets_close() {
     f.expect_error().await;
     let mut again = ChatSocket::connect_with(server.addr, &json!({"token": gone.token}).to_string(), "").await;
     assert_eq!(again.expect_error().await, AUTH_FAILED);
+}
+
+/// A new password voids the tokens the account's sockets were opened with: they close, on
+/// whichever surface the password changed (here Push-Alt's profile route).
+#[tokio::test]
+async fn a_new_password_closes_the_users_sockets() {
+    let server = spawn_server().await;
+    let http = server.http();
+    let (user, other) = (register(&http, "changes").await, register(&http, "keeps").await);
+    let mut s = ChatSocket::of(server.addr, &user).await;
+    let mut o = ChatSocket::of(server.addr, &other).await;
+    let change = json!({"name": "changes", "email": "changes@example.com", "password": "a new password 1"});
+    let (status, body) =
+        http.json(hyper::Method::PUT, "/api/auth/profile/update", Some(change), Some(&user.token)).await;
+    assert_eq!(status, 200, "{body}");
+    s.ws.expect_closed().await;
+    let mut again = ChatSocket::connect_with(server.addr, &json!({"token": user.token}).to_string(), "").await;
+    assert_eq!(again.expect_error().await, AUTH_FAILED);
+    o.emit("joinGroup", json!({"groupId": 999_999})).await;
+    assert_eq!(o.expect_error().await, "Group not found", "another user's socket stays");
 }
 
 /// The chat socket's rate limit: past the burst, `error {error, retryAfter}`; the refused

@@ -28,6 +28,17 @@ pub async fn exercise(store: &Store) {
         ChatConfig { message_burst: 10_000, encryption_key: Some(Secret("11".repeat(32))), ..ChatConfig::default() };
     let chat = Chat::new(store.clone(), realtime, config, None).unwrap();
     let (a, b, c) = (account(store, "chat_a").await, account(store, "chat_b").await, account(store, "chat_c").await);
+    // Usernames are unique whatever their case in the database itself, which is what decides
+    // between two registrations racing past the service's check.
+    let twin = NewAccount {
+        username: Some("Chat_A".into()),
+        email: None,
+        name: "twin".into(),
+        password_hash: "x".into(),
+        is_admin: false,
+    };
+    let twin = store.insert_account(twin).await;
+    assert!(matches!(twin, Err(switchboard::store::Error::Conflict(_))), "{:?}", twin.map(|a| a.id));
 
     chat.request_friend(a, b).await.unwrap();
     assert!(matches!(chat.request_friend(b, a).await, Err(ChatError::Invalid(_))));
@@ -85,6 +96,20 @@ pub async fn exercise(store: &Store) {
     }
     assert_eq!(chat.group(b, g.id).await.unwrap().message_count, 21);
     assert_eq!(chat.group(c, h.id).await.unwrap().message_count, 10);
+
+    // Two ADMINs removing each other at the same moment: one wins, the group keeps an ADMIN.
+    for round in 0..3 {
+        let name = format!("duel {round}");
+        let r = chat.create_group(b, NewGroup { name: Some(name), ..Default::default() }).await.unwrap();
+        chat.add_member(b, r.id, c, Some(Role::Admin)).await.unwrap();
+        let (by_b, by_c) = tokio::join!(chat.remove_member(b, r.id, c), chat.remove_member(c, r.id, b));
+        assert!(by_b.is_ok() != by_c.is_ok(), "exactly one removal: {by_b:?} {by_c:?}");
+        let (winner, removed, loser) = if by_b.is_ok() { (b, c, by_c) } else { (c, b, by_b) };
+        assert!(matches!(loser, Err(ChatError::NotFound(_))), "the removed one is no member now: {loser:?}");
+        let detail = chat.group(winner, r.id).await.unwrap();
+        assert_eq!(detail.members.iter().map(|m| (m.user_id, m.role)).collect::<Vec<_>>(), [(winner, Role::Admin)]);
+        assert!(matches!(chat.group(removed, r.id).await, Err(ChatError::NotFound(_))));
+    }
 
     chat.socket_connected(a).await.unwrap();
     assert_eq!(chat.user(a).await.unwrap().status, "active");

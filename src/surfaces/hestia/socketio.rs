@@ -37,6 +37,9 @@ const MAX_QUEUED: usize = 256;
 /// Bytes of events one socket may have waiting (a packet may be up to 1 MB, so a count alone
 /// would let one socket hold 256 MB): far above any burst of valid chat events.
 const MAX_QUEUED_BYTES: usize = 256 * 1024;
+/// The largest event worth queueing: a message's 2,048 characters and its ids fit many times
+/// over. A larger one is refused as such (waiting for answers would not help it).
+const MAX_EVENT_BYTES: usize = 64 * 1024;
 /// Rooms one socket may be in: its user's and its groups'. A user in more groups gets the
 /// first ones live (history still works); see docs/migrating-from-hestia.md.
 pub const MAX_ROOMS: usize = 1001;
@@ -114,8 +117,10 @@ fn connected(deps: &Deps, socket: &Socket, auth: &str) {
     tokio::spawn(run(deps.clone(), socket.clone(), token, (rx, queued)));
 }
 
-/// `error {error:"Authentication failed"}`, then the server's disconnect.
+/// `error {error:"Authentication failed"}`, then the server's disconnect (and an audit line).
 fn refuse(socket: &Socket) {
+    let client = socket.handshake().client.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    crate::audit::refused(crate::audit::Refusal::BadToken, client, "chat socket", &"missing, invalid or expired");
     emit_error(socket, AUTH_FAILED);
     socket.disconnect();
 }
@@ -124,6 +129,10 @@ fn refuse(socket: &Socket) {
 fn queue(socket: &Socket, message: Message) {
     let Some(queue) = socket.data::<Queue>() else { return };
     let size = size_of(&message);
+    if size > MAX_EVENT_BYTES {
+        emit_error(socket, "Event too large: at most 64 KiB");
+        return;
+    }
     if !reserve(&queue.1, size) {
         emit_error(socket, "Too many events at once: wait for the answers");
         return;
