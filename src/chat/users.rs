@@ -135,7 +135,8 @@ impl Chat {
     }
 }
 
-/// An https URL of at most [`MAX_PICTURE_URL_BYTES`], with a host and no spaces or control
+/// An https URL of at most [`MAX_PICTURE_URL_BYTES`], with a host, no user info (a
+/// `https://trusted.example@elsewhere/` points elsewhere than it reads) and no spaces or control
 /// characters (never `http:`, `javascript:` or `data:`).
 fn check_picture_url(url: &str) -> Result<(), ChatError> {
     const WHY: &str = "Picture URL must be an https URL of at most 2048 bytes.";
@@ -145,7 +146,8 @@ fn check_picture_url(url: &str) -> Result<(), ChatError> {
     let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if url.len() > MAX_PICTURE_URL_BYTES
         || host.is_empty()
-        || host.starts_with(['@', ':'])
+        || host.contains('@')
+        || host.starts_with(':')
         || url.chars().any(|c| c.is_whitespace() || c.is_control() || c == '\\' || c == '"' || c == '<' || c == '>')
     {
         return Err(ChatError::Invalid(WHY));
@@ -169,6 +171,8 @@ mod tests {
             "https:///path",
             "https://exa mple.com/",
             "https://example.com/\u{0}",
+            "https://user:pw@example.com/a.png",
+            "https://cdn.example.com@evil.example/a.png",
             "/uploads/avatars/x.png",
             long.as_str(),
         ] {
