@@ -57,7 +57,8 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "revocation", include_str!("../../migrations/0004_revocation.sql")),
     (5, "chat", include_str!("../../migrations/0005_chat.sql")),
     (6, "push", include_str!("../../migrations/0006_push.sql")),
-    (7, "indexes", include_str!("../../migrations/0007_indexes.sql")),
+    (7, "chat_indexes", include_str!("../../migrations/0007_chat_indexes.sql")),
+    (8, "usernames", include_str!("../../migrations/0008_usernames.sql")),
 ];
 
 /// Cheap to clone: the pool is reference-counted.
